@@ -1,0 +1,100 @@
+"""The `trial-schedule` command: compute a schedule offline, serve the API, manage the service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+
+import click
+
+from scheduler import ScheduleInputError, compute_schedule, load_protocol, load_site
+from scheduler.model import Discontinuation, DoseRecord, ParticipantFacts, Recovery
+from scheduler.report import render_table
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date", param_hint=option) \
+            from error
+
+
+def _doses(given: tuple[str, ...], skipped: tuple[str, ...]) -> tuple[DoseRecord, ...]:
+    records = []
+    for item in given:
+        cycle, _, day = item.partition("=")
+        if not cycle.isdigit() or not day:
+            raise click.BadParameter(f"{item!r} is not CYCLE=YYYY-MM-DD", param_hint="--dose")
+        records.append(DoseRecord(int(cycle), "given", _date(day, "--dose")))
+    for item in skipped:
+        cycle, _, reason = item.partition("=")
+        if not cycle.isdigit():
+            raise click.BadParameter(f"{item!r} is not CYCLE[=REASON]", param_hint="--skip")
+        records.append(DoseRecord(int(cycle), "skipped", reason=reason or None))
+    return tuple(records)
+
+
+@click.group()
+def main() -> None:
+    """Dosing and visit schedules for trial NCT07064876."""
+
+
+@main.command()
+@click.option("--cryoablation", required=True, help="Cryoablation date, YYYY-MM-DD.")
+@click.option("--recovered", help="Date recovery was confirmed, YYYY-MM-DD.")
+@click.option("--complication", is_flag=True, help="A major complication is open: dosing held.")
+@click.option("--childbearing-potential", is_flag=True, help="Schedule a pregnancy test.")
+@click.option("--dose", "given", multiple=True, help="A dose given, as CYCLE=YYYY-MM-DD.")
+@click.option("--skip", "skipped", multiple=True, help="A dose skipped, as CYCLE[=REASON].")
+@click.option("--discontinued", help="Discontinuation date, YYYY-MM-DD.")
+@click.option("--as-of", "as_of", help="Compute as of this date (for overdue doses).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def schedule(cryoablation: str, recovered: str | None, complication: bool,
+             childbearing_potential: bool, given: tuple[str, ...], skipped: tuple[str, ...],
+             discontinued: str | None, as_of: str | None, as_json: bool) -> None:
+    """Compute and print a participant's schedule; no server or database needed."""
+    if recovered and complication:
+        raise click.UsageError("--recovered and --complication exclude each other")
+    recovery = Recovery("pending")
+    if recovered:
+        recovery = Recovery("recovered", _date(recovered, "--recovered"))
+    elif complication:
+        recovery = Recovery("complication")
+    facts = ParticipantFacts(
+        cryoablation_date=_date(cryoablation, "--cryoablation"),
+        recovery=recovery,
+        childbearing_potential=childbearing_potential,
+        doses=_doses(given, skipped),
+        discontinuation=Discontinuation(_date(discontinued, "--discontinued"))
+        if discontinued else None,
+        as_of=_date(as_of, "--as-of") if as_of else None,
+    )
+    try:
+        result = compute_schedule(load_protocol(), facts, load_site())
+    except ScheduleInputError as error:
+        for item in error.errors:
+            click.echo(f"error: {item.field}: {item.message} (rule {item.rule})", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_table(result), nl=False)
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"),
+              show_default="127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int,
+              show_default="8000")
+def serve(host: str, port: int) -> None:
+    """Serve the API with gunicorn (settings in api/gunicorn_conf.py)."""
+    from api.server import serve as run_server
+
+    run_server(host, port)
+
+
+if __name__ == "__main__":
+    main()

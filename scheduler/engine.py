@@ -1,0 +1,615 @@
+"""The schedule: one pure function of (protocol, participant facts, site calendar).
+
+`compute_schedule` reads no clock and keeps no state: the same inputs give the same schedule,
+value for value. Every number it applies comes from a protocol rule, and every visit carries the
+rule that placed it, the anchor it was counted from, and any move onto a working day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field, replace
+
+from dateutil.relativedelta import relativedelta
+
+from scheduler.calendar import SiteCalendar
+from scheduler.model import (
+    DoseRecord,
+    ParticipantFacts,
+    RuleRef,
+    Schedule,
+    ScheduleWarning,
+    State,
+    Visit,
+    VisitStatus,
+    Window,
+)
+from scheduler.protocol import Protocol, Rule
+from scheduler.validation import infusion_slots, validate_facts
+
+
+def days(count: int) -> dt.timedelta:
+    return dt.timedelta(days=count)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Calendar months, clamped to the month end (rule calendar-months).
+
+    Counting always starts from the anchor, never from the previous result, so a grid from the
+    31st keeps landing on month ends instead of drifting to the 28th.
+
+    >>> add_months(dt.date(2026, 1, 31), 1)
+    datetime.date(2026, 2, 28)
+    >>> add_months(dt.date(2027, 8, 31), 6)
+    datetime.date(2028, 2, 29)
+    """
+    result: dt.date = day + relativedelta(months=months)
+    return result
+
+
+@dataclass
+class _Planner:
+    """Collects visits and warnings while the rules are applied, then sorts them."""
+
+    protocol: Protocol
+    site: SiteCalendar
+    facts: ParticipantFacts
+    provisional: bool
+    visits: list[Visit] = field(default_factory=list)
+    warnings: list[ScheduleWarning] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)
+
+    @property
+    def movable(self) -> frozenset[str]:
+        """Visit kinds the working-day policy may move (rule working-days)."""
+        return self.protocol.movable_kinds
+
+    def ref(self, rule_id: str, anchor: str) -> RuleRef:
+        rule = self.protocol.rule(rule_id)
+        return RuleRef(id=rule.id, source=rule.source, text=rule.text, anchor=anchor)
+
+    def title(self, rule_id: str, **values: object) -> str:
+        template = self.protocol.rule(rule_id).title or rule_id
+        return template.format(criteria=self.protocol.response_criteria, **values)
+
+    def warn(self, code: str, message: str, visit_id: str | None = None) -> None:
+        self.warnings.append(ScheduleWarning(code, message, visit_id))
+
+    def planned_status(self) -> VisitStatus:
+        return "provisional" if self.provisional else "planned"
+
+    def place(self, visit: Visit, fact: bool = False) -> Visit | None:
+        """Settle a visit and keep it; None when it was cut at study completion.
+
+        A `fact` (a cryoablation or recovery that happened) is kept as it is.
+        """
+        settled = visit if fact else self.settle(visit)
+        if settled is not None:
+            self.visits.append(settled)
+        return settled
+
+    def settle(self, visit: Visit) -> Visit | None:
+        """Apply study completion and the working-day policy to a dated, open visit.
+
+        Returns None when the visit falls after study completion (rule study-period): it is
+        cut, and the schedule's warning lists it.
+        """
+        if visit.date is None or visit.window is None:
+            return visit
+        completion = self.protocol.study_completion
+        if visit.date > completion:
+            self.cut.append(f"{visit.id} (due {visit.date.isoformat()})")
+            return None
+        if visit.window.latest > completion:
+            visit = replace(visit, window=Window(visit.window.earliest, completion))
+        return self._to_working_day(visit)
+
+    def _to_working_day(self, visit: Visit) -> Visit:
+        if visit.kind not in self.movable or visit.date is None or visit.window is None:
+            return visit
+        shift = self.site.nearest_working_day(visit.date, visit.window.earliest,
+                                              visit.window.latest)
+        if shift.stranded:
+            self.warn("no-working-day-in-window",
+                      f"{visit.id} falls on {self.site.why_closed(visit.date)} and its window "
+                      f"{visit.window.earliest.isoformat()} to {visit.window.latest.isoformat()} "
+                      "holds no working day: an investigator must decide (rule working-days)",
+                      visit.id)
+            return visit
+        if shift.shifted_from is None:
+            return visit
+        rule = replace(visit.rule, shifted_from=shift.shifted_from, shift_reason=shift.reason)
+        return replace(visit, date=shift.date, rule=rule)
+
+    def finish(self, state: State, first_dose_date: dt.date | None) -> Schedule:
+        self._mark_years_without_notice()
+        if self.cut:
+            self.warn("cut-at-study-completion",
+                      "Not scheduled because it falls after study completion on "
+                      f"{self.protocol.study_completion.isoformat()}: " + ", ".join(self.cut))
+        ordered = sorted(self.visits, key=lambda v: (v.date is None, v.date or dt.date.min, v.id))
+        return Schedule(self.protocol.id, self.protocol.version, state, first_dose_date,
+                        tuple(ordered), tuple(self.warnings))
+
+    def _mark_years_without_notice(self) -> None:
+        """Planned clinic dates in a year with no official holiday notice are provisional."""
+        movable = self.movable
+        affected: dict[int, list[str]] = {}
+        for index, visit in enumerate(self.visits):
+            if visit.status not in ("planned", "provisional") or visit.date is None \
+                    or visit.kind not in movable or self.site.has_official_notice(visit.date.year):
+                continue
+            affected.setdefault(visit.date.year, []).append(visit.id)
+            if visit.status == "planned":
+                self.visits[index] = replace(visit, status="provisional")
+        for year, ids in sorted(affected.items()):
+            self.warn("holiday-data-provisional",
+                      f"The holiday data has no official notice for {year} (make-up working days "
+                      f"are unknown), so these dates are provisional: {', '.join(ids)}")
+
+
+def compute_schedule(protocol: Protocol, facts: ParticipantFacts, site: SiteCalendar) -> Schedule:
+    """The participant's complete schedule under `protocol` at `site`.
+
+    Raises `ScheduleInputError` for impossible facts; nothing else escapes.
+    """
+    validate_facts(protocol, facts)
+    # Dates rest on a projected recovery only while recovery is pending and treatment goes on.
+    provisional = facts.recovery.status == "pending" and facts.discontinuation is None
+    planner = _Planner(protocol, site, facts, provisional=provisional)
+    _cryoablation(planner)
+    _recovery(planner)
+    infusions = _infusions(planner, _first_dose_target(planner))
+    first = _first_dose(infusions)
+    if first is not None and first.date is not None:
+        _first_dose_lookbacks(planner, first)
+        _predose_labs(planner, infusions)
+        _response_imaging(planner, first, _treatment_end(protocol, infusions))
+        _lookback_conflicts(planner, first)
+    _pregnancy_before_cryoablation(planner)
+    _after_treatment(planner, infusions)
+    _os_landmark(planner, first)
+    return planner.finish(_state(planner, infusions), first.date if first else None)
+
+
+def _first_dose(infusions: list[Visit]) -> Visit | None:
+    """The first infusion given or still to be given (a skipped cycle 1 is no first dose)."""
+    for visit in infusions:
+        if visit.date is not None and visit.status in ("done", "planned", "provisional"):
+            return visit
+    return None
+
+
+def _state(planner: _Planner, infusions: list[Visit]) -> State:
+    facts = planner.facts
+    if facts.discontinuation is not None:
+        return "discontinued"
+    if facts.recovery.status == "complication":
+        return "on_hold"
+    if facts.recovery.status == "pending":
+        return "provisional"
+    if all(visit.status in ("done", "skipped") for visit in infusions):
+        return "completed"
+    return "scheduled"
+
+
+def _fixed(day: dt.date) -> Window:
+    return Window(day, day)
+
+
+def _cryoablation(planner: _Planner) -> None:
+    day = planner.facts.cryoablation_date
+    planner.place(Visit("CRYO", "cryoablation", planner.title("cryoablation"), None, day,
+                        _fixed(day), "done",
+                        planner.ref("cryoablation", f"cryoablation {day.isoformat()}")), fact=True)
+
+
+def _recovery(planner: _Planner) -> None:
+    facts = planner.facts
+    recovery = facts.recovery
+    title = planner.title("recovery-gate")
+    if recovery.status == "recovered" and recovery.date is not None:
+        planner.place(Visit("RECOVERY", "recovery_check", title, None, recovery.date,
+                            _fixed(recovery.date), "done",
+                            planner.ref("recovery-gate",
+                                        f"recovery confirmed {recovery.date.isoformat()}")),
+                      fact=True)
+    elif recovery.status == "pending":
+        projected = _projected_recovery(planner)
+        if planner.provisional:
+            planner.warn("recovery-pending",
+                         "Recovery is not yet confirmed: every date after the cryoablation is "
+                         f"projected from a recovery on {projected.isoformat()} and is "
+                         "provisional (rule pending-recovery-projection)", "RECOVERY")
+        planner.place(Visit("RECOVERY", "recovery_check", title, None, projected,
+                            Window(facts.cryoablation_date, projected), "provisional",
+                            planner.ref("pending-recovery-projection",
+                                        f"cryoablation {facts.cryoablation_date.isoformat()} + "
+                                        f"{(projected - facts.cryoablation_date).days} days")))
+    else:
+        observed = f" observed {recovery.date.isoformat()}" if recovery.date else ""
+        planner.place(Visit("RECOVERY", "recovery_check", title + " (on hold)", None,
+                            recovery.date, None, "held",
+                            planner.ref("complication-hold", f"complication{observed}")))
+        planner.warn("dosing-on-hold",
+                     "A major post-procedural complication is open: serplulimab is held and no "
+                     "infusion is dated until recovery is confirmed (rule complication-hold)",
+                     "RECOVERY")
+
+
+def _projected_recovery(planner: _Planner) -> dt.date:
+    rule = planner.protocol.rule("pending-recovery-projection")
+    return planner.facts.cryoablation_date + days(
+        rule.number("assumed_recovery_days_after_cryoablation"))
+
+
+@dataclass(frozen=True)
+class FirstDoseTarget:
+    """The earliest first dose and the rule that binds it."""
+
+    date: dt.date
+    ref: RuleRef
+
+
+def _first_dose_target(planner: _Planner) -> FirstDoseTarget | None:
+    """max(recovery confirmation, cryoablation + minimum interval) (rules first-dose and
+    first-dose-minimum-interval); while pending, from the projected recovery."""
+    facts = planner.facts
+    recovery = facts.recovery
+    cryo = facts.cryoablation_date
+    interval = planner.protocol.rule("first-dose-minimum-interval")
+    minimum = cryo + days(interval.number("days_after_cryoablation"))
+    if recovery.status == "complication":
+        return None
+    if recovery.status == "pending":
+        gate = _projected_recovery(planner)
+        gate_ref = planner.ref("pending-recovery-projection",
+                               f"recovery pending, projected {gate.isoformat()}")
+    else:
+        assert recovery.date is not None  # validated: a recovered status carries its date
+        gate = recovery.date
+        gate_ref = planner.ref("first-dose", f"recovery confirmed {gate.isoformat()}")
+    if gate >= minimum:
+        return FirstDoseTarget(gate, gate_ref)
+    return FirstDoseTarget(minimum, planner.ref(
+        "first-dose-minimum-interval",
+        f"cryoablation {cryo.isoformat()} + {interval.number('days_after_cryoablation')} days"))
+
+
+def _infusions(planner: _Planner, first: FirstDoseTarget | None) -> list[Visit]:
+    """Chain the cycles: each is due one cycle length after the previous one's actual date, or
+    its planned date while not yet given (rule cycle-chaining). Cycles falling after study
+    completion are cut, and so is every cycle after them."""
+    records = {dose.cycle: dose for dose in planner.facts.doses}
+    slots = infusion_slots(planner.protocol, planner.facts.doses)
+    infusions: list[Visit] = []
+    chain_from: dt.date | None = None
+    for cycle in range(1, slots + 1):
+        visit = _infusion(planner, cycle, records.get(cycle), first, chain_from)
+        if visit is None:
+            planner.cut += [f"C{later}D1" for later in range(cycle + 1, slots + 1)]
+            break
+        planner.visits.append(visit)
+        infusions.append(visit)
+        chain_from = visit.date
+    return infusions
+
+
+def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
+              first: FirstDoseTarget | None, chain_from: dt.date | None) -> Visit | None:
+    drug = planner.protocol.rule("serplulimab")
+    visit_id = f"C{cycle}D1"
+    title = planner.title("serplulimab", dose=drug.word("dose"), cycle=cycle)
+    stop = planner.facts.discontinuation
+    if record is None and stop is not None:
+        return Visit(visit_id, "infusion", title, cycle, None, None, "cancelled",
+                     planner.ref("discontinuation", f"discontinued {stop.date.isoformat()}"))
+    if first is None or (cycle > 1 and chain_from is None):
+        return Visit(visit_id, "infusion", title + " (held)", cycle, None, None, "held",
+                     planner.ref("complication-hold", "recovery not confirmed"))
+    target, window, ref = _cycle_target(planner, cycle, first, chain_from)
+    due = Visit(visit_id, "infusion", title, cycle, target, window, planner.planned_status(), ref)
+    if record is not None and record.status == "given":
+        return _given_infusion(planner, due, record)
+    planned = planner.settle(due)
+    if planned is None or record is None:
+        if planned is not None:
+            _warn_overdue(planner, visit_id, target)
+        return planned
+    if record.status == "skipped":
+        reason = record.reason or "no reason given"
+        skipped_ref = planner.ref("skipped-dose", f"{ref.anchor}; skipped: {reason}")
+        return replace(planned, status="skipped",
+                       rule=replace(planned.rule, id=skipped_ref.id, source=skipped_ref.source,
+                                    text=skipped_ref.text, anchor=skipped_ref.anchor))
+    return planned
+
+
+def _cycle_target(planner: _Planner, cycle: int, first: FirstDoseTarget,
+                  chain_from: dt.date | None) -> tuple[dt.date, Window, RuleRef]:
+    window_rule = planner.protocol.rule("dose-window")
+    after = days(window_rule.number("days_after"))
+    if cycle == 1 or chain_from is None:
+        # The window cannot open before the earliest first dose (rules first-dose, dose-window).
+        return first.date, Window(first.date, first.date + after), first.ref
+    length = planner.protocol.rule("serplulimab").number("cycle_length_days")
+    ref = planner.ref("cycle-chaining",
+                      f"cycle {cycle - 1} {_chain_anchor(planner, cycle - 1, chain_from)} "
+                      f"+ {length} days")
+    target = chain_from + days(length)
+    return target, Window(target - days(window_rule.number("days_before")), target + after), ref
+
+
+def _chain_anchor(planner: _Planner, cycle: int, chain_from: dt.date | None) -> str:
+    when = chain_from.isoformat() if chain_from else "unknown"
+    for dose in planner.facts.doses:
+        if dose.cycle == cycle:
+            return f"given {when}" if dose.status == "given" else f"skipped, due {when}"
+    return f"planned {when}"
+
+
+def _given_infusion(planner: _Planner, planned: Visit, record: DoseRecord) -> Visit:
+    """A recorded dose is a fact: kept as given, and warned about when outside its window."""
+    assert record.date is not None and planned.window is not None and planned.date is not None
+    window = planned.window
+    if not window.earliest <= record.date <= window.latest:
+        planner.warn("dose-out-of-window",
+                     f"{planned.id} was given on {record.date.isoformat()}, outside its window "
+                     f"{window.earliest.isoformat()} to {window.latest.isoformat()} "
+                     "(rule dose-window); recorded as given", planned.id)
+    _warn_hold_limit(planner, planned.id, planned.date, record.date)
+    return replace(planned, date=record.date, status="done")
+
+
+def _hold_limit(planner: _Planner) -> dt.timedelta:
+    return dt.timedelta(weeks=planner.protocol.rule("hold-limit").number("weeks"))
+
+
+def _warn_hold_limit(planner: _Planner, visit_id: str, due: dt.date, given: dt.date) -> None:
+    if given - due > _hold_limit(planner):
+        planner.warn("hold-limit-exceeded",
+                     f"{visit_id} was due {due.isoformat()} and given {given.isoformat()}, more "
+                     "than the hold limit later: the protocol requires permanent "
+                     "discontinuation (rule hold-limit)", visit_id)
+
+
+def _warn_overdue(planner: _Planner, visit_id: str, due: dt.date) -> None:
+    as_of = planner.facts.as_of
+    if as_of is not None and as_of - due > _hold_limit(planner):
+        planner.warn("hold-limit-exceeded",
+                     f"{visit_id} was due {due.isoformat()} and is not recorded by "
+                     f"{as_of.isoformat()}, beyond the hold limit: the protocol requires "
+                     "permanent discontinuation (rule hold-limit)", visit_id)
+
+
+def _status_like(dose: Visit) -> VisitStatus:
+    """A pre-dose assessment takes the status of the dose it qualifies; a skipped dose needs
+    none, so its assessment is cancelled."""
+    return "cancelled" if dose.status == "skipped" else dose.status
+
+
+def _lookback_visit(planner: _Planner, visit_id: str, kind: str, rule: Rule, anchor_name: str,
+                    anchor: dt.date, before: int, status: VisitStatus) -> None:
+    """A look-back window [anchor - before, anchor]; its date is the last day that qualifies."""
+    planner.place(Visit(visit_id, kind, planner.title(rule.id), None, anchor,
+                        Window(anchor - days(before), anchor), status,
+                        planner.ref(rule.id, f"{anchor_name} {anchor.isoformat()} - {before} "
+                                             f"days to {anchor_name}")))
+
+
+def _first_dose_lookbacks(planner: _Planner, first: Visit) -> None:
+    """Screening labs (14 d), pregnancy test (14 d) and baseline imaging (28 d) before the first
+    dose (rules screening-labs, pregnancy-test, baseline-imaging)."""
+    assert first.date is not None
+    protocol = planner.protocol
+    status = _status_like(first)
+    labs = protocol.rule("screening-labs")
+    _lookback_visit(planner, "SCREEN-LABS", "screening_labs", labs, first.id, first.date,
+                    labs.number("days_before_first_dose"), status)
+    imaging = protocol.rule("baseline-imaging")
+    _lookback_visit(planner, "BASELINE-IMAGING", "baseline_imaging", imaging, first.id,
+                    first.date, imaging.number("days_before_first_dose"), status)
+    pregnancy = protocol.rule("pregnancy-test")
+    if planner.facts.childbearing_potential and pregnancy.word("anchor") == "first_dose":
+        _lookback_visit(planner, "PREGNANCY", "pregnancy_test", pregnancy, first.id, first.date,
+                        pregnancy.number("days_before"), status)
+
+
+def _pregnancy_before_cryoablation(planner: _Planner) -> None:
+    """When the protocol counts the pregnancy test back from cryoablation instead."""
+    pregnancy = planner.protocol.rule("pregnancy-test")
+    if not planner.facts.childbearing_potential or pregnancy.word("anchor") != "cryoablation":
+        return
+    _lookback_visit(planner, "PREGNANCY", "pregnancy_test", pregnancy, "cryoablation",
+                    planner.facts.cryoablation_date, pregnancy.number("days_before"), "done")
+
+
+def _predose_labs(planner: _Planner, infusions: list[Visit]) -> None:
+    rule = planner.protocol.rule("predose-labs")
+    before = rule.number("days_before_dose")
+    for dose in infusions[rule.number("from_cycle") - 1:]:
+        visit_id = f"C{dose.cycle}-LABS"
+        title = planner.title(rule.id, cycle=dose.cycle)
+        status = _status_like(dose)
+        if dose.date is None or status == "cancelled":
+            planner.visits.append(Visit(visit_id, "predose_labs", title, dose.cycle, None, None,
+                                        status, planner.ref(rule.id, f"{dose.id} {dose.status}")))
+            continue
+        planner.place(Visit(visit_id, "predose_labs", title, dose.cycle, dose.date,
+                            Window(dose.date - days(before), dose.date), status,
+                            planner.ref(rule.id, f"{dose.id} {dose.date.isoformat()} - {before} "
+                                                 f"days to {dose.id}")))
+
+
+def _treatment_end(protocol: Protocol, infusions: list[Visit]) -> dt.date:
+    """The end of the last cycle given or planned: its date plus one cycle length."""
+    last = max(visit.date for visit in infusions if visit.date is not None)
+    return last + days(protocol.rule("serplulimab").number("cycle_length_days"))
+
+
+def _response_imaging(planner: _Planner, first: Visit, treatment_end: dt.date) -> None:
+    """A fixed grid from C1D1, never moved by dose delays (rule response-imaging): every few
+    weeks while on treatment, then every few months to a month limit, then less often."""
+    assert first.date is not None
+    c1d1 = first.date
+    rule = planner.protocol.rule("response-imaging")
+    completion = planner.protocol.study_completion
+    grid: list[tuple[dt.date, int, str]] = []
+    weeks = rule.number("on_treatment_every_weeks")
+    step = 1
+    while (scan := c1d1 + dt.timedelta(weeks=weeks * step)) <= treatment_end:
+        grid.append((scan, rule.number("on_treatment_window_days"), f"+ {weeks} weeks x {step}"))
+        step += 1
+    for months, window, month in _imaging_months(rule):
+        scan = add_months(c1d1, month)
+        if scan > completion:
+            break
+        if scan > treatment_end:
+            grid.append((scan, window, f"+ {month} months ({months}-monthly)"))
+    for number, (scan, window, how) in enumerate(grid, start=1):
+        planner.place(Visit(f"IMG-{number}", "response_imaging",
+                            planner.title(rule.id, number=number), None, scan,
+                            Window(scan - days(window), scan + days(window)),
+                            planner.planned_status(),
+                            planner.ref(rule.id, f"{first.id} {c1d1.isoformat()} {how}")))
+
+
+def _imaging_months(rule: Rule) -> list[tuple[int, int, int]]:
+    """(interval in months, window in days, month from C1D1) for the grid after treatment,
+    up to ten years out; study completion stops it long before."""
+    follow_every = rule.number("follow_up_every_months")
+    follow_until = rule.number("follow_up_until_month")
+    long_every = rule.number("long_term_every_months")
+    points = [(follow_every, rule.number("follow_up_window_days"), month)
+              for month in range(follow_every, follow_until + 1, follow_every)]
+    points += [(long_every, rule.number("long_term_window_days"), month)
+               for month in range(follow_until + long_every, 121, long_every)]
+    return points
+
+
+def _last_dose(infusions: list[Visit]) -> Visit | None:
+    """The last dose given, or the last one planned while treatment goes on."""
+    dosed = [v for v in infusions if v.date and v.status in ("done", "planned", "provisional")]
+    return dosed[-1] if dosed else None
+
+
+def _after_treatment(planner: _Planner, infusions: list[Visit]) -> None:
+    """End of treatment, safety and survival follow-up and the contraception end, counted from
+    the last dose (rules end-of-treatment, safety-follow-up, survival-follow-up, contraception),
+    or from the discontinuation date when no dose was ever given (rule discontinuation)."""
+    last = _last_dose(infusions)
+    stop = planner.facts.discontinuation
+    if last is not None and last.date is not None:
+        anchor_day = last.date
+        state = "given" if last.status == "done" else "planned"
+        anchor = f"last dose {anchor_day.isoformat()} ({last.id}, {state})"
+    elif stop is not None:
+        anchor_day = stop.date
+        anchor = f"discontinued {stop.date.isoformat()} before any dose"
+    else:
+        return
+    eot = planner.protocol.rule("end-of-treatment")
+    _follow_up_visit(planner, "EOT", "end_of_treatment", eot, anchor_day, anchor)
+    safety = planner.protocol.rule("safety-follow-up")
+    _follow_up_visit(planner, "SAFETY-FU", "safety_follow_up", safety, anchor_day, anchor)
+    _survival_follow_up(planner, anchor_day + days(safety.number("days_after_last_dose")))
+    if last is not None and last.date is not None:
+        _contraception_end(planner, last.date, anchor)
+
+
+def _follow_up_visit(planner: _Planner, visit_id: str, kind: str, rule: Rule,
+                     anchor_day: dt.date, anchor: str) -> None:
+    offset = rule.number("days_after_last_dose")
+    window = days(rule.number("window_days"))
+    target = anchor_day + days(offset)
+    planner.place(Visit(visit_id, kind, planner.title(rule.id), None, target,
+                        Window(target - window, target + window), planner.planned_status(),
+                        planner.ref(rule.id, f"{anchor} + {offset} days")))
+
+
+def _survival_follow_up(planner: _Planner, safety_day: dt.date) -> None:
+    """Every few weeks after the safety follow-up's due date, until study completion."""
+    rule = planner.protocol.rule("survival-follow-up")
+    every = rule.number("every_weeks")
+    window = days(rule.number("window_days"))
+    number = 1
+    while (target := safety_day + dt.timedelta(weeks=every * number)) \
+            <= planner.protocol.study_completion:
+        planner.place(Visit(f"SURV-{number}", "survival_follow_up",
+                            planner.title(rule.id, number=number), None, target,
+                            Window(target - window, target + window), planner.planned_status(),
+                            planner.ref(rule.id, f"safety follow-up due {safety_day.isoformat()} "
+                                                 f"+ {every} weeks x {number}")))
+        number += 1
+
+
+def _contraception_end(planner: _Planner, last_dose: dt.date, anchor: str) -> None:
+    rule = planner.protocol.rule("contraception")
+    months = rule.number("months_after_last_dose")
+    end = add_months(last_dose, months)
+    planner.place(Visit("CONTRACEPTION-END", "contraception_end", planner.title(rule.id), None,
+                        end, _fixed(end), planner.planned_status(),
+                        planner.ref(rule.id, f"{anchor} + {months} months")))
+
+
+def _os_landmark(planner: _Planner, first: Visit | None) -> None:
+    """12 calendar months after time zero, cryoablation unless the protocol says first dose."""
+    rule = planner.protocol.rule("os-landmark")
+    status = planner.planned_status()
+    if rule.word("time_zero") == "cryoablation":
+        # Counted from a date that has happened, so not provisional on a pending recovery.
+        zero, name, status = planner.facts.cryoablation_date, "cryoablation", "planned"
+    elif first is not None and first.date is not None:
+        zero, name = first.date, first.id
+    else:
+        return
+    months = rule.number("months")
+    target = add_months(zero, months)
+    window = days(rule.number("window_days"))
+    planner.place(Visit("OS-1Y", "os_landmark", planner.title(rule.id), None, target,
+                        Window(target - window, target + window), status,
+                        planner.ref(rule.id, f"{name} {zero.isoformat()} + {months} months")))
+
+
+def earliest_first_dose_after(rule: Rule, event: dt.date, half_life_days: float | None) -> dt.date:
+    """The earliest permissible first dose after a past event, for one look-back rule.
+
+    The other-trial rule takes whichever is longer of its months and its half-lives
+    ("3 months or 5 half-lives (whichever is longer)").
+
+    >>> from scheduler.protocol import load_protocol
+    >>> rule = load_protocol().rule("lookback-other-trial")
+    >>> earliest_first_dose_after(rule, dt.date(2026, 1, 10), 30.0)
+    datetime.date(2026, 6, 9)
+    """
+    earliest = add_months(event, rule.number("months_after_event")) + days(
+        rule.number("days_after_event"))
+    if "half_lives" in rule.params and half_life_days is not None:
+        by_half_life = event + days(math.ceil(rule.number("half_lives") * half_life_days))
+        earliest = max(earliest, by_half_life)
+    return earliest
+
+
+def _lookback_conflicts(planner: _Planner, first: Visit) -> None:
+    """A first dose before a look-back allows is reported, never moved or hidden."""
+    assert first.date is not None
+    c1d1 = first.date
+    lookbacks = planner.facts.lookbacks
+    for rule in planner.protocol.lookbacks:
+        event = getattr(lookbacks, rule.word("field"))
+        if event is None:
+            continue
+        if rule.flag("forbidden_during_study") and event >= c1d1:
+            planner.warn("lookback-conflict",
+                         f"{rule.word('field')} on {event.isoformat()} falls during the study "
+                         f"({first.id} {c1d1.isoformat()}), which rule {rule.id} forbids: "
+                         f"\"{rule.text}\"", first.id)
+            continue
+        earliest = earliest_first_dose_after(rule, event, lookbacks.other_trial_half_life_days)
+        if c1d1 < earliest:
+            planner.warn("lookback-conflict",
+                         f"{first.id} {c1d1.isoformat()} is before {earliest.isoformat()}, "
+                         "the earliest "
+                         f"first dose after {rule.word('field')} on {event.isoformat()} "
+                         f"(rule {rule.id}: \"{rule.text}\")", first.id)

@@ -1,0 +1,162 @@
+"""Plain values: the participant's facts going in, the explained schedule coming out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RecoveryStatus = Literal["pending", "recovered", "complication"]
+DoseStatus = Literal["given", "skipped"]
+State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed"]
+VisitStatus = Literal["planned", "provisional", "done", "skipped", "held", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Recovery after cryoablation: the gate before the first dose (protocol rule recovery-gate)."""
+
+    status: RecoveryStatus
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class DoseRecord:
+    """What happened to one cycle: given on a date, or skipped for a reason."""
+
+    cycle: int
+    status: DoseStatus
+    date: dt.date | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Discontinuation:
+    """Permanent end of study treatment."""
+
+    date: dt.date
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Lookbacks:
+    """Dates of past events that exclusion criteria bound in time (see the lookback-* rules)."""
+
+    live_vaccine: dt.date | None = None
+    major_surgery: dt.date | None = None
+    systemic_antimicrobials_end: dt.date | None = None
+    radical_radiotherapy: dt.date | None = None
+    myocardial_infarction: dt.date | None = None
+    other_trial_last_dose: dt.date | None = None
+    other_trial_half_life_days: float | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantFacts:
+    """Everything known about one participant that the schedule depends on.
+
+    `as_of` is the date the schedule is computed for (the site's today, passed in, never read
+    from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit.
+    """
+
+    cryoablation_date: dt.date
+    recovery: Recovery = Recovery("pending")
+    childbearing_potential: bool = False
+    doses: tuple[DoseRecord, ...] = ()
+    discontinuation: Discontinuation | None = None
+    lookbacks: Lookbacks = Lookbacks()
+    as_of: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    earliest: dt.date
+    latest: dt.date
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """Why a visit falls where it does: the rule, its provenance, its anchor, and any shift."""
+
+    id: str
+    source: str
+    text: str
+    anchor: str
+    shifted_from: dt.date | None = None
+    shift_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Visit:
+    id: str
+    kind: str
+    title: str
+    cycle: int | None
+    date: dt.date | None
+    window: Window | None
+    status: VisitStatus
+    rule: RuleRef
+
+
+@dataclass(frozen=True)
+class ScheduleWarning:
+    code: str
+    message: str
+    visit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    protocol_id: str
+    protocol_version: str
+    state: State
+    first_dose_date: dt.date | None
+    visits: tuple[Visit, ...]
+    warnings: tuple[ScheduleWarning, ...] = field(default=())
+
+    def visit(self, visit_id: str) -> Visit:
+        """The visit with this id; KeyError when the schedule has none."""
+        for visit in self.visits:
+            if visit.id == visit_id:
+                return visit
+        raise KeyError(visit_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire shape of api-contract.md, with ISO dates."""
+        return {
+            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
+            "state": self.state,
+            "first_dose_date": _iso(self.first_dose_date),
+            "visits": [_visit_dict(visit) for visit in self.visits],
+            "warnings": [
+                {"code": w.code, "message": w.message, "visit_id": w.visit_id}
+                for w in self.warnings
+            ],
+        }
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _visit_dict(visit: Visit) -> dict[str, Any]:
+    window = None
+    if visit.window is not None:
+        window = {"earliest": _iso(visit.window.earliest), "latest": _iso(visit.window.latest)}
+    return {
+        "id": visit.id,
+        "kind": visit.kind,
+        "title": visit.title,
+        "cycle": visit.cycle,
+        "date": _iso(visit.date),
+        "window": window,
+        "status": visit.status,
+        "rule": {
+            "id": visit.rule.id,
+            "source": visit.rule.source,
+            "text": visit.rule.text,
+            "anchor": visit.rule.anchor,
+            "shifted_from": _iso(visit.rule.shifted_from),
+            "shift_reason": visit.rule.shift_reason,
+        },
+    }

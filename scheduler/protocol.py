@@ -1,0 +1,251 @@
+"""The protocol definition, loaded from data and validated on load.
+
+Every timing number the engine applies comes from a rule in a protocol file
+(`scheduler/protocols/<id>.json`); each rule carries its provenance (`record`, `label`,
+`typical`, `assumed`) and the sentence it comes from, so a site can see which dates rest on
+the registry record and which on a default it may override.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scheduler.errors import ProtocolError
+
+SOURCES = ("record", "label", "typical", "assumed")
+VISIT_KINDS = (
+    "cryoablation", "recovery_check", "screening_labs", "pregnancy_test", "baseline_imaging",
+    "infusion", "predose_labs", "response_imaging", "end_of_treatment", "safety_follow_up",
+    "survival_follow_up", "os_landmark", "contraception_end",
+)
+LOOKBACK_FIELDS = (
+    "live_vaccine", "major_surgery", "systemic_antimicrobials_end", "radical_radiotherapy",
+    "myocardial_infarction", "other_trial_last_dose",
+)
+
+Check = Callable[[Any], bool]
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3650
+
+
+def _positive(value: Any) -> bool:
+    return _count(value) and value > 0
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _iso_date(value: Any) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda value: value in choices
+
+
+def _kinds(value: Any) -> bool:
+    return isinstance(value, list) and all(kind in VISIT_KINDS for kind in value)
+
+
+_LOOKBACK = {
+    "field": _one_of(*LOOKBACK_FIELDS),
+    "days_after_event": _count,
+    "months_after_event": _count,
+    "forbidden_during_study": _flag,
+}
+
+# The parameters each rule must carry, and what each must be. A rule that is missing, unknown
+# or malformed stops the load with a message naming the rule and the field.
+RULE_PARAMS: Mapping[str, Mapping[str, Check]] = {
+    "study-period": {"start": _iso_date, "completion": _iso_date},
+    "cryoablation": {},
+    "recovery-gate": {},
+    "first-dose": {},
+    "first-dose-minimum-interval": {"days_after_cryoablation": _count},
+    "pending-recovery-projection": {"assumed_recovery_days_after_cryoablation": _count},
+    "complication-hold": {},
+    "serplulimab": {"dose": _text, "cycle_length_days": _positive, "max_cycles": _positive},
+    "cycle-chaining": {},
+    "skipped-dose": {"counts_toward_max_cycles": _flag},
+    "dose-window": {"days_before": _count, "days_after": _count},
+    "dose-modification": {},
+    "discontinuation": {},
+    "hold-limit": {"weeks": _positive},
+    "screening-labs": {"days_before_first_dose": _count},
+    "pregnancy-test": {"days_before": _count, "anchor": _one_of("first_dose", "cryoablation")},
+    "baseline-imaging": {"days_before_first_dose": _count},
+    "predose-labs": {"days_before_dose": _count, "from_cycle": _positive},
+    "response-imaging": {
+        "on_treatment_every_weeks": _positive,
+        "on_treatment_window_days": _count,
+        "follow_up_every_months": _positive,
+        "follow_up_window_days": _count,
+        "follow_up_until_month": _positive,
+        "long_term_every_months": _positive,
+        "long_term_window_days": _count,
+    },
+    "end-of-treatment": {"days_after_last_dose": _count, "window_days": _count},
+    "safety-follow-up": {"days_after_last_dose": _count, "window_days": _count},
+    "survival-follow-up": {"every_weeks": _positive, "window_days": _count},
+    "os-landmark": {
+        "months": _positive, "window_days": _count,
+        "time_zero": _one_of("cryoablation", "first_dose"),
+    },
+    "contraception": {"months_after_last_dose": _count},
+    "calendar-months": {},
+    "working-days": {"movable_kinds": _kinds},
+    "lookback-live-vaccine": _LOOKBACK,
+    "lookback-major-surgery": _LOOKBACK,
+    "lookback-systemic-antimicrobials": _LOOKBACK,
+    "lookback-radical-radiotherapy": _LOOKBACK,
+    "lookback-myocardial-infarction": _LOOKBACK,
+    "lookback-other-trial": {**_LOOKBACK, "half_lives": _positive},
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One timing rule: its id, provenance, the sentence it comes from, and its parameters."""
+
+    id: str
+    source: str
+    text: str
+    params: Mapping[str, Any]
+    title: str | None = None
+
+    def number(self, name: str) -> int:
+        value: int = self.params[name]
+        return value
+
+    def flag(self, name: str) -> bool:
+        return bool(self.params[name])
+
+    def word(self, name: str) -> str:
+        return str(self.params[name])
+
+    def date(self, name: str) -> dt.date:
+        return dt.date.fromisoformat(self.params[name])
+
+    def words(self, name: str) -> tuple[str, ...]:
+        return tuple(self.params[name])
+
+
+@dataclass(frozen=True, eq=False)
+class Protocol:
+    """A validated protocol definition; rules are looked up by id."""
+
+    id: str
+    version: str
+    title: str
+    response_criteria: str
+    rules: Mapping[str, Rule]
+
+    def rule(self, rule_id: str) -> Rule:
+        return self.rules[rule_id]
+
+    @property
+    def study_start(self) -> dt.date:
+        return self.rule("study-period").date("start")
+
+    @property
+    def study_completion(self) -> dt.date:
+        return self.rule("study-period").date("completion")
+
+    @cached_property
+    def movable_kinds(self) -> frozenset[str]:
+        return frozenset(self.rule("working-days").words("movable_kinds"))
+
+    @cached_property
+    def lookbacks(self) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules.values() if rule.id.startswith("lookback-"))
+
+
+def load_protocol(path: str | Path | None = None) -> Protocol:
+    """Load and validate a protocol file; the packaged NCT07064876 definition by default."""
+    if path is None:
+        text = resources.files("scheduler").joinpath("protocols/NCT07064876.json").read_text()
+        where = "NCT07064876.json"
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        where = str(path)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ProtocolError(f"{where}: not valid JSON: {error}") from error
+    return parse_protocol(document, where)
+
+
+def parse_protocol(document: Any, where: str = "protocol") -> Protocol:
+    """Validate a decoded protocol document, failing loudly on the first malformed rule."""
+    if not isinstance(document, dict):
+        raise ProtocolError(f"{where}: the document must be an object")
+    for key in ("id", "version", "title", "response_criteria"):
+        if not _text(document.get(key)):
+            raise ProtocolError(f"{where}: field '{key}' must be a non-empty string")
+    raw_rules = document.get("rules")
+    if not isinstance(raw_rules, list):
+        raise ProtocolError(f"{where}: field 'rules' must be a list")
+    rules: dict[str, Rule] = {}
+    for index, raw in enumerate(raw_rules):
+        rule = _parse_rule(raw, f"{where}: rules[{index}]")
+        if rule.id in rules:
+            raise ProtocolError(f"{where}: rule '{rule.id}' is defined twice")
+        rules[rule.id] = rule
+    missing = sorted(set(RULE_PARAMS) - set(rules))
+    if missing:
+        raise ProtocolError(f"{where}: missing rules: {', '.join(missing)}")
+    protocol = Protocol(
+        id=document["id"], version=document["version"], title=document["title"],
+        response_criteria=document["response_criteria"], rules=rules,
+    )
+    if protocol.study_completion <= protocol.study_start:
+        raise ProtocolError(f"{where}: rule 'study-period' field 'params.completion' "
+                            "must be after 'params.start'")
+    return protocol
+
+
+def _parse_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{where}: each rule must be an object")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or rule_id not in RULE_PARAMS:
+        raise ProtocolError(f"{where}: unknown rule id {rule_id!r}")
+    where = f"rule '{rule_id}'"
+    if raw.get("source") not in SOURCES:
+        raise ProtocolError(f"{where} field 'source' must be one of {', '.join(SOURCES)}")
+    if not _text(raw.get("text")):
+        raise ProtocolError(f"{where} field 'text' must quote the sentence the rule comes from")
+    title = raw.get("title")
+    if title is not None and not _text(title):
+        raise ProtocolError(f"{where} field 'title' must be a non-empty string")
+    params = raw.get("params")
+    if not isinstance(params, dict):
+        raise ProtocolError(f"{where} field 'params' must be an object")
+    expected = RULE_PARAMS[rule_id]
+    for name in sorted(set(params) - set(expected)):
+        raise ProtocolError(f"{where} field 'params.{name}' is not a parameter of this rule")
+    for name, check in expected.items():
+        if name not in params:
+            raise ProtocolError(f"{where} field 'params.{name}' is missing")
+        if not check(params[name]):
+            raise ProtocolError(f"{where} field 'params.{name}' has an invalid value "
+                                f"{params[name]!r}")
+    return Rule(id=rule_id, source=raw["source"], text=raw["text"], params=params, title=title)

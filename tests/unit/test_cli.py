@@ -1,0 +1,45 @@
+"""`trial-schedule schedule` prints a schedule with no server or database."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from api.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["schedule", *args])
+
+
+def test_table_for_the_reference_participant():
+    result = run("--cryoablation", "2026-03-02", "--recovered", "2026-03-09")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == ("Protocol NCT07064876 version 2025-09-15.1: scheduled, first dose "
+                        "2026-03-09")
+    c2 = next(line for line in lines if line.split()[1:2] == ["C2D1"])
+    assert c2.startswith("2026-03-30  C2D1")
+    assert "2026-03-27..2026-04-02" in c2 and "cycle-chaining [typical]" in c2
+
+
+def test_recorded_doses_and_json_output():
+    result = run("--cryoablation", "2026-03-10", "--recovered", "2026-03-17",
+                 "--dose", "1=2026-03-24", "--dose", "2=2026-04-14", "--json")
+    assert result.exit_code == 0
+    schedule = json.loads(result.output)
+    c3 = next(v for v in schedule["visits"] if v["id"] == "C3D1")
+    assert (c3["date"], c3["rule"]["shifted_from"]) == ("2026-05-06", "2026-05-05")
+
+
+def test_impossible_facts_exit_2_naming_the_field():
+    result = run("--cryoablation", "2026-03-02", "--recovered", "2026-03-01")
+    assert result.exit_code == 2
+    assert "recovery.date" in result.output and "recovery-gate" in result.output
+
+
+def test_malformed_dates_are_usage_errors():
+    result = run("--cryoablation", "2026-02-30")
+    assert result.exit_code == 2
+    assert "--cryoablation" in result.output

@@ -1,0 +1,163 @@
+"""Invariants of the schedule over thousands of generated participants (hypothesis)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from itertools import pairwise
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from scheduler import ScheduleInputError, compute_schedule
+from scheduler.model import (
+    Discontinuation,
+    DoseRecord,
+    Lookbacks,
+    ParticipantFacts,
+    Recovery,
+    Schedule,
+)
+from tests.conftest import PROTOCOL, SITE
+
+START, COMPLETION = PROTOCOL.study_start, PROTOCOL.study_completion
+MOVABLE = set(PROTOCOL.rule("working-days").words("movable_kinds"))
+OPEN = ("planned", "provisional")
+MANY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def after(day: dt.date, low: int, high: int):
+    return st.integers(low, high).map(lambda n: day + dt.timedelta(days=n))
+
+
+@st.composite
+def participants(draw, on_treatment: bool = False) -> ParticipantFacts:
+    """Facts that could really happen: doses in order, after recovery, inside the study.
+
+    `on_treatment` gives only recovered, not discontinued participants.
+    """
+    cryo = draw(st.dates(START, COMPLETION))
+    statuses = ["recovered"] if on_treatment else ["pending", "recovered", "recovered",
+                                                   "complication"]
+    status = draw(st.sampled_from(statuses))
+    recovery = Recovery(status)
+    doses: list[DoseRecord] = []
+    last = cryo
+    if status == "recovered":
+        recovery = Recovery(status, min(draw(after(cryo, 0, 40)), COMPLETION))
+        last = recovery.date
+        for cycle in range(1, draw(st.integers(0, 6)) + 1):
+            if draw(st.integers(0, 4)) == 0:
+                doses.append(DoseRecord(cycle, "skipped", reason=draw(st.text(max_size=20))))
+                continue
+            day = draw(after(last, 0 if cycle == 1 else 1, 60))
+            if day > COMPLETION:
+                break
+            doses.append(DoseRecord(cycle, "given", day))
+            last = day
+    stop = None
+    if not on_treatment and draw(st.booleans()):
+        stop = Discontinuation(min(draw(after(last, 0, 90)), COMPLETION))
+    lookbacks = Lookbacks(
+        live_vaccine=draw(st.none() | st.dates(dt.date(2025, 1, 1), COMPLETION)),
+        major_surgery=draw(st.none() | after(cryo, -90, 10).map(lambda d: min(d, COMPLETION))),
+        radical_radiotherapy=draw(st.none() | after(cryo, -200, -1)),
+    )
+    return ParticipantFacts(cryo, recovery, draw(st.booleans()), tuple(doses), stop, lookbacks,
+                            as_of=draw(st.none() | after(cryo, 0, 400)))
+
+
+def compute(facts: ParticipantFacts) -> Schedule:
+    return compute_schedule(PROTOCOL, facts, SITE)
+
+
+@MANY
+@given(participants())
+def test_open_visits_lie_inside_their_windows_and_inside_the_study(facts):
+    for visit in compute(facts).visits:
+        if visit.date is not None:
+            assert visit.date <= COMPLETION, visit.id
+        if visit.status in OPEN and visit.window is not None:
+            assert visit.window.earliest <= visit.date <= visit.window.latest, visit.id
+
+
+@MANY
+@given(participants())
+def test_ids_are_unique_and_visits_sorted(facts):
+    visits = compute(facts).visits
+    ids = [v.id for v in visits]
+    assert len(ids) == len(set(ids))
+    dated = [(v.date, v.id) for v in visits if v.date is not None]
+    assert dated == sorted(dated)
+    assert all(v.date is None for v in visits[len(dated):])
+
+
+@MANY
+@given(participants())
+def test_at_most_six_infusions_at_least_18_days_apart_unless_recorded(facts):
+    infusions = [v for v in compute(facts).visits if v.kind == "infusion"]
+    assert len(infusions) <= PROTOCOL.rule("serplulimab").number("max_cycles")
+    dated = [v for v in infusions if v.date is not None and v.status != "skipped"]
+    for earlier, later in pairwise(dated):
+        if earlier.status == "done" and later.status == "done":
+            continue
+        assert (later.date - earlier.date).days >= 18, (earlier.id, later.id)
+
+
+@MANY
+@given(participants())
+def test_no_clinic_visit_on_a_non_working_day_without_a_warning(facts):
+    schedule = compute(facts)
+    warned = {w.visit_id for w in schedule.warnings if w.code == "no-working-day-in-window"}
+    for visit in schedule.visits:
+        if visit.kind in MOVABLE and visit.status in OPEN and visit.date is not None:
+            assert SITE.is_working_day(visit.date) or visit.id in warned, visit.id
+
+
+@MANY
+@given(participants())
+def test_the_same_facts_give_the_same_schedule(facts):
+    assert compute(facts) == compute(facts)
+    assert compute(facts).as_dict() == compute(replace(facts)).as_dict()
+
+
+@MANY
+@given(participants(on_treatment=True))
+def test_recording_the_next_dose_as_planned_moves_nothing(facts):
+    before = compute(facts)
+    upcoming = [v for v in before.visits if v.kind == "infusion" and v.status in OPEN]
+    assume(upcoming)
+    dose = upcoming[0]
+    recorded = replace(facts, doses=(*facts.doses, DoseRecord(dose.cycle, "given", dose.date)))
+    after_recording = compute(recorded)
+    assert [(v.id, v.date) for v in before.visits] == \
+        [(v.id, v.date) for v in after_recording.visits]
+    assert after_recording.visit(dose.id).status == "done"
+
+
+def dates_anywhere():
+    return st.none() | st.dates()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.builds(
+    ParticipantFacts,
+    cryoablation_date=st.dates(),
+    recovery=st.builds(Recovery, st.sampled_from(["pending", "recovered", "complication"]),
+                       dates_anywhere()),
+    childbearing_potential=st.booleans(),
+    doses=st.lists(st.builds(DoseRecord, st.integers(-2, 9), st.sampled_from(["given", "skipped"]),
+                             dates_anywhere(), st.none() | st.text(max_size=5)),
+                   max_size=8).map(tuple),
+    discontinuation=st.none() | st.builds(Discontinuation, st.dates()),
+    lookbacks=st.builds(Lookbacks, *[dates_anywhere()] * 6,
+                        st.none() | st.floats(allow_nan=True, allow_infinity=True)),
+    as_of=dates_anywhere(),
+))
+def test_any_facts_give_a_schedule_or_a_domain_error(facts):
+    try:
+        schedule = compute(facts)
+    except ScheduleInputError as error:
+        assert error.errors and all(e.field and e.rule and e.message for e in error.errors)
+        return
+    assert schedule.visits[0].id == "CRYO"
