@@ -96,5 +96,13 @@ def serve(host: str, port: int) -> None:
     run_server(host, port)
 
 
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI document generated from the code."""
+    from api.spec import render_openapi
+
+    click.echo(render_openapi(), nl=False)
+
+
 if __name__ == "__main__":
     main()

@@ -154,6 +154,7 @@ class Protocol:
 
     id: str
     version: str
+    modified: dt.datetime
     title: str
     response_criteria: str
     rules: Mapping[str, Rule]
@@ -213,13 +214,25 @@ def parse_protocol(document: Any, where: str = "protocol") -> Protocol:
     if missing:
         raise ProtocolError(f"{where}: missing rules: {', '.join(missing)}")
     protocol = Protocol(
-        id=document["id"], version=document["version"], title=document["title"],
+        id=document["id"], version=document["version"], modified=_utc(document, where),
+        title=document["title"],
         response_criteria=document["response_criteria"], rules=rules,
     )
     if protocol.study_completion <= protocol.study_start:
         raise ProtocolError(f"{where}: rule 'study-period' field 'params.completion' "
                             "must be after 'params.start'")
     return protocol
+
+
+def _utc(document: dict[str, Any], where: str) -> dt.datetime:
+    """When this definition last changed, as an aware UTC timestamp (field 'modified')."""
+    try:
+        modified = dt.datetime.fromisoformat(document.get("modified", ""))
+    except (TypeError, ValueError):
+        modified = None
+    if modified is None or modified.utcoffset() != dt.timedelta(0):
+        raise ProtocolError(f"{where}: field 'modified' must be an RFC 3339 UTC timestamp")
+    return modified.astimezone(dt.UTC)
 
 
 def _parse_rule(raw: Any, where: str) -> Rule:

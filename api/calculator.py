@@ -1,0 +1,186 @@
+"""The stateless calculator: the protocol, and schedules computed from facts in the request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from api import examples
+from api.problems import PROBLEM_JSON, ProblemSchema, domain_problem
+from api.schemas import (
+    RECOVERY_STATUSES,
+    ProtocolSchema,
+    ScheduleRequestSchema,
+    ScheduleSchema,
+    lookback_fields,
+    lookbacks_from,
+)
+from api.service import Service
+from scheduler import ScheduleInputError
+from scheduler.ical import render_calendar, schedule_events
+from scheduler.model import (
+    Discontinuation,
+    DoseRecord,
+    ParticipantFacts,
+    Recovery,
+)
+
+blp = Blueprint("calculator", __name__, url_prefix="/v1",
+                description="Compute schedules from facts in the request; nothing is stored.")
+
+JSON_ERRORS = {
+    400: ("Bad Request", "The request body is not valid JSON."),
+    413: ("Request Entity Too Large", "The request body is larger than 64 KiB."),
+    415: ("Unsupported Media Type", "The request body must be application/json."),
+}
+
+
+def service() -> Service:
+    svc: Service = current_app.extensions["trial_schedule"]
+    return svc
+
+
+def document_json_errors(view: Any) -> Any:
+    """Document the errors any JSON-body endpoint can answer."""
+    for status, (title, detail) in JSON_ERRORS.items():
+        view = blp.alt_response(status, description=title, schema=ProblemSchema,
+                                content_type=PROBLEM_JSON,
+                                example=examples.http_problem(status, title, detail))(view)
+    return document_invalid_input(view)
+
+
+def document_invalid_input(view: Any) -> Any:
+    return blp.alt_response(422, description="Invalid input, or facts the protocol rules out",
+                            schema=ProblemSchema, content_type=PROBLEM_JSON,
+                            examples={"invalid-input": {"value": examples.INVALID_INPUT},
+                                      "protocol-rule": {"value": examples.PROTOCOL_RULE}})(view)
+
+
+@blp.route("/protocol")
+class ProtocolView(MethodView):
+    @blp.etag
+    @blp.response(200, ProtocolSchema)
+    def get(self) -> dict[str, Any]:
+        """The active protocol definition, every rule with its provenance"""
+        protocol = service().protocol
+        return {"id": protocol.id, "version": protocol.version, "title": protocol.title,
+                "response_criteria": protocol.response_criteria,
+                "study_start": protocol.study_start,
+                "study_completion": protocol.study_completion,
+                "rules": list(protocol.rules.values())}
+
+
+@blp.route("/schedules")
+class SchedulesView(MethodView):
+    @blp.arguments(ScheduleRequestSchema, example=examples.SCHEDULE_REQUEST)
+    @blp.response(200, ScheduleSchema, example=examples.schedule_response())
+    @document_json_errors
+    def post(self, facts: ParticipantFacts) -> Any:
+        """Compute a schedule from a participant's facts; stores nothing"""
+        try:
+            return service().schedule(facts)
+        except ScheduleInputError as error:
+            return domain_problem(error)
+
+
+DOSE_GIVEN = r"^[1-9][0-9]?:\d{4}-\d{2}-\d{2}$"
+
+
+class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))):  # type: ignore[misc]
+    """The calculator's inputs as query parameters, for a calendar link."""
+
+    cryoablation_date = fields.Date(required=True)
+    recovery_status = fields.String(load_default="pending",
+                                    validate=validate.OneOf(RECOVERY_STATUSES))
+    recovery_date = fields.Date()
+    childbearing_potential = fields.Boolean(truthy={"true"}, falsy={"false"})
+    dose_given = fields.List(fields.String(validate=validate.Regexp(DOSE_GIVEN)), metadata={
+        "description": "A dose given, as CYCLE:YYYY-MM-DD; repeat for each"})
+    dose_skipped = fields.List(fields.Integer(validate=validate.Range(1, 99)),
+                               metadata={"description": "A skipped cycle; repeat for each"})
+    discontinuation_date = fields.Date()
+    as_of = fields.Date()
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> Any:
+        lookbacks = lookbacks_from(data)
+        doses = []
+        fields_by_dose = {}
+        for index, item in enumerate(data.get("dose_given", [])):
+            cycle, _, day = item.partition(":")
+            try:
+                when = dt.date.fromisoformat(day)
+            except ValueError as error:
+                raise ma.ValidationError({"dose_given": {index: ["Not a valid date."]}}) \
+                    from error
+            fields_by_dose[len(doses)] = f"dose_given.{index}"
+            doses.append(DoseRecord(int(cycle), "given", when))
+        for index, cycle_number in enumerate(data.get("dose_skipped", [])):
+            fields_by_dose[len(doses)] = f"dose_skipped.{index}"
+            doses.append(DoseRecord(cycle_number, "skipped"))
+        stop = data.get("discontinuation_date")
+        facts = ParticipantFacts(
+            data["cryoablation_date"], Recovery(data["recovery_status"],
+                                                data.get("recovery_date")),
+            data.get("childbearing_potential", False), tuple(doses),
+            Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"))
+        return facts, fields_by_dose
+
+
+def query_field_names(fields_by_dose: dict[int, str]) -> dict[str, str]:
+    """Domain field paths (doses.1.date) as the query parameters they came from."""
+    names = {"recovery.date": "recovery_date", "discontinuation.date": "discontinuation_date"}
+    for index, name in fields_by_dose.items():
+        for part in ("cycle", "date"):
+            names[f"doses.{index}.{part}"] = name
+    names.update({f"lookbacks.{n}": n for n in lookback_fields(allow_none=False)})
+    return names
+
+
+def calendar_key(facts: ParticipantFacts) -> str:
+    """An opaque key for a calendar computed from these facts alone: the same facts give the
+    same UIDs, and nothing about the participant can be read back from it."""
+    canonical = json.dumps(repr(facts), sort_keys=True).encode()
+    return "calc-" + hashlib.sha256(canonical).hexdigest()
+
+
+@blp.route("/schedules.ics")
+class ScheduleCalendarView(MethodView):
+    @blp.arguments(ScheduleQuerySchema, location="query", as_kwargs=False)
+    @blp.response(200, {"type": "string", "description": "An RFC 5545 iCalendar file"},
+                  description="The schedule as an iCalendar file", content_type="text/calendar",
+                  headers={"ETag": {"schema": {"type": "string"}},
+                           "Last-Modified": {"schema": {"type": "string"}}})
+    @blp.alt_response(304, description="Not modified since the ETag given in If-None-Match")
+    @document_invalid_input
+    def get(self, parsed: tuple[ParticipantFacts, dict[int, str]]) -> Response:
+        """The same computation as POST /v1/schedules, as a calendar file"""
+        facts, fields_by_dose = parsed
+        svc = service()
+        try:
+            schedule = svc.schedule(facts)
+        except ScheduleInputError as error:
+            return domain_problem(error, query_field_names(fields_by_dose))
+        events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)
+        body = render_calendar(f"{svc.protocol.id} schedule", events)
+        return calendar_response(body, svc.protocol.modified)
+
+
+def calendar_response(body: bytes, modified: dt.datetime) -> Response:
+    """`text/calendar` with a strong ETag and Last-Modified, answering conditional requests
+    with 304 (ical-feeds rule 12)."""
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.set_etag(hashlib.sha256(body).hexdigest())
+    response.last_modified = modified
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    return response.make_conditional(request)

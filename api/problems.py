@@ -1,0 +1,142 @@
+"""Errors as `application/problem+json` (RFC 9457), whatever raised them.
+
+Validation problems carry `errors`: an object from field path (`recovery.date`,
+`doses.1.date`) to messages. Engine domain errors become 422 naming the protocol rule.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, Response, current_app
+from flask_smorest import Api
+from flask_smorest.spec import prepare_response
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from scheduler import ScheduleInputError
+
+PROBLEM_JSON = "application/problem+json"
+INVALID_INPUT = "urn:trial-schedule:problem:invalid-input"
+PROTOCOL_RULE = "urn:trial-schedule:problem:protocol-rule"
+
+
+class ProblemSchema(ma.Schema):
+    """An RFC 9457 problem detail."""
+
+    type = ma.fields.String(required=True, metadata={
+        "description": "A URI naming the kind of problem; `about:blank` for plain HTTP errors"})
+    title = ma.fields.String(required=True, metadata={"description": "Short summary"})
+    status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status"})
+    detail = ma.fields.String(required=True, metadata={"description": "What went wrong here"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+        metadata={"description": "Field path (`recovery.date`, `doses.1.date`) to messages"})
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict as flat field paths.
+
+    >>> flatten({"recovery": {"date": ["Not a valid date."]}, "doses": {1: {"cycle": ["x"]}}})
+    {'recovery.date': ['Not a valid date.'], 'doses.1.cycle': ['x']}
+    """
+    if isinstance(messages, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten(value, path))
+        return flat
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_body": list(messages)}
+    return {prefix or "_body": [str(messages)]}
+
+
+def problem(status: int, title: str, detail: str, type_: str = "about:blank",
+            errors: Mapping[str, list[str]] | None = None,
+            headers: Mapping[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = dict(errors)
+    response = Response(json.dumps(body, ensure_ascii=False), status=status,
+                        mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def domain_problem(error: ScheduleInputError, field_names: Mapping[str, str] | None = None) \
+        -> Response:
+    """Impossible facts: 422, each message naming the protocol rule it breaks."""
+    errors: dict[str, list[str]] = {}
+    for item in error.errors:
+        path = (field_names or {}).get(item.field, item.field)
+        errors.setdefault(path, []).append(f"{item.message} (rule {item.rule})")
+    return problem(422, "The facts contradict the protocol",
+                   "; ".join(f"{path}: {' '.join(m)}" for path, m in errors.items()),
+                   PROTOCOL_RULE, errors)
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, answering and documenting every error as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        """Document every status's error response as problem+json (flask-smorest documents
+        them as application/json)."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not 100 <= status < 200 and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict[str, Any] = {"description": "Any other error", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_JSON)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        return http_problem(error)
+
+
+def http_problem(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    headers = {name: value for name, value in error.get_headers() if name.lower() not in (
+        "content-type", "content-length")}
+    headers.update(data.get("headers") or {})
+    messages = data.get("errors") or data.get("messages")
+    if messages is not None:
+        # webargs nests messages under the request location (json, query, headers).
+        if isinstance(messages, Mapping) and len(messages) == 1 and \
+                next(iter(messages)) in ("json", "query", "headers", "form", "files"):
+            messages = next(iter(messages.values()))
+        if isinstance(messages, list):  # about the body as a whole, e.g. not JSON at all
+            return problem(status, error.name, " ".join(map(str, messages)), headers=headers)
+        errors = flatten(messages)
+        detail = "; ".join(f"{path}: {' '.join(m)}" for path, m in errors.items())
+        return problem(status, "The request is not valid", detail, INVALID_INPUT, errors,
+                       headers)
+    detail = data.get("message") or error.description or error.name
+    if status == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"The request body is larger than {limit} bytes."
+    return problem(status, error.name, str(detail), headers=headers)
+
+
+def init_app(app: Flask) -> None:
+    """Errors raised outside flask-smorest's reach also answer as problems."""
+
+    @app.errorhandler(ScheduleInputError)
+    def _impossible_facts(error: ScheduleInputError) -> Response:
+        return domain_problem(error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return http_problem(error)
+        app.logger.exception("unhandled error")
+        return http_problem(InternalServerError())
+

@@ -1,0 +1,226 @@
+"""The wire format of api-contract.md as marshmallow schemas: requests in, schedules out.
+
+Unknown fields are rejected (marshmallow's default, `RAISE`). Request schemas load into the
+engine's plain values; response schemas dump the engine's values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from scheduler.model import (
+    Discontinuation,
+    DoseRecord,
+    Lookbacks,
+    ParticipantFacts,
+    Recovery,
+    Schedule,
+)
+from scheduler.validation import MAX_HALF_LIFE_DAYS
+
+TEXT_LIMIT = 500
+RECOVERY_STATUSES = ("pending", "recovered", "complication")
+
+
+def _date(description: str, **kwargs: Any) -> fields.Date:
+    return fields.Date(metadata={"description": description}, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON true and false: `"yes"`, `1` or `0` are not a clinical answer."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _strict_bool(description: str) -> fields.Boolean:
+    return StrictBoolean(metadata={"description": description})
+
+
+class RecoverySchema(ma.Schema):
+    status = fields.String(required=True, validate=validate.OneOf(RECOVERY_STATUSES),
+                           metadata={"description": "Recovery after cryoablation"})
+    date = _date("Date recovery was confirmed (required when recovered), or the complication "
+                 "was observed", allow_none=True)
+
+    @ma.validates_schema
+    def _date_when_recovered(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("status") == "recovered" and data.get("date") is None:
+            raise ma.ValidationError("Required when status is 'recovered'.", "date")
+        if data.get("status") == "pending" and data.get("date") is not None:
+            raise ma.ValidationError("Must be omitted while recovery is pending.", "date")
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> Recovery:
+        return Recovery(data["status"], data.get("date"))
+
+
+class DoseSchema(ma.Schema):
+    cycle = fields.Integer(required=True, strict=True, validate=validate.Range(1, 99),
+                           metadata={"description": "Cycle number, from 1"})
+    status = fields.String(required=True, validate=validate.OneOf(("given", "skipped")))
+    date = _date("Date given (required when given; a skipped dose has none)", allow_none=True)
+    reason = fields.String(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
+
+    @ma.validates_schema
+    def _date_when_given(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("status") == "given" and data.get("date") is None:
+            raise ma.ValidationError("Required when status is 'given'.", "date")
+        if data.get("status") == "skipped" and data.get("date") is not None:
+            raise ma.ValidationError("A skipped dose has no date.", "date")
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> DoseRecord:
+        return DoseRecord(data["cycle"], data["status"], data.get("date"), data.get("reason"))
+
+
+class DiscontinuationSchema(ma.Schema):
+    date = _date("Date treatment was permanently stopped", required=True)
+    reason = fields.String(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> Discontinuation:
+        return Discontinuation(data["date"], data.get("reason"))
+
+
+LOOKBACK_EVENTS = {
+    "live_vaccine": "Last live or attenuated vaccine",
+    "major_surgery": "Last major surgery",
+    "systemic_antimicrobials_end": "End of systemic antimicrobial therapy",
+    "radical_radiotherapy": "Last radical radiotherapy",
+    "myocardial_infarction": "Last myocardial infarction",
+    "other_trial_last_dose": "Last dose in another interventional trial",
+}
+
+
+def lookback_fields(allow_none: bool) -> dict[str, fields.Field]:
+    """The look-back dates; nullable in JSON, plain in a query string (which has no null)."""
+    declared: dict[str, fields.Field] = {
+        name: _date(description, allow_none=allow_none)
+        for name, description in LOOKBACK_EVENTS.items()}
+    declared["other_trial_half_life_days"] = fields.Float(
+        allow_none=allow_none, allow_nan=False,
+        validate=validate.Range(min=0, max=MAX_HALF_LIFE_DAYS, min_inclusive=False),
+        metadata={"description": "Half-life of that trial's drug, in days",
+                  "exclusiveMinimum": 0})
+    return declared
+
+
+def lookbacks_from(data: dict[str, Any]) -> Lookbacks:
+    """Take the look-back values out of loaded data."""
+    names = [*LOOKBACK_EVENTS, "other_trial_half_life_days"]
+    return Lookbacks(**{name: data.pop(name) for name in names if name in data})
+
+
+class LookbacksSchema(ma.Schema.from_dict(lookback_fields(allow_none=True))):  # type: ignore[misc]
+    """Dates of past events that exclusion criteria bound in time."""
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> Lookbacks:
+        return lookbacks_from(data)
+
+
+class ScheduleRequestSchema(ma.Schema):
+    """A participant's facts, for the stateless calculator."""
+
+    cryoablation_date = _date("Cryoablation date; inside the study period", required=True)
+    recovery = fields.Nested(RecoverySchema, metadata={"description": "Pending if omitted"})
+    childbearing_potential = _strict_bool("Schedules a serum pregnancy test when true")
+    doses = fields.List(fields.Nested(DoseSchema), validate=validate.Length(max=24))
+    discontinuation = fields.Nested(DiscontinuationSchema, allow_none=True)
+    lookbacks = fields.Nested(LookbacksSchema)
+    as_of = _date("Compute as of this date (the site's today); only decides whether an "
+                  "unrecorded dose is overdue beyond the hold limit")
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> ParticipantFacts:
+        return ParticipantFacts(
+            cryoablation_date=data["cryoablation_date"],
+            recovery=data.get("recovery") or Recovery("pending"),
+            childbearing_potential=data.get("childbearing_potential", False),
+            doses=tuple(data.get("doses") or ()),
+            discontinuation=data.get("discontinuation"),
+            lookbacks=data.get("lookbacks") or Lookbacks(),
+            as_of=data.get("as_of"),
+        )
+
+
+class WindowSchema(ma.Schema):
+    earliest = fields.Date(required=True)
+    latest = fields.Date(required=True)
+
+
+class RuleRefSchema(ma.Schema):
+    id = fields.String(required=True, metadata={"description": "Protocol rule id"})
+    source = fields.String(required=True, validate=validate.OneOf(
+        ("record", "label", "typical", "assumed")))
+    text = fields.String(required=True, metadata={"description": "The sentence it comes from"})
+    anchor = fields.String(required=True, metadata={"description": "What the date counts from"})
+    shifted_from = fields.Date(required=True, allow_none=True,
+                               metadata={"description": "Target date before a working-day move"})
+    shift_reason = fields.String(required=True, allow_none=True)
+
+
+class VisitSchema(ma.Schema):
+    id = fields.String(required=True, metadata={"description": "Stable visit id, e.g. C1D1"})
+    kind = fields.String(required=True)
+    title = fields.String(required=True)
+    cycle = fields.Integer(required=True, allow_none=True)
+    date = fields.Date(required=True, allow_none=True,
+                       metadata={"description": "Null for a held or cancelled visit"})
+    window = fields.Nested(WindowSchema, required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ("planned", "provisional", "done", "skipped", "held", "cancelled")))
+    rule = fields.Nested(RuleRefSchema, required=True)
+
+
+class WarningSchema(ma.Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    visit_id = fields.String(required=True, allow_none=True)
+
+
+class ProtocolRefSchema(ma.Schema):
+    id = fields.String(required=True)
+    version = fields.String(required=True)
+
+
+class ScheduleSchema(ma.Schema):
+    """A computed schedule (api-contract.md)."""
+
+    protocol = fields.Nested(ProtocolRefSchema, required=True)
+    state = fields.String(required=True, validate=validate.OneOf(
+        ("provisional", "on_hold", "scheduled", "discontinued", "completed")))
+    first_dose_date = fields.Date(required=True, allow_none=True)
+    visits = fields.List(fields.Nested(VisitSchema), required=True)
+    warnings = fields.List(fields.Nested(WarningSchema), required=True)
+
+    @ma.pre_dump
+    def _from_domain(self, schedule: Schedule, **_: Any) -> dict[str, Any]:
+        return {"protocol": {"id": schedule.protocol_id, "version": schedule.protocol_version},
+                "state": schedule.state, "first_dose_date": schedule.first_dose_date,
+                "visits": schedule.visits, "warnings": schedule.warnings}
+
+
+class RuleSchema(ma.Schema):
+    id = fields.String(required=True)
+    source = fields.String(required=True)
+    text = fields.String(required=True)
+    params = fields.Dict(required=True)
+
+
+class ProtocolSchema(ma.Schema):
+    """The active protocol definition, every rule with its provenance."""
+
+    id = fields.String(required=True)
+    version = fields.String(required=True)
+    title = fields.String(required=True)
+    response_criteria = fields.String(required=True)
+    study_start = fields.Date(required=True)
+    study_completion = fields.Date(required=True)
+    rules = fields.List(fields.Nested(RuleSchema), required=True)

@@ -1,0 +1,159 @@
+"""Schedules as iCalendar (RFC 5545) for calendar clients that subscribe to a feed.
+
+Each visit with a date becomes an all-day VEVENT (RFC 5545 §3.6.1): `DTSTART;VALUE=DATE` with an
+exclusive `DTEND` the next day, built from `date` objects, never from local midnight. The window
+is stated in the description and, for machines, in `X-TRIAL-WINDOW-EARLIEST/LATEST`; a window is
+not an event of its own, so a client shows one entry per visit.
+
+Nothing here reads a clock: `DTSTAMP` and `LAST-MODIFIED` are the time the visit last changed,
+passed in, so the same schedule renders to the same bytes. UIDs are opaque UUIDs derived from a
+calendar key and the stable visit id (RFC 7986 §5.3), never from names, codes or host names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from icalendar import Alarm, Calendar, Event, vDuration, vText
+
+from scheduler.model import Schedule, Visit
+
+PRODID = "-//trial-schedule//NCT07064876 visit schedule//EN"
+REFRESH = dt.timedelta(hours=1)
+REMINDER = dt.timedelta(days=-1)
+# A fixed namespace makes UIDs reproducible from (calendar key, visit id) alone.
+UID_NAMESPACE = uuid.UUID("6f1d0d6e-4a7c-5b55-9c39-1e0a2b6f3d41")
+_END = b"END:VCALENDAR\r\n"
+
+
+def visit_uid(calendar_key: str, visit_id: str) -> str:
+    """A visit's UID: stable for the life of the visit and opaque.
+
+    >>> visit_uid("participant-1", "C1D1") == visit_uid("participant-1", "C1D1")
+    True
+    >>> visit_uid("participant-1", "C1D1") == visit_uid("participant-2", "C1D1")
+    False
+    """
+    return str(uuid.uuid5(UID_NAMESPACE, f"{calendar_key}/{visit_id}"))
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One visit as it goes into a feed, with what the feed knows of its history."""
+
+    uid: str
+    visit: Visit
+    stamp: dt.datetime
+    sequence: int = 0
+    subject_code: str | None = None
+
+
+def schedule_events(schedule: Schedule, calendar_key: str, stamp: dt.datetime,
+                    subject_code: str | None = None,
+                    sequences: Mapping[str, int] | None = None) -> list[FeedEvent]:
+    """The dated visits of a schedule as feed events; undated (held, cancelled) ones are left out,
+    so a subscribing client deletes them (ical-feeds rule 7)."""
+    sequences = sequences or {}
+    return [FeedEvent(visit_uid(calendar_key, visit.id), visit, stamp,
+                      sequences.get(visit.id, 0), subject_code)
+            for visit in schedule.visits if visit.date is not None]
+
+
+def _summary(visit: Visit, subject_code: str | None) -> str:
+    marks = {"provisional": " (provisional)", "held": " (held)", "skipped": " (skipped)"}
+    prefix = f"{subject_code}: " if subject_code else ""
+    return f"{prefix}{visit.title}{marks.get(visit.status, '')}"
+
+
+def _description(visit: Visit, subject_code: str | None) -> str:
+    lines = [visit.title]
+    if visit.window is not None:
+        lines.append(f"window {visit.window.earliest.isoformat()} to "
+                     f"{visit.window.latest.isoformat()}")
+    lines.append(f"why: {visit.rule.anchor} (rule {visit.rule.id}, {visit.rule.source})")
+    if visit.rule.shifted_from is not None:
+        lines.append(f"moved from {visit.rule.shifted_from.isoformat()}: {visit.rule.shift_reason}")
+    lines.append(f"status: {visit.status}")
+    if subject_code:
+        lines.append(f"subject: {subject_code}")
+    return "\n".join(lines)
+
+
+def render_event(event: FeedEvent) -> bytes:
+    """One VEVENT, CRLF-terminated and folded at 75 octets (RFC 5545 §3.1)."""
+    visit = event.visit
+    assert visit.date is not None, "only dated visits are rendered"
+    stamp = event.stamp.astimezone(dt.UTC)
+    vevent = Event()
+    vevent.add("uid", event.uid)
+    vevent.add("dtstamp", stamp)
+    vevent.add("last-modified", stamp)
+    vevent.add("sequence", event.sequence)
+    vevent.add("dtstart", visit.date)
+    vevent.add("dtend", visit.date + dt.timedelta(days=1))
+    vevent.add("summary", _summary(visit, event.subject_code))
+    vevent.add("description", _description(visit, event.subject_code))
+    vevent.add("categories", [visit.kind])
+    vevent.add("status", "TENTATIVE" if visit.status == "provisional" else "CONFIRMED")
+    vevent.add("transp", "TRANSPARENT")
+    vevent.add("x-trial-visit-id", vText(visit.id))
+    vevent.add("x-trial-visit-status", vText(visit.status))
+    if visit.window is not None:
+        vevent.add("x-trial-window-earliest", vText(visit.window.earliest.isoformat()))
+        vevent.add("x-trial-window-latest", vText(visit.window.latest.isoformat()))
+    if visit.status in ("planned", "provisional"):
+        vevent.add_component(_reminder(visit))
+    body: bytes = vevent.to_ical()
+    return body
+
+
+def _reminder(visit: Visit) -> Alarm:
+    """A display alarm the day before (best effort: Google and Outlook ignore alarms in
+    subscribed calendars; ical-feeds rule 10)."""
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", f"Tomorrow: {visit.title}")
+    alarm.add("trigger", REMINDER)
+    return alarm
+
+
+def render_header(name: str, source: str | None = None, description: str | None = None) -> bytes:
+    """The calendar's opening lines, everything before its first VEVENT.
+
+    RFC 7986 metadata: `NAME` and `X-WR-CALNAME` once each, `REFRESH-INTERVAL` with its required
+    `VALUE=DURATION`, `X-PUBLISHED-TTL` as a duration, and `SOURCE` when the feed has a URL.
+    """
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("name", name)
+    calendar.add("x-wr-calname", name)
+    if description:
+        calendar.add("description", description)
+    calendar.add("refresh-interval", vDuration(REFRESH), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", vDuration(REFRESH))
+    if source:
+        calendar.add("source", source, parameters={"VALUE": "URI"})
+    whole: bytes = calendar.to_ical()
+    assert whole.endswith(_END)
+    return whole[: -len(_END)]
+
+
+def render_calendar(name: str, events: Iterable[FeedEvent], source: str | None = None,
+                    description: str | None = None) -> bytes:
+    """A whole VCALENDAR with the given events, in the order given."""
+    return b"".join(render_stream(name, events, source, description))
+
+
+def render_stream(name: str, events: Iterable[FeedEvent], source: str | None = None,
+                  description: str | None = None) -> Iterable[bytes]:
+    """The calendar in pieces (header, one chunk per event, footer), for streaming."""
+    yield render_header(name, source, description)
+    for event in events:
+        yield render_event(event)
+    yield _END
