@@ -20,6 +20,7 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml constraints.txt
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
+	$(BIN)/trial-schedule db upgrade --bootstrap-admin-key
 	$(BIN)/trial-schedule serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
-from api import calculator, ops, problems
+from api import auth, calculator, ops, participants, problems
+from api.persistence.database import create_db_engine, default_url
 from api.service import Service
+from api.services import ApiKeys, Participants
 from scheduler import load_protocol, load_site
 
 MAX_BODY_BYTES = 64 * 1024
@@ -20,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
     "PROTOCOL_FILE": None,
     "SITE_FILE": None,
+    "DATABASE_URL": None,
     "API_SPEC_OPTIONS": {
         "info": {"description": "Dosing and visit schedules for trial NCT07064876: "
                                 "cryoablation followed by serplulimab. Errors are "
@@ -29,19 +33,31 @@ DEFAULTS: dict[str, Any] = {
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The app factory. Settings come from `DEFAULTS`, then `TRIAL_SCHEDULE_*` environment
-    variables (e.g. `TRIAL_SCHEDULE_PROTOCOL_FILE`), then `config`."""
+    """The app factory. Settings come from `DEFAULTS`, then `DATABASE_URL` and
+    `TRIAL_SCHEDULE_*` environment variables (e.g. `TRIAL_SCHEDULE_PROTOCOL_FILE`), then
+    `config`. Without a database URL the embedded SQLite file in the instance folder is used."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
+    if os.environ.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
     app.config.from_prefixed_env("TRIAL_SCHEDULE")
     app.config.update(config or {})
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["trial_schedule"] = Service(load_protocol(app.config["PROTOCOL_FILE"]),
-                                               load_site(app.config["SITE_FILE"]))
+    service = Service(load_protocol(app.config["PROTOCOL_FILE"]),
+                      load_site(app.config["SITE_FILE"]))
+    engine = create_db_engine(app.config["DATABASE_URL"] or default_url(app.instance_path))
+    app.extensions["trial_schedule"] = service
+    app.extensions["trial_schedule_engine"] = engine
+    app.extensions["trial_schedule_participants"] = Participants(engine, service.protocol,
+                                                                 service.site)
+    app.extensions["trial_schedule_keys"] = ApiKeys(engine)
     problems.init_app(app)
     api = problems.ProblemApi(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(calculator.blp)
+    api.register_blueprint(participants.blp)
     app.register_blueprint(ops.blp)
+    app.before_request(auth.authenticate)
     app.before_request(require_json_body)
     app.extensions["trial_schedule_api"] = api
     return app

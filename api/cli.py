@@ -96,6 +96,55 @@ def serve(host: str, port: int) -> None:
     run_server(host, port)
 
 
+@main.group()
+def db() -> None:
+    """The database: DATABASE_URL, or the embedded SQLite file in the instance folder."""
+
+
+@db.command("upgrade")
+@click.option("--bootstrap-admin-key", is_flag=True,
+              help="On a database with no API keys, create a local admin key and print it.")
+def db_upgrade(bootstrap_admin_key: bool) -> None:
+    """Migrate the database to the latest schema."""
+    from api import create_app
+    from api.persistence.migrate import upgrade
+
+    app = create_app()
+    engine = app.extensions["trial_schedule_engine"]
+    upgrade(engine)
+    click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
+    keys = app.extensions["trial_schedule_keys"]
+    if bootstrap_admin_key and keys.count() == 0:
+        secret = keys.create("local-admin", "admin")
+        click.echo("\nA local admin API key was created. It is shown only this once:\n\n"
+                   f"    {secret}\n\nUse it as: Authorization: Bearer <key>\n")
+
+
+@main.command("create-api-key")
+@click.option("--name", required=True, help="Who or what uses the key; recorded on events.")
+@click.option("--scope", required=True, type=click.Choice(["read", "write", "admin"]))
+def create_api_key(name: str, scope: str) -> None:
+    """Create an API key and print it; only its digest is stored."""
+    from api import create_app
+
+    keys = create_app().extensions["trial_schedule_keys"]
+    try:
+        click.echo(keys.create(name, scope))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command("revoke-api-key")
+@click.option("--name", required=True)
+def revoke_api_key(name: str) -> None:
+    """Revoke an API key at once."""
+    from api import create_app
+
+    if not create_app().extensions["trial_schedule_keys"].revoke(name):
+        raise click.ClickException(f"no live API key named {name!r}")
+    click.echo(f"revoked {name}")
+
+
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document generated from the code."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
 
 blp = Blueprint("ops", __name__)
 
@@ -19,8 +20,14 @@ def healthz() -> Response:
 
 @blp.get("/readyz")
 def readyz() -> Response:
-    """The service can answer: protocol and site loaded."""
+    """The service can answer: protocol and site loaded, database reachable."""
     current_app.extensions["trial_schedule"].protocol.rule("study-period")
+    try:
+        with current_app.extensions["trial_schedule_engine"].connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except SQLAlchemyError:
+        return Response('{"status": "database unreachable"}', status=503,
+                        mimetype="application/json")
     return Response('{"status": "ready"}', mimetype="application/json")
 
 

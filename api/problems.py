@@ -9,19 +9,24 @@ from __future__ import annotations
 import http
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import marshmallow as ma
 from flask import Flask, Response, current_app
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
+from sqlalchemy.exc import IntegrityError
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from api.services import NotFound, StaleVersion
 from scheduler import ScheduleInputError
+from scheduler.history import HistoryConflict
 
 PROBLEM_JSON = "application/problem+json"
 INVALID_INPUT = "urn:trial-schedule:problem:invalid-input"
 PROTOCOL_RULE = "urn:trial-schedule:problem:protocol-rule"
+HISTORY_CONFLICT = "urn:trial-schedule:problem:history-conflict"
 
 
 class ProblemSchema(ma.Schema):
@@ -79,6 +84,16 @@ def domain_problem(error: ScheduleInputError, field_names: Mapping[str, str] | N
                    PROTOCOL_RULE, errors)
 
 
+class StrictParser(FlaskParser):
+    """Unknown query parameters are rejected like unknown body fields (api-contract.md)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+
+
+Blueprint.ARGUMENTS_PARSER = StrictParser()
+
+
 class ProblemApi(Api):  # type: ignore[misc]
     """flask-smorest's Api, answering and documenting every error as problem+json."""
 
@@ -132,6 +147,28 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ScheduleInputError)
     def _impossible_facts(error: ScheduleInputError) -> Response:
         return domain_problem(error)
+
+    @app.errorhandler(HistoryConflict)
+    def _conflict(error: HistoryConflict) -> Response:
+        item = error.error
+        message = f"{item.message} (rule {item.rule})"
+        return problem(409, "The event contradicts the recorded history",
+                       f"{item.field}: {message}", HISTORY_CONFLICT, {item.field: [message]})
+
+    @app.errorhandler(NotFound)
+    def _not_found(_: NotFound) -> Response:
+        return problem(404, "Not Found", "No participant with that id.")
+
+    @app.errorhandler(StaleVersion)
+    def _stale(_: StaleVersion) -> Response:
+        return problem(412, "Precondition Failed", "The participant changed since the ETag "
+                       "in If-Match: fetch it again and retry.")
+
+    @app.errorhandler(IntegrityError)
+    def _concurrent(_: IntegrityError) -> Response:
+        return problem(409, "Conflict", "A concurrent write got there first; nothing was "
+                       "changed by this request. Fetch the resource again and retry.",
+                       HISTORY_CONFLICT)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

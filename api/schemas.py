@@ -11,6 +11,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from scheduler.history import RECORDABLE, Enrolment
 from scheduler.model import (
     Discontinuation,
     DoseRecord,
@@ -224,3 +225,166 @@ class ProtocolSchema(ma.Schema):
     study_start = fields.Date(required=True)
     study_completion = fields.Date(required=True)
     rules = fields.List(fields.Nested(RuleSchema), required=True)
+
+
+SUBJECT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,32}$", error=(
+    "1 to 32 letters, digits, '-' or '_': a pseudonymous code, never a name."))
+
+
+def _subject_code(**kwargs: Any) -> fields.String:
+    return fields.String(validate=SUBJECT_CODE, metadata={
+        "description": "Pseudonymous subject code (1-32 letters, digits, - and _)"}, **kwargs)
+
+
+class EnrolmentSchema(ma.Schema):
+    """Enrol a participant."""
+
+    subject_code = _subject_code(required=True)
+    cryoablation_date = _date("Cryoablation date; inside the study period", required=True)
+    childbearing_potential = _strict_bool("Schedules a serum pregnancy test when true")
+    lookbacks = fields.Nested(LookbacksSchema)
+
+    @ma.post_load
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> Enrolment:
+        return Enrolment(data["subject_code"], data["cryoablation_date"],
+                         data.get("childbearing_potential", False),
+                         data.get("lookbacks") or Lookbacks())
+
+
+class EnrolmentPatchSchema(ma.Schema):
+    """Correct enrolment data; the history records the change and the reason."""
+
+    subject_code = _subject_code()
+    cryoablation_date = _date("Cryoablation date; inside the study period")
+    childbearing_potential = _strict_bool("Schedules a serum pregnancy test when true")
+    lookbacks = fields.Nested(LookbacksSchema, metadata={"description": "Replaces all of them"})
+    reason = fields.String(validate=validate.Length(max=TEXT_LIMIT),
+                           metadata={"description": "Why the data is corrected"})
+
+    @ma.validates_schema
+    def _something_to_change(self, data: dict[str, Any], **_: Any) -> None:
+        if not set(data) - {"reason"}:
+            raise ma.ValidationError("Name at least one field to correct.", "_schema")
+
+
+class LinksSchema(ma.Schema):
+    self = fields.String(required=True)
+    schedule = fields.String(required=True)
+    events = fields.String(required=True)
+
+
+class LookbacksOutSchema(ma.Schema.from_dict(lookback_fields(allow_none=True))):  # type: ignore[misc]
+    pass
+
+
+class ParticipantSchema(ma.Schema):
+    """A stored participant."""
+
+    id = fields.String(required=True)
+    subject_code = fields.String(required=True)
+    cryoablation_date = fields.Date(required=True)
+    childbearing_potential = fields.Boolean(required=True)
+    lookbacks = fields.Nested(LookbacksOutSchema, required=True)
+    version = fields.Integer(required=True, metadata={"description": "Raised by every change"})
+    enrolled_at = fields.AwareDateTime(required=True, format="iso")
+    enrolled_by = fields.String(required=True, metadata={"description": "API key name"})
+    updated_at = fields.AwareDateTime(required=True, format="iso")
+    links = fields.Nested(LinksSchema, required=True)
+
+    @ma.pre_dump
+    def _from_domain(self, participant: Any, **_: Any) -> dict[str, Any]:
+        enrolment = participant.enrolment
+        path = f"/v1/participants/{participant.id}"
+        return {"id": participant.id, "subject_code": enrolment.subject_code,
+                "cryoablation_date": enrolment.cryoablation_date,
+                "childbearing_potential": enrolment.childbearing_potential,
+                "lookbacks": enrolment.lookbacks, "version": participant.version,
+                "enrolled_at": participant.enrolled_at, "enrolled_by": participant.enrolled_by,
+                "updated_at": participant.updated_at,
+                "links": {"self": path, "schedule": f"{path}/schedule",
+                          "events": f"{path}/events"}}
+
+
+class ParticipantPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(ParticipantSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True, metadata={
+        "description": "Pass as `cursor` for the next page; null on the last"})
+
+
+class PageQuerySchema(ma.Schema):
+    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+# Which fields each event type takes: required, then optional.
+EVENT_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "recovery_confirmed": (("date",), ()),
+    "complication": (("date", "description"), ()),
+    "dose_given": (("cycle", "date"), ()),
+    "dose_skipped": (("cycle", "reason"), ()),
+    "discontinued": (("date", "reason"), ()),
+    "correction": (("event_id", "reason"), ()),
+}
+
+
+class EventInSchema(ma.Schema):
+    """What happened: `recovery_confirmed` {date}, `complication` {date, description},
+    `dose_given` {cycle, date}, `dose_skipped` {cycle, reason}, `discontinued` {date, reason},
+    `correction` {event_id, reason}."""
+
+    type = fields.String(required=True, validate=validate.OneOf(RECORDABLE))
+    date = fields.Date()
+    cycle = fields.Integer(strict=True, validate=validate.Range(1, 99))
+    reason = fields.String(validate=validate.Length(min=1, max=TEXT_LIMIT))
+    description = fields.String(validate=validate.Length(min=1, max=TEXT_LIMIT))
+    event_id = fields.String(validate=validate.Length(max=36))
+
+    @ma.validates_schema(skip_on_field_errors=False)
+    def _fields_of_the_type(self, data: dict[str, Any], **_: Any) -> None:
+        kind = data.get("type")
+        if kind not in EVENT_FIELDS:
+            return
+        required, optional = EVENT_FIELDS[kind]
+        errors: dict[str, list[str]] = {}
+        for name in required:
+            if name not in data:
+                errors[name] = [f"Required for a {kind} event."]
+        for name in set(data) - {"type", *required, *optional}:
+            errors[name] = [f"Not a field of a {kind} event."]
+        if errors:
+            raise ma.ValidationError(errors)
+
+    @ma.post_load
+    def _to_fields(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "event_id" in data:
+            data["corrects"] = data.pop("event_id")
+        return data
+
+
+class EventSchema(ma.Schema):
+    """One recorded event, with who recorded it and when."""
+
+    id = fields.String(required=True)
+    seq = fields.Integer(required=True, metadata={"description": "Order of recording"})
+    type = fields.String(required=True)
+    date = fields.Date(allow_none=True)
+    cycle = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    event_id = fields.String(allow_none=True, attribute="corrects",
+                             metadata={"description": "The event a correction voids"})
+    changes = fields.List(fields.String(), metadata={
+        "description": "For enrolment_corrected: field: old -> new"})
+    recorded_by = fields.String(required=True)
+    recorded_at = fields.AwareDateTime(required=True, format="iso")
+    voided_by = fields.String(required=True, allow_none=True, metadata={
+        "description": "The correction that voids this event, if any"})
+
+
+class EventListSchema(ma.Schema):
+    items = fields.List(fields.Nested(EventSchema), required=True)
+
+
+class RecordedSchema(ma.Schema):
+    event = fields.Nested(EventSchema, required=True)
+    schedule = fields.Nested(ScheduleSchema, required=True)

@@ -3,11 +3,21 @@ from __future__ import annotations
 import pytest
 
 from api import create_app
+from api.persistence.database import create_db_engine
+from api.persistence.migrate import upgrade
+
+
+def migrated_app(directory):
+    url = f"sqlite:///{directory / 'api.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return create_app({"TESTING": True, "DATABASE_URL": url})
 
 
 @pytest.fixture(scope="session")
-def app():
-    return create_app({"TESTING": True})
+def app(tmp_path_factory):
+    return migrated_app(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture

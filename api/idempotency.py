@@ -1,0 +1,75 @@
+"""`Idempotency-Key` on POST: a retry gets the first response, and nothing is recorded twice.
+
+The response is stored in the same transaction as the write it answers, so a crash leaves
+either both or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Response, g, request
+from sqlalchemy.exc import IntegrityError
+
+from api.persistence.repository import SqlUnitOfWork, StoredResponse
+from api.problems import INVALID_INPUT, problem
+from api.services import Hook, Participants, now
+
+T = TypeVar("T")
+REPLAYED = "Idempotent-Replayed"
+KEPT_HEADERS = ("Location", "ETag", "Content-Type")
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    digest.update(request.get_data())
+    return digest.hexdigest()
+
+
+def _replay(stored: StoredResponse, fingerprint: str) -> Response:
+    if stored.fingerprint != fingerprint:
+        return problem(422, "Idempotency-Key reused",
+                       "This Idempotency-Key was sent with a different request.",
+                       INVALID_INPUT, {"Idempotency-Key": ["used for a different request"]})
+    response = Response(stored.body, status=stored.status, headers=stored.headers)
+    response.headers[REPLAYED] = "true"
+    return response
+
+
+def run_idempotent(service: Participants, action: Callable[[Hook | None], T],
+                   respond: Callable[[T], Response]) -> Response:
+    """Run `action`, storing `respond`'s answer under the request's Idempotency-Key."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return respond(action(None))
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        return problem(422, "The request is not valid", "Idempotency-Key: 1 to 255 printable "
+                       "characters.", INVALID_INPUT, {"Idempotency-Key": ["1 to 255 printable "
+                                                                         "characters"]})
+    key_id, fingerprint = g.api_key.id, _fingerprint()
+    stored = _lookup(service, key_id, key)
+    if stored is not None:
+        return _replay(stored, fingerprint)
+
+    def store(uow: SqlUnitOfWork, result: Any) -> None:
+        response = respond(result)
+        headers = {name: response.headers[name] for name in KEPT_HEADERS
+                   if name in response.headers}
+        uow.idempotency.add(key_id, key, StoredResponse(
+            fingerprint, response.status_code, response.get_data(as_text=True), headers), now())
+
+    try:
+        return respond(action(store))
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it was answered.
+        stored = _lookup(service, key_id, key)
+        if stored is None:
+            raise
+        return _replay(stored, fingerprint)
+
+
+def _lookup(service: Participants, key_id: str, key: str) -> StoredResponse | None:
+    with service.unit(readonly=True) as uow:
+        return uow.idempotency.get(key_id, key)

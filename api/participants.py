@@ -1,0 +1,205 @@
+"""Stored participants: enrol, correct, record what happened, read the recomputed schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.exceptions import PreconditionRequired
+
+from api.auth import actor
+from api.idempotency import run_idempotent
+from api.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
+from api.schemas import (
+    EnrolmentPatchSchema,
+    EnrolmentSchema,
+    EventInSchema,
+    EventListSchema,
+    PageQuerySchema,
+    ParticipantPageSchema,
+    ParticipantSchema,
+    RecordedSchema,
+    ScheduleSchema,
+)
+from api.services import Participants, Recorded
+from scheduler.history import Enrolment, Event
+
+blp = Blueprint("participants", __name__, url_prefix="/v1/participants",
+                description="Stored participants, their append-only history and schedules. "
+                            "Needs `Authorization: Bearer <api key>`.")
+
+SECURITY = [{"bearerAuth": []}]
+IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
+                   "description": "A retry with the same key gets the first answer, and nothing "
+                                  "is recorded twice",
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+IF_MATCH_OPTIONAL = {"in": "header", "name": "If-Match", "required": False,
+                     "description": "Record only if the participant is still at this ETag",
+                     "schema": {"type": "string", "minLength": 1}}
+ERRORS = {401: "No valid API key", 403: "The API key's scope is too small",
+          404: "No participant with that id", 409: "Contradicts the recorded history",
+          412: "If-Match names a stale version", 428: "If-Match is required"}
+
+
+def participants() -> Participants:
+    service: Participants = current_app.extensions["trial_schedule_participants"]
+    return service
+
+
+def site_today() -> dt.date:
+    """Today at the site: decides whether an unrecorded dose is overdue."""
+    return dt.datetime.now(ZoneInfo(participants().site.time_zone)).date()
+
+
+def errors(*statuses: int) -> Any:
+    """Document the problem answers a view can give."""
+    def decorate(view: Any) -> Any:
+        for status in statuses:
+            view = blp.alt_response(status, description=ERRORS[status], schema=ProblemSchema,
+                                    content_type=PROBLEM_JSON)(view)
+        return blp.doc(security=SECURITY)(view)
+    return decorate
+
+
+def etag_of(version: int) -> str:
+    return f"v{version}"
+
+
+def expected_version(required: bool) -> int | None:
+    """The version an If-Match names; 428 when required and missing."""
+    if "If-Match" in request.headers and not request.if_match:
+        return -1  # not an entity tag at all: it names no current version
+    if not request.if_match:
+        if required:
+            raise PreconditionRequired("Send If-Match with the participant's ETag.")
+        return None
+    if request.if_match.star_tag:
+        return None
+    for tag in request.if_match.as_set():
+        if tag.startswith("v") and tag[1:].isdigit():
+            return int(tag[1:])
+    return -1  # names no version this service handed out: stale
+
+
+def participant_response(participant: Any, status: int = 200) -> Response:
+    response = jsonify(ParticipantSchema().dump(participant))
+    response.status_code = status
+    response.set_etag(etag_of(participant.version))
+    if status == 201:
+        response.headers["Location"] = f"/v1/participants/{participant.id}"
+    return response
+
+
+def event_dicts(events: list[Event]) -> list[dict[str, Any]]:
+    voided = {e.corrects: e.id for e in events if e.type == "correction" and e.corrects}
+    return [{**vars(e), "changes": list(e.changes), "voided_by": voided.get(e.id)}
+            for e in events]
+
+
+@blp.route("")
+class ParticipantsView(MethodView):
+    @blp.arguments(EnrolmentSchema, example={"subject_code": "ZS-001",
+                                             "cryoablation_date": "2026-03-02"})
+    @blp.response(201, ParticipantSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
+    @errors(401, 403, 409)
+    def post(self, enrolment: Enrolment) -> Response:
+        """Enrol a participant (honours Idempotency-Key)"""
+        service = participants()
+        return run_idempotent(service, lambda hook: service.enrol(enrolment, actor(), hook),
+                              lambda participant: participant_response(participant, 201))
+
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, ParticipantPageSchema)
+    @errors(401, 403)
+    def get(self, query: dict[str, Any]) -> Any:
+        """List participants in enrolment order, a page at a time"""
+        try:
+            items, cursor = participants().page(query.get("cursor"), query["limit"])
+        except ValueError:
+            return problem(422, "The request is not valid", "cursor: not a cursor from this "
+                           "list.", INVALID_INPUT, {"cursor": ["Not a cursor from this list."]})
+        return {"items": items, "next_cursor": cursor}
+
+
+@blp.route("/<participant_id>")
+class ParticipantView(MethodView):
+    @blp.response(200, ParticipantSchema)
+    @blp.alt_response(304, description="Not modified")
+    @errors(401, 403, 404)
+    def get(self, participant_id: str) -> Response:
+        """One participant; ETag is its version"""
+        return participant_response(participants().get(participant_id)).make_conditional(
+            request)
+
+    @blp.arguments(EnrolmentPatchSchema)
+    @blp.response(200, ParticipantSchema)
+    @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True,
+                          "description": "The participant's ETag",
+                          "schema": {"type": "string", "minLength": 1}}])
+    @errors(401, 403, 404, 409, 412, 428)
+    def patch(self, changes: dict[str, Any], participant_id: str) -> Response:
+        """Correct enrolment data; needs If-Match"""
+        version = expected_version(required=True)
+        reason = changes.pop("reason", None)
+        if version is None:  # If-Match: * : whatever is current
+            version = participants().get(participant_id).version
+        participant = participants().correct_enrolment(participant_id, changes, reason,
+                                                       actor(), version)
+        return participant_response(participant)
+
+
+@blp.route("/<participant_id>/schedule")
+class ParticipantScheduleView(MethodView):
+    @blp.response(200, ScheduleSchema)
+    @blp.alt_response(304, description="Not modified")
+    @errors(401, 403, 404)
+    def get(self, participant_id: str) -> Response:
+        """The schedule recomputed from the whole history"""
+        _, schedule = participants().schedule(participant_id, site_today())
+        response = jsonify(ScheduleSchema().dump(schedule))
+        response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
+        return response.make_conditional(request)
+
+
+@blp.route("/<participant_id>/events")
+class EventsView(MethodView):
+    @blp.arguments(EventInSchema, example={"type": "dose_given", "cycle": 1,
+                                           "date": "2026-03-09"})
+    @blp.response(201, RecordedSchema)
+    @blp.doc(parameters=[IF_MATCH_OPTIONAL, IDEMPOTENCY_KEY])
+    @errors(401, 403, 404, 409, 412)
+    def post(self, fields: dict[str, Any], participant_id: str) -> Response:
+        """Record what happened; the schedule is recomputed (honours Idempotency-Key and
+        If-Match)"""
+        service = participants()
+        version = expected_version(required=False)
+        return run_idempotent(
+            service,
+            lambda hook: service.record(participant_id, fields, actor(), site_today(), version,
+                                        hook),
+            recorded_response)
+
+    @blp.response(200, EventListSchema)
+    @errors(401, 403, 404)
+    def get(self, participant_id: str) -> Response:
+        """The append-only history: who recorded what, when, why"""
+        participant, events = participants().history(participant_id)
+        response = jsonify(EventListSchema().dump({"items": event_dicts(events)}))
+        response.set_etag(etag_of(participant.version))
+        return response.make_conditional(request)
+
+
+def recorded_response(recorded: Recorded) -> Response:
+    event = event_dicts([recorded.event])[0]
+    response = jsonify(RecordedSchema().dump({"event": event, "schedule": recorded.schedule}))
+    response.status_code = 201
+    response.set_etag(etag_of(recorded.participant.version))
+    response.headers["Location"] = f"/v1/participants/{recorded.participant.id}/events"
+    return response
+

@@ -1,0 +1,1 @@
+"""Persistence behind a small repository / unit-of-work seam (SQLAlchemy Core, Alembic)."""

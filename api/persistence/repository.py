@@ -1,0 +1,249 @@
+"""Repositories and the unit of work: domain values in and out, rows stay in here."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from api.persistence.tables import api_keys, events, idempotency_keys, participants
+from scheduler.history import Enrolment, Event
+from scheduler.model import Lookbacks
+
+LOOKBACK_DATES = ("live_vaccine", "major_surgery", "systemic_antimicrobials_end",
+                  "radical_radiotherapy", "myocardial_infarction", "other_trial_last_dose")
+
+
+@dataclass(frozen=True)
+class StoredParticipant:
+    id: str
+    enrolment: Enrolment
+    version: int
+    enrolled_at: dt.datetime
+    enrolled_by: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scope: str
+    digest: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    fingerprint: str
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands timestamps back without their zone; they were stored in UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _lookbacks_json(lookbacks: Lookbacks) -> dict[str, Any]:
+    data: dict[str, Any] = {name: (getattr(lookbacks, name).isoformat()
+                                   if getattr(lookbacks, name) else None)
+                            for name in LOOKBACK_DATES}
+    data["other_trial_half_life_days"] = lookbacks.other_trial_half_life_days
+    return data
+
+
+def _lookbacks(data: dict[str, Any]) -> Lookbacks:
+    dates = {name: dt.date.fromisoformat(data[name]) if data.get(name) else None
+             for name in LOOKBACK_DATES}
+    return Lookbacks(**dates, other_trial_half_life_days=data.get("other_trial_half_life_days"))
+
+
+def _participant(row: RowMapping) -> StoredParticipant:
+    enrolment = Enrolment(row["subject_code"], row["cryoablation_date"],
+                          row["childbearing_potential"], _lookbacks(row["lookbacks"]))
+    return StoredParticipant(row["id"], enrolment, row["version"], utc(row["enrolled_at"]),
+                             row["enrolled_by"], utc(row["updated_at"]))
+
+
+def _event(row: RowMapping) -> Event:
+    return Event(id=row["id"], seq=row["seq"], type=row["type"],
+                 recorded_by=row["recorded_by"], recorded_at=utc(row["recorded_at"]),
+                 date=row["date"], cycle=row["cycle"], reason=row["reason"],
+                 description=row["description"], corrects=row["corrects"],
+                 changes=tuple(row["changes"] or ()))
+
+
+class Cursor:
+    """An opaque position in the participant list: (enrolled_at, id) of the last one seen."""
+
+    @staticmethod
+    def encode(participant: StoredParticipant) -> str:
+        raw = json.dumps([participant.enrolled_at.isoformat(), participant.id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def decode(cursor: str) -> tuple[dt.datetime, str]:
+        """Raises ValueError for anything this service did not hand out."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            when, participant_id = json.loads(raw)
+            return utc(dt.datetime.fromisoformat(when)), str(participant_id)
+        except (ValueError, TypeError, UnicodeDecodeError) as error:
+            raise ValueError("not a cursor from this list") from error
+
+
+class SqlParticipants:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def add(self, participant: StoredParticipant) -> None:
+        enrolment = participant.enrolment
+        self.connection.execute(participants.insert().values(
+            id=participant.id, subject_code=enrolment.subject_code,
+            cryoablation_date=enrolment.cryoablation_date,
+            childbearing_potential=enrolment.childbearing_potential,
+            lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
+            enrolled_at=participant.enrolled_at, enrolled_by=participant.enrolled_by,
+            updated_at=participant.updated_at))
+
+    def get(self, participant_id: str, for_update: bool = False) -> StoredParticipant | None:
+        query = sa.select(participants).where(participants.c.id == participant_id)
+        if for_update:
+            # PostgreSQL locks the row until commit; SQLite already holds the write lock.
+            query = query.with_for_update()
+        row = self.connection.execute(query).mappings().first()
+        return _participant(row) if row else None
+
+    def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
+        row = self.connection.execute(sa.select(participants).where(
+            participants.c.subject_code == subject_code)).mappings().first()
+        return _participant(row) if row else None
+
+    def page(self, after: tuple[dt.datetime, str] | None, limit: int) \
+            -> list[StoredParticipant]:
+        query = sa.select(participants).order_by(participants.c.enrolled_at,
+                                                 participants.c.id).limit(limit)
+        if after is not None:
+            when, participant_id = after
+            query = query.where(sa.or_(
+                participants.c.enrolled_at > when,
+                sa.and_(participants.c.enrolled_at == when, participants.c.id > participant_id)))
+        return [_participant(row) for row in self.connection.execute(query).mappings()]
+
+    def update(self, participant: StoredParticipant) -> None:
+        enrolment = participant.enrolment
+        self.connection.execute(participants.update().where(
+            participants.c.id == participant.id).values(
+            subject_code=enrolment.subject_code,
+            cryoablation_date=enrolment.cryoablation_date,
+            childbearing_potential=enrolment.childbearing_potential,
+            lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
+            updated_at=participant.updated_at))
+
+    def events(self, participant_id: str) -> list[Event]:
+        rows = self.connection.execute(sa.select(events).where(
+            events.c.participant_id == participant_id).order_by(events.c.seq)).mappings()
+        return [_event(row) for row in rows]
+
+    def append(self, participant_id: str, event: Event) -> None:
+        self.connection.execute(events.insert().values(
+            id=event.id, participant_id=participant_id, seq=event.seq, type=event.type,
+            date=event.date, cycle=event.cycle, reason=event.reason,
+            description=event.description, corrects=event.corrects,
+            changes=list(event.changes) or None, recorded_by=event.recorded_by,
+            recorded_at=event.recorded_at))
+
+
+class SqlApiKeys:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def add(self, key: ApiKey) -> None:
+        self.connection.execute(api_keys.insert().values(
+            id=key.id, name=key.name, scope=key.scope, digest=key.digest,
+            created_at=key.created_at, revoked_at=key.revoked_at))
+
+    def get(self, key_id: str) -> ApiKey | None:
+        row = self.connection.execute(sa.select(api_keys).where(
+            api_keys.c.id == key_id)).mappings().first()
+        return _api_key(row) if row else None
+
+    def by_name(self, name: str) -> ApiKey | None:
+        row = self.connection.execute(sa.select(api_keys).where(
+            api_keys.c.name == name)).mappings().first()
+        return _api_key(row) if row else None
+
+    def revoke(self, key: ApiKey, when: dt.datetime) -> None:
+        self.connection.execute(api_keys.update().where(api_keys.c.id == key.id).values(
+            revoked_at=when))
+
+    def count(self) -> int:
+        return int(self.connection.execute(
+            sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
+
+
+def _api_key(row: RowMapping) -> ApiKey:
+    revoked = row["revoked_at"]
+    return ApiKey(row["id"], row["name"], row["scope"], row["digest"], utc(row["created_at"]),
+                  utc(revoked) if revoked else None)
+
+
+class SqlIdempotency:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def get(self, key_id: str, key: str) -> StoredResponse | None:
+        row = self.connection.execute(sa.select(idempotency_keys).where(
+            idempotency_keys.c.api_key_id == key_id,
+            idempotency_keys.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        return StoredResponse(row["fingerprint"], row["status"], row["body"],
+                              dict(row["headers"]))
+
+    def add(self, key_id: str, key: str, response: StoredResponse, when: dt.datetime) -> None:
+        self.connection.execute(idempotency_keys.insert().values(
+            api_key_id=key_id, key=key, fingerprint=response.fingerprint,
+            status=response.status, body=response.body, headers=response.headers,
+            created_at=when))
+
+
+class SqlUnitOfWork:
+    """One transaction: commit explicitly, or everything is rolled back on leaving."""
+
+    def __init__(self, engine: Engine, readonly: bool = False) -> None:
+        self.engine = engine
+        self.readonly = readonly
+
+    def __enter__(self) -> SqlUnitOfWork:
+        connection = self.engine.connect()
+        if self.readonly:
+            connection = connection.execution_options(readonly=True)
+        self.connection = connection
+        self.transaction = connection.begin()
+        self.participants = SqlParticipants(connection)
+        self.api_keys = SqlApiKeys(connection)
+        self.idempotency = SqlIdempotency(connection)
+        return self
+
+    def commit(self) -> None:
+        self.transaction.commit()
+
+    def __exit__(self, *_: object) -> None:
+        if self.transaction.is_active:
+            self.transaction.rollback()
+        self.connection.close()
+
+
+def bumped(participant: StoredParticipant, when: dt.datetime, **changes: Any) \
+        -> StoredParticipant:
+    """The participant one version on, as after any change to it or its history."""
+    return replace(participant, version=participant.version + 1, updated_at=when, **changes)

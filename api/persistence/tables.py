@@ -1,0 +1,69 @@
+"""The database schema, as SQLAlchemy Core tables. Alembic migrations build exactly this; a
+test compares the two."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+})
+
+UTC_TIME = sa.DateTime(timezone=True)
+
+participants = sa.Table(
+    "participants", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("subject_code", sa.String(32), nullable=False, unique=True),
+    sa.Column("cryoablation_date", sa.Date, nullable=False),
+    sa.Column("childbearing_potential", sa.Boolean, nullable=False),
+    sa.Column("lookbacks", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("enrolled_at", UTC_TIME, nullable=False),
+    sa.Column("enrolled_by", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id"),
+              nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("date", sa.Date),
+    sa.Column("cycle", sa.Integer),
+    sa.Column("reason", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("corrects", sa.String(36), sa.ForeignKey("events.id")),
+    sa.Column("changes", sa.JSON),
+    sa.Column("recorded_by", sa.String(64), nullable=False),
+    sa.Column("recorded_at", UTC_TIME, nullable=False),
+    # One sequence number per event of a participant: two writers cannot both append seq n.
+    sa.UniqueConstraint("participant_id", "seq", name="uq_events_participant_seq"),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(8), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("revoked_at", UTC_TIME),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("api_key_id", sa.String(16), sa.ForeignKey("api_keys.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)

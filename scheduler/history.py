@@ -1,0 +1,179 @@
+"""A participant's append-only history, folded into the facts the engine schedules from.
+
+Nothing recorded is edited or deleted: a mistake is fixed by a `correction` event that voids
+the event it names. The schedule is always recomputed from the whole history.
+
+An event that contradicts the history (a second record of a cycle, anything after
+discontinuation, correcting a correction) raises `HistoryConflict` (HTTP 409); one whose facts
+the protocol rules out raises the engine's `ScheduleInputError` (HTTP 422).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from scheduler.errors import FactError, ScheduleInputError
+from scheduler.model import (
+    Discontinuation,
+    DoseRecord,
+    Lookbacks,
+    ParticipantFacts,
+    Recovery,
+)
+from scheduler.protocol import Protocol
+from scheduler.validation import validate_facts
+
+EventType = Literal["recovery_confirmed", "complication", "dose_given", "dose_skipped",
+                    "discontinued", "correction", "enrolment_corrected"]
+# What a caller may record; `enrolment_corrected` is written by the service itself when
+# enrolment data is corrected, so that the history shows it too.
+RECORDABLE = ("recovery_confirmed", "complication", "dose_given", "dose_skipped",
+              "discontinued", "correction")
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What is known at enrolment; corrected by PATCH, never by events."""
+
+    subject_code: str
+    cryoablation_date: dt.date
+    childbearing_potential: bool = False
+    lookbacks: Lookbacks = field(default_factory=Lookbacks)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One recorded event: what happened, who recorded it and when."""
+
+    id: str
+    seq: int
+    type: EventType
+    recorded_by: str
+    recorded_at: dt.datetime
+    date: dt.date | None = None
+    cycle: int | None = None
+    reason: str | None = None
+    description: str | None = None
+    corrects: str | None = None
+    changes: tuple[str, ...] = ()
+
+
+class HistoryConflict(Exception):
+    """The event contradicts what is already recorded; nothing was changed."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(f"{field}: {message} (rule {rule})")
+        self.error = FactError(field, rule, message)
+
+
+def voided_ids(events: list[Event]) -> set[str]:
+    return {e.corrects for e in events if e.type == "correction" and e.corrects}
+
+
+def active_events(events: list[Event]) -> list[Event]:
+    """The events still in force, in recording order: corrections and voided events left out."""
+    voided = voided_ids(events)
+    return sorted((e for e in events if e.id not in voided and e.type not in (
+        "correction", "enrolment_corrected")), key=lambda e: e.seq)
+
+
+def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None) \
+        -> ParticipantFacts:
+    """The facts the whole history amounts to; the latest recovery or complication wins."""
+    recovery = Recovery("pending")
+    doses: list[DoseRecord] = []
+    stop: Discontinuation | None = None
+    for event in active_events(events):
+        if event.type == "recovery_confirmed":
+            recovery = Recovery("recovered", event.date)
+        elif event.type == "complication":
+            recovery = Recovery("complication", event.date)
+        elif event.type == "dose_given" and event.cycle is not None:
+            doses.append(DoseRecord(event.cycle, "given", event.date))
+        elif event.type == "dose_skipped" and event.cycle is not None:
+            doses.append(DoseRecord(event.cycle, "skipped", reason=event.reason))
+        elif event.type == "discontinued" and event.date is not None:
+            stop = Discontinuation(event.date, event.reason)
+    return ParticipantFacts(enrolment.cryoablation_date, recovery,
+                            enrolment.childbearing_potential, tuple(doses), stop,
+                            enrolment.lookbacks, as_of)
+
+
+def check_append(protocol: Protocol, enrolment: Enrolment, events: list[Event],
+                 new: Event) -> None:
+    """Raise unless `new` may be appended to `events`."""
+    if new.type == "correction":
+        _check_correction(events, new)
+    else:
+        _check_against_history(events, new)
+    facts = fold(enrolment, [*events, new])
+    try:
+        validate_facts(protocol, facts)
+    except ScheduleInputError as error:
+        raise _as_event_fields(error, new, len(facts.doses) - 1) from None
+
+
+def check_enrolment(protocol: Protocol, enrolment: Enrolment, events: list[Event]) -> None:
+    """Raise unless the recorded history still holds under corrected enrolment data."""
+    validate_facts(protocol, fold(enrolment, events))
+
+
+def _check_correction(events: list[Event], new: Event) -> None:
+    by_id = {event.id: event for event in events}
+    target = by_id.get(new.corrects or "")
+    if target is None:
+        raise ScheduleInputError([FactError("event_id", "history",
+                                            "names no event of this participant")])
+    if target.type in ("correction", "enrolment_corrected"):
+        raise HistoryConflict("event_id", "history",
+                              f"event {target.id} is a {target.type} and cannot be voided")
+    if target.id in voided_ids(events):
+        raise HistoryConflict("event_id", "history", f"event {target.id} is already voided")
+
+
+def _check_against_history(events: list[Event], new: Event) -> None:
+    active = active_events(events)
+    stop = next((e for e in active if e.type == "discontinued"), None)
+    if stop is not None:
+        raise HistoryConflict("type", "discontinuation",
+                              f"treatment was discontinued on {_iso(stop.date)} (event "
+                              f"{stop.id}); correct that event first")
+    if new.type in ("dose_given", "dose_skipped"):
+        same = next((e for e in active if e.type in ("dose_given", "dose_skipped")
+                     and e.cycle == new.cycle), None)
+        if same is not None:
+            raise HistoryConflict("cycle", "serplulimab",
+                                  f"cycle {new.cycle} is already recorded as "
+                                  f"{same.type.removeprefix('dose_')} (event {same.id}); "
+                                  "correct that event first")
+    if new.type == "complication" and any(e.type == "dose_given" for e in active):
+        raise HistoryConflict("type", "complication-hold",
+                              "a post-procedural complication cannot follow a dose: record "
+                              "a skipped dose or a discontinuation instead")
+    if new.type == "recovery_confirmed":
+        last = next((e for e in reversed(active) if e.type in (
+            "recovery_confirmed", "complication")), None)
+        if last is not None and last.type == "recovery_confirmed":
+            raise HistoryConflict("type", "recovery-gate",
+                                  f"recovery is already confirmed on {_iso(last.date)} (event "
+                                  f"{last.id})")
+
+
+def _as_event_fields(error: ScheduleInputError, new: Event, last_dose: int) \
+        -> ScheduleInputError:
+    """Name the new event's own fields (`date`, `cycle`) where the problem lies in them; the
+    new dose is the last one folded in."""
+    own_prefix = {"recovery_confirmed": "recovery.", "complication": "recovery.",
+                  "discontinued": "discontinuation."}.get(new.type)
+    if new.type in ("dose_given", "dose_skipped"):
+        own_prefix = f"doses.{last_dose}."
+    renamed = [replace(item, field=item.field.removeprefix(own_prefix))
+               if own_prefix and item.field.startswith(own_prefix) else item
+               for item in error.errors]
+    return ScheduleInputError(renamed)
+
+
+def _iso(day: dt.date | None) -> str:
+    return day.isoformat() if day else "an unknown date"

@@ -1,0 +1,82 @@
+"""Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+
+For PostgreSQL a fresh database is created for the test run and dropped after it; tables are
+emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+import sqlalchemy as sa
+
+from api import create_app
+from api.persistence.database import create_db_engine
+from api.persistence.migrate import upgrade
+from api.persistence.tables import metadata
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def migrated(url: str) -> str:
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    base = sa.engine.make_url(os.environ["TEST_DATABASE_URL"])
+    name = f"trial_schedule_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield migrated(url)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield migrated(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        names = ", ".join(table.name for table in reversed(metadata.sorted_tables))
+        connection.exec_driver_sql(f"TRUNCATE {names} CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture
+def db_app(database_url):
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    yield app
+    app.extensions["trial_schedule_engine"].dispose()
+
+
+@pytest.fixture
+def keys(db_app):
+    issued = db_app.extensions["trial_schedule_keys"]
+    return {scope: issued.create(f"{scope}-key", scope) for scope in ("read", "write", "admin")}
+
+
+@pytest.fixture
+def client(db_app):
+    return db_app.test_client()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
