@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from api import auth, calculator, ops, participants, problems
+from api import auth, calculator, feeds, ops, participants, problems
+from api.feed_service import FeedLinks, Feeds
 from api.persistence.database import create_db_engine, default_url
 from api.service import Service
 from api.services import ApiKeys, Participants
@@ -24,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "PROTOCOL_FILE": None,
     "SITE_FILE": None,
     "DATABASE_URL": None,
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    "FEED_SECRET": None,
     "API_SPEC_OPTIONS": {
         "info": {"description": "Dosing and visit schedules for trial NCT07064876: "
                                 "cryoablation followed by serplulimab. Errors are "
@@ -48,14 +53,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     engine = create_db_engine(app.config["DATABASE_URL"] or default_url(app.instance_path))
     app.extensions["trial_schedule"] = service
     app.extensions["trial_schedule_engine"] = engine
-    app.extensions["trial_schedule_participants"] = Participants(engine, service.protocol,
-                                                                 service.site)
+    stored = Participants(engine, service.protocol, service.site)
+    calendars = Feeds(stored, FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"]))
+    stored.issue_feed_token = calendars.issue_for_enrolment
+    app.extensions["trial_schedule_participants"] = stored
+    app.extensions["trial_schedule_feeds"] = calendars
     app.extensions["trial_schedule_keys"] = ApiKeys(engine)
     problems.init_app(app)
     api = problems.ProblemApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(calculator.blp)
     api.register_blueprint(participants.blp)
+    api.register_blueprint(feeds.blp)
+    api.register_blueprint(feeds.admin)
     app.register_blueprint(ops.blp)
     app.before_request(auth.authenticate)
     app.before_request(require_json_body)
@@ -63,13 +73,31 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def feed_secret(app: Flask) -> bytes:
+    """The key feed tokens are derived under: `TRIAL_SCHEDULE_FEED_SECRET`, or a random one
+    kept in the instance folder (every worker and node serving one database must share it)."""
+    if app.config["FEED_SECRET"]:
+        return str(app.config["FEED_SECRET"]).encode()
+    path = Path(app.instance_path) / "feed-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(handle, "w") as out:
+        out.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
 def require_json_body() -> None:
-    """A body sent to the API must be JSON: anything else is 415, before any parsing."""
+    """A body sent to the API must be JSON: anything else is 415, before any parsing. (A
+    POST without a body, such as rotating a feed token, needs no content type.)"""
     from flask import request
     from werkzeug.exceptions import UnsupportedMediaType
 
     if request.routing_exception is not None:
         return  # 404 and 405 come first: there is no endpoint to send a body to
-    sends_body = request.method in ("POST", "PUT", "PATCH")
+    sends_body = bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", "")
     if sends_body and request.path.startswith("/v1/") and not request.is_json:
         raise UnsupportedMediaType("The request body must be application/json.")

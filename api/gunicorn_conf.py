@@ -19,3 +19,4 @@ preload_app = True
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
+logger_class = "api.gunicorn_logging.RedactingLogger"

@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import PreconditionRequired
 
 from api.auth import actor
+from api.feeds import FeedTokenSchema
 from api.idempotency import run_idempotent
 from api.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
 from api.schemas import (
@@ -86,8 +87,18 @@ def expected_version(required: bool) -> int | None:
     return -1  # names no version this service handed out: stale
 
 
+def feeds() -> Any:
+    return current_app.extensions["trial_schedule_feeds"]
+
+
+def shown(participants_: list[Any]) -> list[tuple[Any, dict[str, str] | None]]:
+    """Participants with their feed links, as the participant schema dumps them."""
+    links = feeds().links_for([p.id for p in participants_])
+    return [(p, links.get(p.id)) for p in participants_]
+
+
 def participant_response(participant: Any, status: int = 200) -> Response:
-    response = jsonify(ParticipantSchema().dump(participant))
+    response = jsonify(ParticipantSchema().dump(shown([participant])[0]))
     response.status_code = status
     response.set_etag(etag_of(participant.version))
     if status == 201:
@@ -124,7 +135,7 @@ class ParticipantsView(MethodView):
         except ValueError:
             return problem(422, "The request is not valid", "cursor: not a cursor from this "
                            "list.", INVALID_INPUT, {"cursor": ["Not a cursor from this list."]})
-        return {"items": items, "next_cursor": cursor}
+        return {"items": shown(items), "next_cursor": cursor}
 
 
 @blp.route("/<participant_id>")
@@ -152,6 +163,16 @@ class ParticipantView(MethodView):
         participant = participants().correct_enrolment(participant_id, changes, reason,
                                                        actor(), version)
         return participant_response(participant)
+
+
+@blp.route("/<participant_id>/feed-token")
+class FeedTokenView(MethodView):
+    @blp.response(200, FeedTokenSchema)
+    @errors(401, 403, 404)
+    def post(self, participant_id: str) -> dict[str, Any]:
+        """Rotate the participant's feed URL; the old one stops working at once"""
+        token = feeds().rotate("participant", participant_id)
+        return {"feed": feeds().links.participant_links(token)}
 
 
 @blp.route("/<participant_id>/schedule")

@@ -267,6 +267,11 @@ class EnrolmentPatchSchema(ma.Schema):
             raise ma.ValidationError("Name at least one field to correct.", "_schema")
 
 
+class FeedLinksSchema(ma.Schema):
+    https = fields.String(required=True, metadata={"description": "For Google and Outlook"})
+    webcal = fields.String(required=True, metadata={"description": "For Apple and Thunderbird"})
+
+
 class LinksSchema(ma.Schema):
     self = fields.String(required=True)
     schedule = fields.String(required=True)
@@ -290,9 +295,13 @@ class ParticipantSchema(ma.Schema):
     enrolled_by = fields.String(required=True, metadata={"description": "API key name"})
     updated_at = fields.AwareDateTime(required=True, format="iso")
     links = fields.Nested(LinksSchema, required=True)
+    feed = fields.Nested(FeedLinksSchema, required=True, allow_none=True, metadata={
+        "description": "The participant's calendar feed: subscribe once, it follows every "
+                       "change"})
 
     @ma.pre_dump
-    def _from_domain(self, participant: Any, **_: Any) -> dict[str, Any]:
+    def _from_domain(self, shown: Any, **_: Any) -> dict[str, Any]:
+        participant, feed = shown
         enrolment = participant.enrolment
         path = f"/v1/participants/{participant.id}"
         return {"id": participant.id, "subject_code": enrolment.subject_code,
@@ -300,7 +309,7 @@ class ParticipantSchema(ma.Schema):
                 "childbearing_potential": enrolment.childbearing_potential,
                 "lookbacks": enrolment.lookbacks, "version": participant.version,
                 "enrolled_at": participant.enrolled_at, "enrolled_by": participant.enrolled_by,
-                "updated_at": participant.updated_at,
+                "updated_at": participant.updated_at, "feed": feed,
                 "links": {"self": path, "schedule": f"{path}/schedule",
                           "events": f"{path}/events"}}
 

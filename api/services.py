@@ -34,6 +34,7 @@ from scheduler.history import (
     check_enrolment,
     fold,
 )
+from scheduler.subscription import changed_states
 
 SCOPES = ("read", "write", "admin")
 KEY_PREFIX = "ts"
@@ -67,9 +68,25 @@ class Participants:
     engine: Engine
     protocol: Protocol
     site: SiteCalendar
+    # Issues a participant's first feed token inside the enrolment transaction.
+    issue_feed_token: Callable[[SqlUnitOfWork, str], Any] | None = None
 
     def unit(self, readonly: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, readonly)
+
+    def lock(self, uow: SqlUnitOfWork, participant_id: str) -> StoredParticipant:
+        """The participant, locked for writing until the unit of work ends."""
+        return _found(uow.participants.get(participant_id, for_update=True))
+
+    def compute(self, enrolment: Enrolment, events: list[Event],
+                as_of: dt.date | None = None) -> Schedule:
+        return compute_schedule(self.protocol, fold(enrolment, events, as_of), self.site)
+
+    def _sync_visits(self, uow: SqlUnitOfWork, participant_id: str, schedule: Schedule,
+                     when: dt.datetime) -> None:
+        """Tell subscribers what changed: raise SEQUENCE of each changed visit."""
+        old = uow.visit_states.of(participant_id)
+        uow.visit_states.save(participant_id, changed_states(old, schedule, when), set(old))
 
     def enrol(self, enrolment: Enrolment, actor: str,
               before_commit: Hook | None = None) -> StoredParticipant:
@@ -81,6 +98,9 @@ class Participants:
                 raise HistoryConflict("subject_code", "enrolment",
                                       "a participant with this subject code is enrolled")
             uow.participants.add(participant)
+            self._sync_visits(uow, participant.id, self.compute(enrolment, []), when)
+            if self.issue_feed_token:
+                self.issue_feed_token(uow, participant.id)
             if before_commit:
                 before_commit(uow, participant)
             uow.commit()
@@ -107,17 +127,14 @@ class Participants:
     def schedule(self, participant_id: str, as_of: dt.date) \
             -> tuple[StoredParticipant, Schedule]:
         participant, events = self.history(participant_id)
-        return participant, self._compute(participant.enrolment, events, as_of)
-
-    def _compute(self, enrolment: Enrolment, events: list[Event], as_of: dt.date) -> Schedule:
-        return compute_schedule(self.protocol, fold(enrolment, events, as_of), self.site)
+        return participant, self.compute(participant.enrolment, events, as_of)
 
     def record(self, participant_id: str, fields: dict[str, Any], actor: str, as_of: dt.date,
                expected_version: int | None = None,
                before_commit: Hook | None = None) -> Recorded:
         """Append one event, if the history and the protocol allow it."""
         with self.unit() as uow:
-            participant = _found(uow.participants.get(participant_id, for_update=True))
+            participant = self.lock(uow, participant_id)
             _check_version(participant, expected_version)
             events = uow.participants.events(participant_id)
             when = now()
@@ -127,8 +144,9 @@ class Participants:
             uow.participants.append(participant_id, event)
             participant = bumped(participant, when)
             uow.participants.update(participant)
-            recorded = Recorded(event, participant,
-                                self._compute(participant.enrolment, [*events, event], as_of))
+            schedule = self.compute(participant.enrolment, [*events, event], as_of)
+            self._sync_visits(uow, participant_id, schedule, when)
+            recorded = Recorded(event, participant, schedule)
             if before_commit:
                 before_commit(uow, recorded)
             uow.commit()
@@ -138,7 +156,7 @@ class Participants:
                           actor: str, expected_version: int) -> StoredParticipant:
         """Correct enrolment data; the history records what changed, from what, to what."""
         with self.unit() as uow:
-            participant = _found(uow.participants.get(participant_id, for_update=True))
+            participant = self.lock(uow, participant_id)
             _check_version(participant, expected_version)
             corrected = replace(participant.enrolment, **changes)
             code = changes.get("subject_code")
@@ -157,6 +175,7 @@ class Participants:
                 recorded_by=actor, recorded_at=when, reason=reason, changes=described))
             participant = bumped(participant, when, enrolment=corrected)
             uow.participants.update(participant)
+            self._sync_visits(uow, participant_id, self.compute(corrected, events), when)
             uow.commit()
         return participant
 

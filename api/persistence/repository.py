@@ -11,9 +11,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from api.persistence.tables import api_keys, events, idempotency_keys, participants
+from api.persistence.tables import (
+    api_keys,
+    events,
+    feed_tokens,
+    idempotency_keys,
+    participants,
+    visit_states,
+)
 from scheduler.history import Enrolment, Event
 from scheduler.model import Lookbacks
+from scheduler.subscription import VisitState
 
 LOOKBACK_DATES = ("live_vaccine", "major_surgery", "systemic_antimicrobials_end",
                   "radical_radiotherapy", "myocardial_infarction", "other_trial_last_dose")
@@ -148,6 +156,20 @@ class SqlParticipants:
             lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
             updated_at=participant.updated_at))
 
+    def listing(self) -> list[StoredParticipant]:
+        """Every participant in enrolment order."""
+        return [_participant(row) for row in self.connection.execute(sa.select(
+            participants).order_by(participants.c.enrolled_at, participants.c.id)).mappings()]
+
+    def events_of_many(self, participant_ids: list[str]) -> dict[str, list[Event]]:
+        found: dict[str, list[Event]] = {pid: [] for pid in participant_ids}
+        rows = self.connection.execute(sa.select(events).where(
+            events.c.participant_id.in_(participant_ids)).order_by(
+            events.c.participant_id, events.c.seq)).mappings()
+        for row in rows:
+            found[row["participant_id"]].append(_event(row))
+        return found
+
     def events(self, participant_id: str) -> list[Event]:
         rows = self.connection.execute(sa.select(events).where(
             events.c.participant_id == participant_id).order_by(events.c.seq)).mappings()
@@ -216,6 +238,91 @@ class SqlIdempotency:
             created_at=when))
 
 
+@dataclass(frozen=True)
+class FeedToken:
+    id: str
+    kind: str
+    participant_id: str | None
+    digest: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+class SqlFeedTokens:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def add(self, token: FeedToken) -> None:
+        self.connection.execute(feed_tokens.insert().values(
+            id=token.id, kind=token.kind, participant_id=token.participant_id,
+            digest=token.digest, created_at=token.created_at))
+
+    def get(self, token_id: str) -> FeedToken | None:
+        row = self.connection.execute(sa.select(feed_tokens).where(
+            feed_tokens.c.id == token_id)).mappings().first()
+        return _feed_token(row) if row else None
+
+    def active(self, kind: str, participant_id: str | None = None) -> FeedToken | None:
+        query = sa.select(feed_tokens).where(feed_tokens.c.kind == kind,
+                                             feed_tokens.c.revoked_at.is_(None))
+        if participant_id is not None:
+            query = query.where(feed_tokens.c.participant_id == participant_id)
+        row = self.connection.execute(query).mappings().first()
+        return _feed_token(row) if row else None
+
+    def active_for_participants(self) -> dict[str, FeedToken]:
+        rows = self.connection.execute(sa.select(feed_tokens).where(
+            feed_tokens.c.kind == "participant", feed_tokens.c.revoked_at.is_(None))).mappings()
+        return {row["participant_id"]: _feed_token(row) for row in rows}
+
+    def revoke(self, token_id: str, when: dt.datetime) -> None:
+        self.connection.execute(feed_tokens.update().where(feed_tokens.c.id == token_id).values(
+            revoked_at=when))
+
+
+def _feed_token(row: RowMapping) -> FeedToken:
+    revoked = row["revoked_at"]
+    return FeedToken(row["id"], row["kind"], row["participant_id"], row["digest"],
+                     utc(row["created_at"]), utc(revoked) if revoked else None)
+
+
+def _visit_state(row: RowMapping) -> VisitState:
+    return VisitState(row["visit_id"], row["date"], row["earliest"], row["latest"],
+                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]))
+
+
+class SqlVisitStates:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def of(self, participant_id: str) -> dict[str, VisitState]:
+        rows = self.connection.execute(sa.select(visit_states).where(
+            visit_states.c.participant_id == participant_id)).mappings()
+        return {row["visit_id"]: _visit_state(row) for row in rows}
+
+    def of_many(self, participant_ids: list[str]) -> dict[str, dict[str, VisitState]]:
+        found: dict[str, dict[str, VisitState]] = {pid: {} for pid in participant_ids}
+        rows = self.connection.execute(sa.select(visit_states).where(
+            visit_states.c.participant_id.in_(participant_ids))).mappings()
+        for row in rows:
+            found[row["participant_id"]][row["visit_id"]] = _visit_state(row)
+        return found
+
+    def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None:
+        """Insert new visits' states and update the ones in `known`."""
+        for state in states:
+            values = dict(date=state.date, earliest=state.earliest, latest=state.latest,
+                          status=state.status, present=state.present, sequence=state.sequence,
+                          changed_at=state.changed_at)
+            if state.visit_id in known:
+                self.connection.execute(visit_states.update().where(
+                    visit_states.c.participant_id == participant_id,
+                    visit_states.c.visit_id == state.visit_id).values(**values))
+            else:
+                self.connection.execute(visit_states.insert().values(
+                    participant_id=participant_id, visit_id=state.visit_id, **values))
+
+
 class SqlUnitOfWork:
     """One transaction: commit explicitly, or everything is rolled back on leaving."""
 
@@ -232,6 +339,8 @@ class SqlUnitOfWork:
         self.participants = SqlParticipants(connection)
         self.api_keys = SqlApiKeys(connection)
         self.idempotency = SqlIdempotency(connection)
+        self.feed_tokens = SqlFeedTokens(connection)
+        self.visit_states = SqlVisitStates(connection)
         return self
 
     def commit(self) -> None:

@@ -67,3 +67,30 @@ idempotency_keys = sa.Table(
     sa.Column("headers", sa.JSON, nullable=False),
     sa.Column("created_at", UTC_TIME, nullable=False),
 )
+
+feed_tokens = sa.Table(
+    "feed_tokens", metadata,
+    # The public half of a feed URL; the URL's secret half is stored only as a digest.
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id")),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("revoked_at", UTC_TIME),
+)
+
+# What each subscriber has last been told of a visit, so that SEQUENCE rises with every change
+# of date, window or status (RFC 5546 §2.1.4) and DTSTAMP is when it changed, not now().
+visit_states = sa.Table(
+    "visit_states", metadata,
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id"),
+              primary_key=True),
+    sa.Column("visit_id", sa.String(32), primary_key=True),
+    sa.Column("date", sa.Date),
+    sa.Column("earliest", sa.Date),
+    sa.Column("latest", sa.Date),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("present", sa.Boolean, nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("changed_at", UTC_TIME, nullable=False),
+)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.conftest import migrated_app
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,14 +25,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class Served(str):
+    log_file: Path
+
+
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    database = tmp_path_factory.mktemp("served") / "served.sqlite3"
+    migrated_app(database.parent)  # creates and migrates api.sqlite3 there
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
+           "DATABASE_URL": f"sqlite:///{database.parent / 'api.sqlite3'}"}
+    log = database.parent / "gunicorn.log"
+    output = log.open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "api/gunicorn_conf.py", "api.wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    base = Served(f"http://127.0.0.1:{port}")
+    base.log_file = database.parent / "gunicorn.log"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -39,13 +51,13 @@ def served():
                 break
             except (urllib.error.URLError, ConnectionError):
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(server.stdout.read().decode()) from None
+                    raise RuntimeError(log.read_text()) from None
                 time.sleep(0.2)
         yield base
     finally:
         server.terminate()
         server.wait(timeout=15)
-        server.stdout.close()
+        output.close()
 
 
 def test_gunicorn_serves_the_readme_request(served):
@@ -67,3 +79,25 @@ def test_gunicorn_answers_errors_as_problems(served):
     with caught.value as answer:
         assert answer.code == 400
         assert answer.headers["Content-Type"] == "application/problem+json"
+
+
+def test_feed_tokens_never_reach_the_access_log(served):
+    token = "0123456789abcdef0123456789abcdef.SECRETPART"
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{served}/feeds/{token}.ics", timeout=10)
+    caught.value.close()
+    assert caught.value.code == 404
+    deadline = time.monotonic() + 10
+    while "/feeds/[token].ics" not in served.log_file.read_text():
+        assert time.monotonic() < deadline, served.log_file.read_text()
+        time.sleep(0.1)
+    log = served.log_file.read_text()
+    assert "SECRETPART" not in log and "0123456789abcdef" not in log
+
+
+def test_access_log_redaction():
+    from api.gunicorn_logging import redact
+
+    line = '127.0.0.1 "GET /feeds/abc.SECRET.ics" 200 "GET /feeds/site/x.Y.ics?x=1"'
+    assert redact(line) == ('127.0.0.1 "GET /feeds/[token].ics" 200 '
+                            '"GET /feeds/site/[token].ics?x=1"')

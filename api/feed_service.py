@@ -1,0 +1,244 @@
+"""Calendar feeds: the URL is the credential (ical-feeds.md rule 14).
+
+A feed URL carries `<feed id>.<secret>`; only the SHA-256 digest of the whole token is stored and
+a presented token is compared with it in constant time. The secret half is an HMAC of the feed
+id under the service's feed secret, so participant responses can show the link again without the
+service storing it. Rotation issues a new feed id; the old URL answers 404 at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import holidays
+
+from api.persistence.repository import FeedToken, SqlUnitOfWork, StoredParticipant, bumped
+from api.services import Participants, digest, now
+from scheduler.history import Event
+from scheduler.ical import render_event, render_header
+from scheduler.subscription import VisitState, changed_states, feed_events
+
+BATCH = 500
+FOOTER = b"END:VCALENDAR\r\n"
+
+
+@dataclass(frozen=True)
+class FeedLinks:
+    """Builds tokens and the links that carry them."""
+
+    secret: bytes
+    public_base_url: str
+
+    def token(self, feed_id: str) -> str:
+        mac = hmac.new(self.secret, feed_id.encode(), hashlib.sha256).digest()
+        return f"{feed_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+    def links(self, path: str) -> dict[str, str]:
+        https = f"{self.public_base_url.rstrip('/')}{path}"
+        return {"https": https, "webcal": "webcal://" + https.split("://", 1)[-1]}
+
+    def participant_links(self, token: FeedToken) -> dict[str, str]:
+        return self.links(f"/feeds/{self.token(token.id)}.ics")
+
+    def site_links(self, token: FeedToken) -> dict[str, str]:
+        return self.links(f"/feeds/site/{self.token(token.id)}.ics")
+
+
+class RenderedCache:
+    """Each participant's rendered events, compressed, keyed by (participant, version): a
+    version changes with every write, so an entry is never stale. Bounded, least recently
+    used first out."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        with self.lock:
+            packed = self.entries.get(key)
+            if packed is None:
+                return None
+            self.entries.move_to_end(key)
+        return zlib.decompress(packed)
+
+    def put(self, key: tuple[str, int], rendered: bytes) -> None:
+        packed = zlib.compress(rendered, 1)
+        with self.lock:
+            if key in self.entries:
+                return
+            self.entries[key] = packed
+            self.size += len(packed)
+            while self.size > self.max_bytes and self.entries:
+                _, dropped = self.entries.popitem(last=False)
+                self.size -= len(dropped)
+
+
+@dataclass(frozen=True)
+class Feed:
+    chunks: Iterator[bytes]
+    etag: str
+    last_modified: object
+
+
+@dataclass
+class Feeds:
+    participants: Participants
+    links: FeedLinks
+    cache: RenderedCache = field(default_factory=lambda: RenderedCache(64 * 1024 * 1024))
+
+    @property
+    def protocol_tag(self) -> str:
+        protocol = self.participants.protocol
+        return f"{protocol.id}:{protocol.version}:holidays-{holidays.__version__}"
+
+    def new_token(self, uow: SqlUnitOfWork, kind: str, participant_id: str | None) -> str:
+        """Revoke the current token of this feed and issue a new one; returns the token."""
+        current = uow.feed_tokens.active(kind, participant_id)
+        when = now()
+        if current is not None:
+            uow.feed_tokens.revoke(current.id, when)
+        feed_id = secrets.token_hex(16)
+        token = self.links.token(feed_id)
+        uow.feed_tokens.add(FeedToken(feed_id, kind, participant_id, digest(token), when))
+        return token
+
+    def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
+        with self.participants.unit() as uow:
+            if participant_id is not None:
+                self.participants.lock(uow, participant_id)
+            self.new_token(uow, kind, participant_id)
+            token = uow.feed_tokens.active(kind, participant_id)
+            uow.commit()
+        assert token is not None
+        return token
+
+    def issue_for_enrolment(self, uow: SqlUnitOfWork, participant_id: str) -> None:
+        self.new_token(uow, "participant", participant_id)
+
+    def resolve(self, presented: str, kind: str) -> FeedToken | None:
+        """The live token behind a presented one, compared in constant time."""
+        feed_id, _, _ = presented.partition(".")
+        if not feed_id or len(presented) > 200:
+            return None
+        with self.participants.unit(readonly=True) as uow:
+            token = uow.feed_tokens.get(feed_id)
+        if token is None or token.revoked_at is not None or token.kind != kind:
+            return None
+        return token if hmac.compare_digest(digest(presented), token.digest) else None
+
+    def links_for(self, participant_ids: list[str]) -> dict[str, dict[str, str]]:
+        with self.participants.unit(readonly=True) as uow:
+            tokens = uow.feed_tokens.active_for_participants()
+        return {pid: self.links.participant_links(tokens[pid])
+                for pid in participant_ids if pid in tokens}
+
+    def site_token(self) -> FeedToken | None:
+        with self.participants.unit(readonly=True) as uow:
+            return uow.feed_tokens.active("site")
+
+    def participant_feed(self, token: FeedToken) -> Feed:
+        assert token.participant_id is not None
+        participant, body = self._rendered(token.participant_id)
+        name = f"{self.participants.protocol.id} {participant.enrolment.subject_code}"
+        chunks = [render_header(name), body, FOOTER]
+        tag = hashlib.sha256(b"".join(chunks)).hexdigest()
+        return Feed(iter(chunks), tag, participant.updated_at)
+
+    def site_feed(self) -> Feed:
+        """Every participant's visits, streamed; only participants changed since they were
+        last rendered are rendered again."""
+        with self.participants.unit(readonly=True) as uow:
+            listing = uow.participants.listing()
+        versions = hashlib.sha256(self.protocol_tag.encode())
+        for participant in listing:
+            versions.update(f"{participant.id}:{participant.version};".encode())
+        last = max((p.updated_at for p in listing), default=self.participants.protocol.modified)
+        name = f"{self.participants.protocol.id} site visits"
+        return Feed(self._site_chunks(listing, name), versions.hexdigest(), last)
+
+    def _site_chunks(self, listing: list[StoredParticipant], name: str) -> Iterator[bytes]:
+        yield render_header(name, description="Every participant's visits at the site")
+        for start in range(0, len(listing), BATCH):
+            batch = listing[start:start + BATCH]
+            missing = [p for p in batch if self.cache.get(self._key(p, "site")) is None]
+            self._render_many(missing)
+            for participant in batch:
+                rendered = self.cache.get(self._key(participant, "site"))
+                if rendered is None:  # evicted meanwhile: render it alone
+                    rendered = self._render_many([participant])[participant.id]
+                yield rendered
+        yield FOOTER
+
+    def _key(self, participant: StoredParticipant, scope: str) -> tuple[str, int]:
+        return (f"{scope}:{participant.id}", participant.version)
+
+    def _render_many(self, batch: list[StoredParticipant]) -> dict[str, bytes]:
+        if not batch:
+            return {}
+        ids = [p.id for p in batch]
+        with self.participants.unit(readonly=True) as uow:
+            histories = uow.participants.events_of_many(ids)
+            states = uow.visit_states.of_many(ids)
+        rendered = {}
+        for participant in batch:
+            body = self._render(participant, histories[participant.id], states[participant.id],
+                                "site")
+            if body is None:
+                participant, body = self._reconciled(participant.id, "site")
+            self.cache.put(self._key(participant, "site"), body)
+            rendered[participant.id] = body
+        return rendered
+
+    def _rendered(self, participant_id: str) -> tuple[StoredParticipant, bytes]:
+        with self.participants.unit(readonly=True) as uow:
+            participant = uow.participants.get(participant_id)
+            assert participant is not None
+            cached = self.cache.get(self._key(participant, "participant"))
+            if cached is not None:
+                return participant, cached
+            history = uow.participants.events(participant_id)
+            states = uow.visit_states.of(participant_id)
+        body = self._render(participant, history, states, "participant")
+        if body is None:
+            participant, body = self._reconciled(participant_id, "participant")
+        self.cache.put(self._key(participant, "participant"), body)
+        return participant, body
+
+    def _render(self, participant: StoredParticipant, history: list[Event],
+                states: dict[str, VisitState], scope: str) -> bytes | None:
+        """The participant's events, or None when the stored visit states are behind the
+        schedule (the protocol or the holiday data changed since the last write)."""
+        schedule = self.participants.compute(participant.enrolment, history)
+        try:
+            events = feed_events(schedule, states, f"{scope}/{participant.id}",
+                                 participant.enrolment.subject_code)
+        except KeyError:
+            return None
+        return b"".join(render_event(event) for event in events)
+
+    def _reconciled(self, participant_id: str, scope: str) -> tuple[StoredParticipant, bytes]:
+        """Bring the visit states up to the schedule as it is now, as one more version."""
+        with self.participants.unit() as uow:
+            participant = self.participants.lock(uow, participant_id)
+            history = uow.participants.events(participant_id)
+            schedule = self.participants.compute(participant.enrolment, history)
+            old = uow.visit_states.of(participant_id)
+            when = now()
+            uow.visit_states.save(participant_id, changed_states(old, schedule, when), set(old))
+            participant = bumped(participant, when)
+            uow.participants.update(participant)
+            states = uow.visit_states.of(participant_id)
+            uow.commit()
+        body = self._render(participant, history, states, scope)
+        assert body is not None
+        return participant, body

@@ -1,0 +1,90 @@
+"""Subscribable calendar feeds, authorised by the secret token in their URL alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields
+
+from api.feed_service import Feed, Feeds
+from api.problems import PROBLEM_JSON, ProblemSchema, problem
+from api.schemas import FeedLinksSchema
+
+blp = Blueprint("feeds", __name__, description="iCalendar feeds for calendar subscriptions. "
+                "The URL is the credential: keep it secret, rotate it when it leaks.")
+admin = Blueprint("site", __name__, url_prefix="/v1/site",
+                  description="Site-wide settings (admin API keys only).")
+
+CALENDAR = {"type": "string", "description": "An RFC 5545 iCalendar feed"}
+CACHE_SECONDS = 300
+
+
+class FeedTokenSchema(ma.Schema):
+    feed = fields.Nested(FeedLinksSchema, required=True)
+
+
+def feeds() -> Feeds:
+    service: Feeds = current_app.extensions["trial_schedule_feeds"]
+    return service
+
+
+def not_found() -> Response:
+    return problem(404, "Not Found", "No feed at this address.")
+
+
+def calendar(feed: Feed) -> Response:
+    """Stream a feed with a strong ETag and Last-Modified, answering 304 without rendering
+    when the client has it (ical-feeds rule 12)."""
+    response = Response(feed.chunks, mimetype="text/calendar")
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.set_etag(feed.etag)
+    response.last_modified = feed.last_modified  # type: ignore[assignment]
+    response.cache_control.private = True
+    response.cache_control.max_age = CACHE_SECONDS
+    return response.make_conditional(request)
+
+
+def document_feed(view: Any) -> Any:
+    view = blp.response(200, CALENDAR, content_type="text/calendar",
+                        description="The calendar", headers={
+                            "ETag": {"schema": {"type": "string"}},
+                            "Last-Modified": {"schema": {"type": "string"}}})(view)
+    view = blp.alt_response(304, description="Not modified")(view)
+    return blp.alt_response(404, description="No feed at this address", schema=ProblemSchema,
+                            content_type=PROBLEM_JSON)(view)
+
+
+@blp.route("/feeds/<token>.ics")
+class ParticipantFeedView(MethodView):
+    @document_feed
+    def get(self, token: str) -> Response:
+        """One participant's visits"""
+        found = feeds().resolve(token, "participant")
+        return calendar(feeds().participant_feed(found)) if found else not_found()
+
+
+@blp.route("/feeds/site/<token>.ics")
+class SiteFeedView(MethodView):
+    @document_feed
+    def get(self, token: str) -> Response:
+        """Every participant's visits at the site"""
+        found = feeds().resolve(token, "site")
+        return calendar(feeds().site_feed()) if found else not_found()
+
+
+@admin.route("/feed-token")
+class SiteFeedTokenView(MethodView):
+    @admin.response(200, FeedTokenSchema)
+    @admin.alt_response(401, description="No valid API key", schema=ProblemSchema,
+                        content_type=PROBLEM_JSON)
+    @admin.alt_response(403, description="Needs an admin key", schema=ProblemSchema,
+                        content_type=PROBLEM_JSON)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def post(self) -> dict[str, Any]:
+        """Issue or rotate the site feed URL; the old one stops working at once"""
+        token = feeds().rotate("site")
+        return {"feed": feeds().links.site_links(token)}
