@@ -306,6 +306,8 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
         return Visit(visit_id, "infusion", title, cycle, None, None, "cancelled",
                      planner.ref("discontinuation", f"discontinued {stop.date.isoformat()}"))
     if first is None or (cycle > 1 and chain_from is None):
+        if cycle == 1:
+            _warn_overdue(planner, visit_id, _earliest_possible_first_dose(planner))
         return Visit(visit_id, "infusion", title + " (held)", cycle, None, None, "held",
                      planner.ref("complication-hold", "recovery not confirmed"))
     target, window, ref = _cycle_target(planner, cycle, first, chain_from)
@@ -314,7 +316,7 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
         return _given_infusion(planner, due, record)
     planned = planner.settle(due)
     if planned is None or record is None:
-        if planned is not None:
+        if planned is not None and _first_open_cycle(planner, cycle):
             _warn_overdue(planner, visit_id, target)
         return planned
     if record.status == "skipped":
@@ -360,6 +362,17 @@ def _given_infusion(planner: _Planner, planned: Visit, record: DoseRecord) -> Vi
                      "(rule dose-window); recorded as given", planned.id)
     _warn_hold_limit(planner, planned.id, planned.date, record.date)
     return replace(planned, date=record.date, status="done")
+
+
+def _first_open_cycle(planner: _Planner, cycle: int) -> bool:
+    """Only the first cycle not yet recorded can be overdue: later ones chain from it.
+    (Recorded cycles run 1, 2, 3 … without gaps; validation sees to it.)"""
+    return cycle == len(planner.facts.doses) + 1
+
+
+def _earliest_possible_first_dose(planner: _Planner) -> dt.date:
+    interval = planner.protocol.rule("first-dose-minimum-interval")
+    return planner.facts.cryoablation_date + days(interval.number("days_after_cryoablation"))
 
 
 def _hold_limit(planner: _Planner) -> dt.timedelta:

@@ -158,6 +158,18 @@ def test_dose_given_more_than_12_weeks_after_due_warns_discontinuation():
     assert "hold-limit-exceeded" not in codes(on_limit)
 
 
+def test_only_the_first_unrecorded_cycle_is_overdue():
+    # As of late 2026, cycles 2 to 6 are all in the past; only cycle 2 is on hold.
+    schedule = schedule_for(doses=given("2026-03-09"), as_of=D("2026-11-25"))
+    assert [w.visit_id for w in schedule.warnings if w.code == "hold-limit-exceeded"] == ["C2D1"]
+
+
+def test_an_open_complication_beyond_12_weeks_warns():
+    held = schedule_for(recovery=Recovery("complication", D("2026-03-04")), recovered=None,
+                        as_of=D("2026-06-02"))  # earliest first dose 03-09 + 12 weeks = 06-01
+    assert [w.visit_id for w in held.warnings if w.code == "hold-limit-exceeded"] == ["C1D1"]
+
+
 def test_unrecorded_dose_overdue_beyond_12_weeks_as_of_today_warns():
     overdue = schedule_for(doses=given("2026-03-09"), as_of=D("2026-06-23"))
     assert [w.visit_id for w in overdue.warnings if w.code == "hold-limit-exceeded"] == ["C2D1"]
