@@ -21,6 +21,7 @@ from api.schemas import (
     EnrolmentSchema,
     EventInSchema,
     EventListSchema,
+    EventSchema,
     PageQuerySchema,
     ParticipantPageSchema,
     ParticipantSchema,
@@ -183,7 +184,7 @@ class ParticipantScheduleView(MethodView):
     def get(self, participant_id: str) -> Response:
         """The schedule recomputed from the whole history"""
         _, schedule = participants().schedule(participant_id, site_today())
-        response = jsonify(ScheduleSchema().dump(schedule))
+        response = jsonify(schedule.as_dict())
         response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
         return response.make_conditional(request)
 
@@ -217,8 +218,8 @@ class EventsView(MethodView):
 
 
 def recorded_response(recorded: Recorded) -> Response:
-    event = event_dicts([recorded.event])[0]
-    response = jsonify(RecordedSchema().dump({"event": event, "schedule": recorded.schedule}))
+    event = EventSchema().dump(event_dicts([recorded.event])[0])
+    response = jsonify({"event": event, "schedule": recorded.schedule.as_dict()})
     response.status_code = 201
     response.set_etag(etag_of(recorded.participant.version))
     response.headers["Location"] = f"/v1/participants/{recorded.participant.id}/events"

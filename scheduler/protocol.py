@@ -162,11 +162,11 @@ class Protocol:
     def rule(self, rule_id: str) -> Rule:
         return self.rules[rule_id]
 
-    @property
+    @cached_property
     def study_start(self) -> dt.date:
         return self.rule("study-period").date("start")
 
-    @property
+    @cached_property
     def study_completion(self) -> dt.date:
         return self.rule("study-period").date("completion")
 

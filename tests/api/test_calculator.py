@@ -137,3 +137,12 @@ def test_json_keys_keep_the_contract_order(client):
     text = client.post("/v1/schedules", json=REFERENCE).data.decode()
     assert list(json.loads(text)) == ["protocol", "state", "first_dose_date", "visits",
                                       "warnings"]
+
+
+def test_the_documented_schema_dumps_exactly_what_views_serve():
+    from api.schemas import ScheduleSchema
+    from tests.unit.test_golden_schedules import SCENARIOS
+
+    for scenario in SCENARIOS.values():
+        schedule = schedule_for(**scenario)
+        assert ScheduleSchema().dump(schedule) == schedule.as_dict()

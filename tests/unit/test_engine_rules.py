@@ -432,3 +432,17 @@ def test_visits_are_sorted_by_date_then_id_with_undated_last():
     keys = [(v.date is None, v.date, v.id) for v in schedule.visits if v.date]
     assert keys == sorted(keys)
     assert schedule.visits[-1].date is None
+
+
+def test_calendar_months_count_as_relativedelta_does():
+    from dateutil.relativedelta import relativedelta
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from scheduler.engine import add_months
+
+    @given(st.dates(D("1900-01-01"), D("2900-12-31")), st.integers(0, 1200))
+    def same(day, months):
+        assert add_months(day, months) == day + relativedelta(months=months)
+
+    same()

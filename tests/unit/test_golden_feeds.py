@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.ical import render_calendar
+from scheduler.ical import render_calendar, render_event
 from scheduler.subscription import changed_states, feed_events
 from tests.feed_readers import agreed_pairs, check_bytes
 from tests.unit.test_golden_schedules import SCENARIOS, schedule_for
@@ -57,3 +57,13 @@ def test_sequence_counts_changes_and_returns():
     assert "CRYO" not in moved
     back = changed_states({**first, **moved}, on_time, CHANGED + dt.timedelta(2))
     assert {s.visit_id: s.sequence for s in back}["C4D1"] == 2
+
+
+def test_direct_serializer_matches_icalendar_for_the_golden_participants():
+    from tests.ical_oracle import render_event_with_icalendar
+
+    for name in PARTICIPANTS:
+        schedule = schedule_for(**SCENARIOS[name])
+        states = {s.visit_id: s for s in changed_states({}, schedule, CHANGED)}
+        for event in feed_events(schedule, states, name, PARTICIPANTS[name]):
+            assert render_event(event) == render_event_with_icalendar(event), event.visit.id
