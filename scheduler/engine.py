@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field, replace
-
 from calendar import monthrange
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from scheduler.calendar import SiteCalendar
