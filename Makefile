@@ -29,13 +29,20 @@ node_modules/.package-lock.json: package.json package-lock.json
 	else echo "npm not found: the ical.js feed reader will be skipped"; fi
 
 test: $(VENV)/.installed-test node_modules/.package-lock.json
-	$(BIN)/ruff check scheduler api tests
+	$(BIN)/ruff check scheduler api tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check scheduler api tests
+	$(BIN)/ruff check scheduler api tests bench
 	$(BIN)/mypy
+
+# Needs wrk (Debian's package; installed here when missing and run as root) and, for the
+# PostgreSQL half, a server at BENCH_DATABASE_URL (default: the local one).
+bench: $(VENV)/.installed-test
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk first"; exit 1; }
+	$(BIN)/python bench/run.py
 
 openapi: $(VENV)/.installed-run
 	$(BIN)/trial-schedule openapi > openapi.yaml

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     "FEED_SECRET": None,
+    "SITE_FEED_DIR": None,
     "API_SPEC_OPTIONS": {
         "info": {"description": "Dosing and visit schedules for trial NCT07064876: "
                                 "cryoablation followed by serplulimab. Errors are "
@@ -55,6 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["trial_schedule_engine"] = engine
     stored = Participants(engine, service.protocol, service.site)
     calendars = Feeds(stored, FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"]))
+    if app.config.get("SITE_FEED_DIR"):
+        calendars.site_dir = Path(app.config["SITE_FEED_DIR"])
     stored.issue_feed_token = calendars.issue_for_enrolment
     app.extensions["trial_schedule_participants"] = stored
     app.extensions["trial_schedule_feeds"] = calendars

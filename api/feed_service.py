@@ -9,14 +9,19 @@ service storing it. Rotation issues a new feed id; the old URL answers 404 at on
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
+import tempfile
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import holidays
 
@@ -28,6 +33,11 @@ from scheduler.subscription import VisitState, changed_states, feed_events
 
 BATCH = 500
 FOOTER = b"END:VCALENDAR\r\n"
+
+
+@lru_cache(maxsize=1024)
+def _header(name: str, description: str | None = None) -> bytes:
+    return render_header(name, description=description)
 
 
 @dataclass(frozen=True)
@@ -85,9 +95,10 @@ class RenderedCache:
 
 @dataclass(frozen=True)
 class Feed:
-    chunks: Iterator[bytes]
+    chunks: Iterator[bytes] | None
     etag: str
-    last_modified: object
+    last_modified: dt.datetime
+    path: Path | None = None  # the whole feed as a file, served with sendfile
 
 
 @dataclass
@@ -95,6 +106,14 @@ class Feeds:
     participants: Participants
     links: FeedLinks
     cache: RenderedCache = field(default_factory=lambda: RenderedCache(64 * 1024 * 1024))
+    # Where the assembled site feed is kept, one file per site ETag, shared by the workers
+    # (gunicorn preloads the app, so they inherit one folder); made when first needed.
+    site_dir: Path | None = None
+
+    def _site_folder(self) -> Path:
+        if self.site_dir is None:
+            self.site_dir = Path(tempfile.mkdtemp(prefix="site-feed-"))
+        return self.site_dir
 
     @property
     def protocol_tag(self) -> str:
@@ -127,11 +146,15 @@ class Feeds:
 
     def resolve(self, presented: str, kind: str) -> FeedToken | None:
         """The live token behind a presented one, compared in constant time."""
+        with self.participants.unit(readonly=True) as uow:
+            return self._resolve(uow, presented, kind)
+
+    @staticmethod
+    def _resolve(uow: SqlUnitOfWork, presented: str, kind: str) -> FeedToken | None:
         feed_id, _, _ = presented.partition(".")
         if not feed_id or len(presented) > 200:
             return None
-        with self.participants.unit(readonly=True) as uow:
-            token = uow.feed_tokens.get(feed_id)
+        token = uow.feed_tokens.get(feed_id)
         if token is None or token.revoked_at is not None or token.kind != kind:
             return None
         return token if hmac.compare_digest(digest(presented), token.digest) else None
@@ -146,28 +169,62 @@ class Feeds:
         with self.participants.unit(readonly=True) as uow:
             return uow.feed_tokens.active("site")
 
-    def participant_feed(self, token: FeedToken) -> Feed:
-        assert token.participant_id is not None
-        participant, body = self._rendered(token.participant_id)
-        name = f"{self.participants.protocol.id} {participant.enrolment.subject_code}"
-        chunks = [render_header(name), body, FOOTER]
-        tag = hashlib.sha256(b"".join(chunks)).hexdigest()
-        return Feed(iter(chunks), tag, participant.updated_at)
+    def participant_feed(self, presented: str) -> Feed | None:
+        """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
+        participant's version, so a revalidation is answered before anything is rendered; the
+        body renders lazily."""
+        feed_id, _, _ = presented.partition(".")
+        if not feed_id or len(presented) > 200:
+            return None
+        with self.participants.unit(readonly=True) as uow:
+            found = uow.feed_tokens.with_participant(feed_id)
+        if found is None:
+            return None
+        token, participant = found
+        if token.revoked_at is not None or token.kind != "participant" or participant is None \
+                or not hmac.compare_digest(digest(presented), token.digest):
+            return None
+        tag = hashlib.sha256(f"{self.protocol_tag}|{participant.id}|{participant.version}"
+                             .encode()).hexdigest()
+        return Feed(self._participant_chunks(participant), tag, participant.updated_at)
+
+    def _participant_chunks(self, participant: StoredParticipant) -> Iterator[bytes]:
+        participant, body = self._rendered(participant)
+        yield _header(f"{self.participants.protocol.id} {participant.enrolment.subject_code}")
+        yield body
+        yield FOOTER
 
     def site_feed(self) -> Feed:
-        """Every participant's visits, streamed; only participants changed since they were
-        last rendered are rendered again."""
+        """Every participant's visits. The ETag comes from every participant's version; the
+        feed for an ETag is assembled once into a file (only participants changed since they
+        were last rendered are rendered again) and then served from it by sendfile."""
         with self.participants.unit(readonly=True) as uow:
             listing = uow.participants.listing()
         versions = hashlib.sha256(self.protocol_tag.encode())
         for participant in listing:
             versions.update(f"{participant.id}:{participant.version};".encode())
+        etag = versions.hexdigest()
         last = max((p.updated_at for p in listing), default=self.participants.protocol.modified)
-        name = f"{self.participants.protocol.id} site visits"
-        return Feed(self._site_chunks(listing, name), versions.hexdigest(), last)
+        path = self._site_folder() / f"site-{etag}.ics"
+        if not path.exists():
+            self._assemble(path, self._site_chunks(listing, f"{self.participants.protocol.id} "
+                                                             "site visits"))
+        return Feed(None, etag, last, path)
+
+    def _assemble(self, path: Path, chunks: Iterator[bytes]) -> None:
+        """Write the feed beside its final name and rename it there, so a reader sees a whole
+        file or none; older assembled feeds are removed."""
+        handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+        with os.fdopen(handle, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(partial, path)
+        for old in path.parent.glob("site-*.ics"):
+            if old != path:
+                old.unlink(missing_ok=True)
 
     def _site_chunks(self, listing: list[StoredParticipant], name: str) -> Iterator[bytes]:
-        yield render_header(name, description="Every participant's visits at the site")
+        yield _header(name, "Every participant's visits at the site")
         for start in range(0, len(listing), BATCH):
             batch = listing[start:start + BATCH]
             missing = [p for p in batch if self.cache.get(self._key(p, "site")) is None]
@@ -199,13 +256,12 @@ class Feeds:
             rendered[participant.id] = body
         return rendered
 
-    def _rendered(self, participant_id: str) -> tuple[StoredParticipant, bytes]:
+    def _rendered(self, participant: StoredParticipant) -> tuple[StoredParticipant, bytes]:
+        cached = self.cache.get(self._key(participant, "participant"))
+        if cached is not None:
+            return participant, cached
+        participant_id = participant.id
         with self.participants.unit(readonly=True) as uow:
-            participant = uow.participants.get(participant_id)
-            assert participant is not None
-            cached = self.cache.get(self._key(participant, "participant"))
-            if cached is not None:
-                return participant, cached
             history = uow.participants.events(participant_id)
             states = uow.visit_states.of(participant_id)
         body = self._render(participant, history, states, "participant")

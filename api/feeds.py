@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, current_app, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
@@ -38,14 +38,25 @@ def not_found() -> Response:
 
 def calendar(feed: Feed) -> Response:
     """Stream a feed with a strong ETag and Last-Modified, answering 304 without rendering
-    when the client has it (ical-feeds rule 12)."""
-    response = Response(feed.chunks, mimetype="text/calendar")
+    when the client has it (ical-feeds rule 12). Conditions are checked here, before the body
+    exists: werkzeug's make_conditional would consume a streamed body to answer a 304."""
+    unchanged = request.if_none_match.contains(feed.etag) if request.if_none_match else (
+        request.if_modified_since is not None
+        and feed.last_modified.replace(microsecond=0) <= request.if_modified_since)
+    if unchanged:
+        response = Response(status=304)
+    elif feed.path is not None:
+        # gunicorn sends a file with sendfile: no copy of the feed passes through Python.
+        response = send_file(feed.path, mimetype="text/calendar", conditional=False,
+                             etag=False, max_age=None)
+    else:
+        response = Response(feed.chunks, mimetype="text/calendar")
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.set_etag(feed.etag)
-    response.last_modified = feed.last_modified  # type: ignore[assignment]
+    response.last_modified = feed.last_modified
     response.cache_control.private = True
     response.cache_control.max_age = CACHE_SECONDS
-    return response.make_conditional(request)
+    return response
 
 
 def document_feed(view: Any) -> Any:
@@ -63,8 +74,8 @@ class ParticipantFeedView(MethodView):
     @document_feed
     def get(self, token: str) -> Response:
         """One participant's visits"""
-        found = feeds().resolve(token, "participant")
-        return calendar(feeds().participant_feed(found)) if found else not_found()
+        feed = feeds().participant_feed(token)
+        return calendar(feed) if feed else not_found()
 
 
 @blp.route("/feeds/site/<token>.ics")

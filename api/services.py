@@ -90,20 +90,26 @@ class Participants:
 
     def enrol(self, enrolment: Enrolment, actor: str,
               before_commit: Hook | None = None) -> StoredParticipant:
-        check_enrolment(self.protocol, enrolment, [])
-        when = now()
-        participant = StoredParticipant(str(uuid.uuid4()), enrolment, 1, when, actor, when)
         with self.unit() as uow:
-            if uow.participants.by_subject_code(enrolment.subject_code) is not None:
-                raise HistoryConflict("subject_code", "enrolment",
-                                      "a participant with this subject code is enrolled")
-            uow.participants.add(participant)
-            self._sync_visits(uow, participant.id, self.compute(enrolment, []), when)
-            if self.issue_feed_token:
-                self.issue_feed_token(uow, participant.id)
+            participant = self.enrol_in(uow, enrolment, actor)
             if before_commit:
                 before_commit(uow, participant)
             uow.commit()
+        return participant
+
+    def enrol_in(self, uow: SqlUnitOfWork, enrolment: Enrolment, actor: str) \
+            -> StoredParticipant:
+        """Enrol inside the caller's unit of work, which commits (several at once, say)."""
+        check_enrolment(self.protocol, enrolment, [])
+        when = now()
+        participant = StoredParticipant(str(uuid.uuid4()), enrolment, 1, when, actor, when)
+        if uow.participants.by_subject_code(enrolment.subject_code) is not None:
+            raise HistoryConflict("subject_code", "enrolment",
+                                  "a participant with this subject code is enrolled")
+        uow.participants.add(participant)
+        self._sync_visits(uow, participant.id, self.compute(enrolment, []), when)
+        if self.issue_feed_token:
+            self.issue_feed_token(uow, participant.id)
         return participant
 
     def get(self, participant_id: str) -> StoredParticipant:
@@ -134,23 +140,30 @@ class Participants:
                before_commit: Hook | None = None) -> Recorded:
         """Append one event, if the history and the protocol allow it."""
         with self.unit() as uow:
-            participant = self.lock(uow, participant_id)
-            _check_version(participant, expected_version)
-            events = uow.participants.events(participant_id)
-            when = now()
-            event = Event(id=str(uuid.uuid4()), seq=len(events) + 1, recorded_by=actor,
-                          recorded_at=when, **fields)
-            check_append(self.protocol, participant.enrolment, events, event)
-            uow.participants.append(participant_id, event)
-            participant = bumped(participant, when)
-            uow.participants.update(participant)
-            schedule = self.compute(participant.enrolment, [*events, event], as_of)
-            self._sync_visits(uow, participant_id, schedule, when)
-            recorded = Recorded(event, participant, schedule)
+            recorded = self.record_in(uow, participant_id, fields, actor, as_of,
+                                      expected_version)
             if before_commit:
                 before_commit(uow, recorded)
             uow.commit()
         return recorded
+
+    def record_in(self, uow: SqlUnitOfWork, participant_id: str, fields: dict[str, Any],
+                  actor: str, as_of: dt.date | None,
+                  expected_version: int | None = None) -> Recorded:
+        """Append one event inside the caller's unit of work, which commits."""
+        participant = self.lock(uow, participant_id)
+        _check_version(participant, expected_version)
+        events = uow.participants.events(participant_id)
+        when = now()
+        event = Event(id=str(uuid.uuid4()), seq=len(events) + 1, recorded_by=actor,
+                      recorded_at=when, **fields)
+        check_append(self.protocol, participant.enrolment, events, event)
+        uow.participants.append(participant_id, event)
+        participant = bumped(participant, when)
+        uow.participants.update(participant)
+        schedule = self.compute(participant.enrolment, [*events, event], as_of)
+        self._sync_visits(uow, participant_id, schedule, when)
+        return Recorded(event, participant, schedule)
 
     def correct_enrolment(self, participant_id: str, changes: dict[str, Any], reason: str | None,
                           actor: str, expected_version: int) -> StoredParticipant:

@@ -248,9 +248,28 @@ class FeedToken:
     revoked_at: dt.datetime | None = None
 
 
+# The feed hot path: a token and its participant in one round trip, the statement built once.
+_TOKEN_AND_PARTICIPANT = sa.select(
+    feed_tokens, *[column.label(f"p_{column.name}") for column in participants.c]
+).outerjoin(participants, participants.c.id == feed_tokens.c.participant_id).where(
+    feed_tokens.c.id == sa.bindparam("token_id"))
+
+
 class SqlFeedTokens:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    def with_participant(self, token_id: str) -> tuple[FeedToken, StoredParticipant | None] \
+            | None:
+        row = self.connection.execute(_TOKEN_AND_PARTICIPANT, {"token_id": token_id}
+                                      ).mappings().first()
+        if row is None:
+            return None
+        token = _feed_token(row)
+        if row["p_id"] is None:
+            return token, None
+        own = {name[2:]: value for name, value in row.items() if name.startswith("p_")}
+        return token, _participant(own)
 
     def add(self, token: FeedToken) -> None:
         self.connection.execute(feed_tokens.insert().values(
@@ -309,7 +328,8 @@ class SqlVisitStates:
         return found
 
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None:
-        """Insert new visits' states and update the ones in `known`."""
+        """Insert new visits' states (in one statement) and update the ones in `known`."""
+        new = []
         for state in states:
             values = dict(date=state.date, earliest=state.earliest, latest=state.latest,
                           status=state.status, present=state.present, sequence=state.sequence,
@@ -319,8 +339,10 @@ class SqlVisitStates:
                     visit_states.c.participant_id == participant_id,
                     visit_states.c.visit_id == state.visit_id).values(**values))
             else:
-                self.connection.execute(visit_states.insert().values(
-                    participant_id=participant_id, visit_id=state.visit_id, **values))
+                new.append({"participant_id": participant_id, "visit_id": state.visit_id,
+                            **values})
+        if new:
+            self.connection.execute(visit_states.insert(), new)
 
 
 class SqlUnitOfWork:

@@ -12,7 +12,8 @@ def migrated_app(directory):
     engine = create_db_engine(url)
     upgrade(engine)
     engine.dispose()
-    return create_app({"TESTING": True, "DATABASE_URL": url})
+    return create_app({"TESTING": True, "DATABASE_URL": url, "SITE_FEED_DIR": str(directory),
+                       "FEED_SECRET": "test-feed-secret"})
 
 
 @pytest.fixture(scope="session")

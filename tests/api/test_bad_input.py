@@ -111,7 +111,7 @@ def test_an_unexpected_error_is_a_500_problem_not_a_traceback(app, monkeypatch):
     def broken(_facts):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(service, "schedule", broken)
+    monkeypatch.setattr(service, "schedule_json", broken)
     response = app.test_client().post("/v1/schedules", json=REFERENCE)
     body = problem_of(response, 500)
     assert "boom" not in json.dumps(body)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,14 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import migrated_app
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.servers import start_gunicorn
 
 
 class Served(str):
@@ -31,33 +20,19 @@ class Served(str):
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    port = free_port()
-    database = tmp_path_factory.mktemp("served") / "served.sqlite3"
-    migrated_app(database.parent)  # creates and migrates api.sqlite3 there
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
-           "DATABASE_URL": f"sqlite:///{database.parent / 'api.sqlite3'}"}
-    log = database.parent / "gunicorn.log"
-    output = log.open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "api/gunicorn_conf.py", "api.wsgi:app"],
-        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    base = Served(f"http://127.0.0.1:{port}")
-    base.log_file = database.parent / "gunicorn.log"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()) from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        output.close()
+    folder = tmp_path_factory.mktemp("served")
+    migrated_app(folder)  # creates and migrates api.sqlite3 there
+    log = folder / "gunicorn.log"
+    with log.open("wb") as output:
+        server, base = start_gunicorn({"DATABASE_URL": f"sqlite:///{folder / 'api.sqlite3'}"},
+                                      output)
+        served = Served(base)
+        served.log_file = log
+        try:
+            yield served
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
 
 
 def test_gunicorn_serves_the_readme_request(served):

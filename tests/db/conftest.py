@@ -7,13 +7,12 @@ emptied between tests.
 from __future__ import annotations
 
 import os
-import secrets
 
 import pytest
 import sqlalchemy as sa
 
 from api import create_app
-from api.persistence.database import create_db_engine
+from api.persistence.database import create_db_engine, scratch_database
 from api.persistence.migrate import upgrade
 from api.persistence.tables import metadata
 
@@ -29,21 +28,8 @@ def migrated(url: str) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    base = sa.engine.make_url(os.environ["TEST_DATABASE_URL"])
-    name = f"trial_schedule_test_{secrets.token_hex(4)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(os.environ["TEST_DATABASE_URL"], "trial_schedule_test") as url:
         yield migrated(url)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -61,8 +47,9 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def db_app(database_url):
-    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+def db_app(database_url, tmp_path):
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True,
+                      "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret"})
     yield app
     app.extensions["trial_schedule_engine"].dispose()
 

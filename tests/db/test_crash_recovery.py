@@ -8,39 +8,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from api.services import ApiKeys
-from tests.api.test_serving import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import start_gunicorn
 
 
 class Server:
     def __init__(self, database_url: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "1",
-               "DATABASE_URL": database_url}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "api/gunicorn_conf.py",
-             "api.wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.base}/healthz", timeout=2).read()
-                return
-            except (urllib.error.URLError, ConnectionError):
-                assert self.process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+        self.process, self.base = start_gunicorn({"DATABASE_URL": database_url},
+                                                 subprocess.DEVNULL)
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)

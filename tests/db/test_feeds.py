@@ -149,9 +149,12 @@ def test_site_feed_needs_an_admin_to_issue_and_lists_every_participant(
     client.post("/v1/participants", json={"subject_code": "ZS-002",
                                           "cryoablation_date": "2026-04-01"}, headers=writer)
     link = path_of(issued.get_json()["feed"]["https"])
-    response = client.get(link)
-    assert response.status_code == 200
-    data = response.data
+    with client.get(link) as response:  # a file served by sendfile: close it
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
+        data = response.data
+    with client.get(link) as again_served:
+        assert again_served.data == data  # the assembled file, served again
     check_bytes(data)
     summaries = re.findall(r"SUMMARY:(ZS-\d+):", data.decode())
     assert set(summaries) == {"ZS-001", "ZS-002"}
@@ -160,7 +163,21 @@ def test_site_feed_needs_an_admin_to_issue_and_lists_every_participant(
         == 304
     again = client.post("/v1/site/feed-token", headers=bearer(keys["admin"])).get_json()
     assert client.get(link).status_code == 404
-    assert client.get(path_of(again["feed"]["https"])).status_code == 200
+    with client.get(path_of(again["feed"]["https"])) as rotated:
+        assert rotated.status_code == 200
+
+
+def test_the_site_feed_follows_a_change(client, keys, writer, enrolled):
+    link = path_of(client.post("/v1/site/feed-token", headers=bearer(keys["admin"]))
+                   .get_json()["feed"]["https"])
+    with client.get(link) as before:
+        old = before.data
+    events = f"/v1/participants/{enrolled['id']}/events"
+    client.post(events, json={"type": "dose_given", "cycle": 2, "date": "2026-04-03"},
+                headers=writer)
+    with client.get(link, headers={"If-None-Match": before.headers["ETag"]}) as after:
+        assert after.status_code == 200 and after.data != old
+        assert "X-TRIAL-VISIT-ID:C2D1" in after.data.decode()
 
 
 def test_feed_tokens_are_stored_only_as_digests(db_app, client, enrolled):

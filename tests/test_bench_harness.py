@@ -1,0 +1,27 @@
+"""The benchmark harness runs end to end on a tiny load (its figures mean nothing here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_harness_runs_on_a_tiny_load(tmp_path):
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (make bench installs it as root with apt-get)")
+    out = tmp_path / "BENCHMARKS.md"
+    subprocess.run([sys.executable, "bench/run.py", "--seconds", "1", "--sizes", "2,4",
+                    "--databases", "sqlite", "--out", str(out)], cwd=ROOT, check=True,
+                   capture_output=True, timeout=300)
+    report = out.read_text()
+    for row in ("| hello world (ceiling) |", "| POST /v1/schedules [sqlite] |",
+                "| participant feed revalidation (304) [sqlite] |",
+                "| site feed, 4 participants [sqlite] |",
+                "| compute one participant's schedule |"):
+        assert row in report, row
