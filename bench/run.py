@@ -310,7 +310,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=4, help="wrk duration per scenario")
+    parser.add_argument("--seconds", type=int, default=3, help="wrk duration per scenario")
     parser.add_argument("--sizes", default="25,1000,10000", help="site feed sizes")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))

@@ -310,6 +310,11 @@ def _visit_state(row: RowMapping) -> VisitState:
                       row["status"], row["present"], row["sequence"], utc(row["changed_at"]))
 
 
+_UPDATE_VISIT_STATE = visit_states.update().where(
+    visit_states.c.participant_id == sa.bindparam("pid"),
+    visit_states.c.visit_id == sa.bindparam("vid"))
+
+
 class SqlVisitStates:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -328,21 +333,22 @@ class SqlVisitStates:
         return found
 
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None:
-        """Insert new visits' states (in one statement) and update the ones in `known`."""
-        new = []
+        """Insert new visits' states and update the ones in `known`, each kind in one
+        executemany."""
+        new, changed = [], []
         for state in states:
-            values = dict(date=state.date, earliest=state.earliest, latest=state.latest,
-                          status=state.status, present=state.present, sequence=state.sequence,
-                          changed_at=state.changed_at)
+            values = {"date": state.date, "earliest": state.earliest, "latest": state.latest,
+                      "status": state.status, "present": state.present,
+                      "sequence": state.sequence, "changed_at": state.changed_at}
             if state.visit_id in known:
-                self.connection.execute(visit_states.update().where(
-                    visit_states.c.participant_id == participant_id,
-                    visit_states.c.visit_id == state.visit_id).values(**values))
+                changed.append({"pid": participant_id, "vid": state.visit_id, **values})
             else:
                 new.append({"participant_id": participant_id, "visit_id": state.visit_id,
                             **values})
         if new:
             self.connection.execute(visit_states.insert(), new)
+        if changed:
+            self.connection.execute(_UPDATE_VISIT_STATE, changed)
 
 
 class SqlUnitOfWork:
@@ -356,6 +362,10 @@ class SqlUnitOfWork:
         connection = self.engine.connect()
         if self.readonly:
             connection = connection.execution_options(readonly=True)
+            if connection.dialect.name == "postgresql":
+                # READ COMMITTED gives a read-only transaction no snapshot of its own, so it
+                # can run in autocommit and spare the BEGIN and ROLLBACK round trips.
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         self.connection = connection
         self.transaction = connection.begin()
         self.participants = SqlParticipants(connection)
