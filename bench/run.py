@@ -51,7 +51,8 @@ ANALYSIS = """## What the profiles show
 Figures vary from run to run by up to three times on this two-core machine, where wrk shares
 the cores with the workers: compare ratios within one run, not across runs.
 
-- **One schedule in ≤ 200 µs** is missed (about 335 µs; 637 µs before this work). What remains
+- **One schedule in ≤ 200 µs** is missed (330 to 430 µs across runs; 637 µs before this
+  work). What remains
   is spread over the ~35 visits of a schedule at ~10 µs each: building frozen dataclasses
   (`Visit` 1.3 µs, `RuleRef` 1.0 µs, `Window` 0.5 µs), the anchor text, working-day lookups and
   the imaging and survival grids; no function holds more than ~15 % of the time. Done: month
