@@ -28,7 +28,8 @@ def start_gunicorn(env: dict[str, str], output: IO[bytes] | int) \
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "api/gunicorn_conf.py", "api.wsgi:app"],
         cwd=ROOT, env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
-                       "WEB_CONCURRENCY": "1", **env},
+                       "WEB_CONCURRENCY": "1", "TRIAL_SCHEDULE_FEED_SECRET": "test-feed-secret",
+                       **env},
         stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
