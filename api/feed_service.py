@@ -144,35 +144,10 @@ class Feeds:
     def issue_for_enrolment(self, uow: SqlUnitOfWork, participant_id: str) -> None:
         self.new_token(uow, "participant", participant_id)
 
-    def resolve(self, presented: str, kind: str) -> FeedToken | None:
-        """The live token behind a presented one, compared in constant time."""
-        with self.participants.unit(readonly=True) as uow:
-            return self._resolve(uow, presented, kind)
-
-    @staticmethod
-    def _resolve(uow: SqlUnitOfWork, presented: str, kind: str) -> FeedToken | None:
-        feed_id, _, _ = presented.partition(".")
-        if not feed_id or len(presented) > 200:
-            return None
-        token = uow.feed_tokens.get(feed_id)
-        if token is None or token.revoked_at is not None or token.kind != kind:
-            return None
-        return token if hmac.compare_digest(digest(presented), token.digest) else None
-
-    def links_for(self, participant_ids: list[str]) -> dict[str, dict[str, str]]:
-        with self.participants.unit(readonly=True) as uow:
-            tokens = uow.feed_tokens.active_for_participants()
-        return {pid: self.links.participant_links(tokens[pid])
-                for pid in participant_ids if pid in tokens}
-
-    def site_token(self) -> FeedToken | None:
-        with self.participants.unit(readonly=True) as uow:
-            return uow.feed_tokens.active("site")
-
-    def participant_feed(self, presented: str) -> Feed | None:
-        """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
-        participant's version, so a revalidation is answered before anything is rendered; the
-        body renders lazily."""
+    def _verified(self, presented: str, kind: str) \
+            -> tuple[FeedToken, StoredParticipant | None] | None:
+        """The live token of this kind behind a presented one, compared in constant time,
+        with its participant (None for the site feed); one round trip."""
         feed_id, _, _ = presented.partition(".")
         if not feed_id or len(presented) > 200:
             return None
@@ -180,10 +155,26 @@ class Feeds:
             found = uow.feed_tokens.with_participant(feed_id)
         if found is None:
             return None
-        token, participant = found
-        if token.revoked_at is not None or token.kind != "participant" or participant is None \
+        token = found[0]
+        if token.revoked_at is not None or token.kind != kind \
                 or not hmac.compare_digest(digest(presented), token.digest):
             return None
+        return found
+
+    def links_for(self, participant_ids: list[str]) -> dict[str, dict[str, str]]:
+        with self.participants.unit(readonly=True) as uow:
+            tokens = uow.feed_tokens.active_for_participants()
+        return {pid: self.links.participant_links(tokens[pid])
+                for pid in participant_ids if pid in tokens}
+
+    def participant_feed(self, presented: str) -> Feed | None:
+        """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
+        participant's version, so a revalidation is answered before anything is rendered; the
+        body renders lazily."""
+        found = self._verified(presented, "participant")
+        if found is None or found[1] is None:
+            return None
+        participant = found[1]
         tag = hashlib.sha256(f"{self.protocol_tag}|{participant.id}|{participant.version}"
                              .encode()).hexdigest()
         return Feed(self._participant_chunks(participant), tag, participant.updated_at)
@@ -194,10 +185,13 @@ class Feeds:
         yield body
         yield FOOTER
 
-    def site_feed(self) -> Feed:
-        """Every participant's visits. The ETag comes from every participant's version; the
-        feed for an ETag is assembled once into a file (only participants changed since they
-        were last rendered are rendered again) and then served from it by sendfile."""
+    def site_feed(self, presented: str) -> Feed | None:
+        """Every participant's visits, or None for a token that is not the site's. The ETag
+        comes from every participant's version; the feed for an ETag is assembled once into a
+        file (only participants changed since they were last rendered are rendered again) and
+        then served from it by sendfile."""
+        if self._verified(presented, "site") is None:
+            return None
         with self.participants.unit(readonly=True) as uow:
             listing = uow.participants.listing()
         versions = hashlib.sha256(self.protocol_tag.encode())
@@ -227,13 +221,11 @@ class Feeds:
         yield _header(name, "Every participant's visits at the site")
         for start in range(0, len(listing), BATCH):
             batch = listing[start:start + BATCH]
-            missing = [p for p in batch if self.cache.get(self._key(p, "site")) is None]
-            self._render_many(missing)
+            cached = {p.id: self.cache.get(self._key(p, "site")) for p in batch}
+            rendered = self._render_many([p for p in batch if cached[p.id] is None])
             for participant in batch:
-                rendered = self.cache.get(self._key(participant, "site"))
-                if rendered is None:  # evicted meanwhile: render it alone
-                    rendered = self._render_many([participant])[participant.id]
-                yield rendered
+                body = cached[participant.id]
+                yield body if body is not None else rendered[participant.id]
         yield FOOTER
 
     def _key(self, participant: StoredParticipant, scope: str) -> tuple[str, int]:

@@ -83,8 +83,8 @@ class SiteFeedView(MethodView):
     @document_feed
     def get(self, token: str) -> Response:
         """Every participant's visits at the site"""
-        found = feeds().resolve(token, "site")
-        return calendar(feeds().site_feed()) if found else not_found()
+        feed = feeds().site_feed(token)
+        return calendar(feed) if feed else not_found()
 
 
 @admin.route("/feed-token")

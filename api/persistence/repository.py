@@ -276,11 +276,6 @@ class SqlFeedTokens:
             id=token.id, kind=token.kind, participant_id=token.participant_id,
             digest=token.digest, created_at=token.created_at))
 
-    def get(self, token_id: str) -> FeedToken | None:
-        row = self.connection.execute(sa.select(feed_tokens).where(
-            feed_tokens.c.id == token_id)).mappings().first()
-        return _feed_token(row) if row else None
-
     def active(self, kind: str, participant_id: str | None = None) -> FeedToken | None:
         query = sa.select(feed_tokens).where(feed_tokens.c.kind == kind,
                                              feed_tokens.c.revoked_at.is_(None))
