@@ -8,12 +8,14 @@ import json
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from api import examples
+from api.feed_service import Feed
+from api.feeds import calendar
 from api.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.schemas import (
     RECOVERY_STATUSES,
@@ -174,16 +176,5 @@ class ScheduleCalendarView(MethodView):
             return domain_problem(error, query_field_names(fields_by_dose))
         events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)
         body = render_calendar(f"{svc.protocol.id} schedule", events)
-        return calendar_response(body, svc.protocol.modified)
-
-
-def calendar_response(body: bytes, modified: dt.datetime) -> Response:
-    """`text/calendar` with a strong ETag and Last-Modified, answering conditional requests
-    with 304 (ical-feeds rule 12)."""
-    response = Response(body, mimetype="text/calendar")
-    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
-    response.set_etag(hashlib.sha256(body).hexdigest())
-    response.last_modified = modified
-    response.cache_control.public = True
-    response.cache_control.max_age = 300
-    return response.make_conditional(request)
+        return calendar(Feed(iter([body]), hashlib.sha256(body).hexdigest(),
+                             svc.protocol.modified), public=True)

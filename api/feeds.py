@@ -36,10 +36,11 @@ def not_found() -> Response:
     return problem(404, "Not Found", "No feed at this address.")
 
 
-def calendar(feed: Feed) -> Response:
+def calendar(feed: Feed, public: bool = False) -> Response:
     """Stream a feed with a strong ETag and Last-Modified, answering 304 without rendering
     when the client has it (ical-feeds rule 12). Conditions are checked here, before the body
-    exists: werkzeug's make_conditional would consume a streamed body to answer a 304."""
+    exists: werkzeug's make_conditional would consume a streamed body to answer a 304. A feed
+    whose URL is a credential is private to caches; a calculator calendar may be public."""
     unchanged = request.if_none_match.contains(feed.etag) if request.if_none_match else (
         request.if_modified_since is not None
         and feed.last_modified.replace(microsecond=0) <= request.if_modified_since)
@@ -54,7 +55,10 @@ def calendar(feed: Feed) -> Response:
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.set_etag(feed.etag)
     response.last_modified = feed.last_modified
-    response.cache_control.private = True
+    if public:
+        response.cache_control.public = True
+    else:
+        response.cache_control.private = True
     response.cache_control.max_age = CACHE_SECONDS
     return response
 

@@ -157,10 +157,8 @@ class ParticipantView(MethodView):
     @errors(401, 403, 404, 409, 412, 428)
     def patch(self, changes: dict[str, Any], participant_id: str) -> Response:
         """Correct enrolment data; needs If-Match"""
-        version = expected_version(required=True)
+        version = expected_version(required=True)  # None for If-Match: *, any version
         reason = changes.pop("reason", None)
-        if version is None:  # If-Match: * : whatever is current
-            version = participants().get(participant_id).version
         participant = participants().correct_enrolment(participant_id, changes, reason,
                                                        actor(), version)
         return participant_response(participant)

@@ -166,7 +166,7 @@ class Participants:
         return Recorded(event, participant, schedule)
 
     def correct_enrolment(self, participant_id: str, changes: dict[str, Any], reason: str | None,
-                          actor: str, expected_version: int) -> StoredParticipant:
+                          actor: str, expected_version: int | None) -> StoredParticipant:
         """Correct enrolment data; the history records what changed, from what, to what."""
         with self.unit() as uow:
             participant = self.lock(uow, participant_id)

@@ -131,6 +131,15 @@ def test_patch_needs_if_match_and_answers_412_when_stale(client, writer, partici
     assert "PREGNANCY" in {v["id"] for v in schedule["visits"]}
 
 
+def test_patch_with_if_match_star_corrects_whatever_is_current(client, writer, participant):
+    path = f"/v1/participants/{participant['id']}"
+    record(client, writer, participant, {"type": "recovery_confirmed", "date": "2026-03-09"})
+    patched = client.patch(path, json={"childbearing_potential": True},
+                           headers={**writer, "If-Match": "*"})
+    assert patched.status_code == 200
+    assert patched.headers["ETag"] == '"v3"'
+
+
 def test_patch_that_breaks_the_history_is_refused(client, writer, participant):
     path = f"/v1/participants/{participant['id']}"
     record(client, writer, participant, {"type": "recovery_confirmed", "date": "2026-03-09"})
