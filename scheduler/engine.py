@@ -335,11 +335,12 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
             _warn_overdue(planner, visit_id, target)
         return planned
     if record.status == "skipped":
-        reason = record.reason or "no reason given"
-        skipped_ref = planner.ref("skipped-dose", f"{ref.anchor}; skipped: {reason}")
+        # The skipped-dose rule explains it; any move onto a working day still holds.
+        skipped = planner.ref("skipped-dose",
+                              f"{ref.anchor}; skipped: {record.reason or 'no reason given'}")
         return replace(planned, status="skipped",
-                       rule=replace(planned.rule, id=skipped_ref.id, source=skipped_ref.source,
-                                    text=skipped_ref.text, anchor=skipped_ref.anchor))
+                       rule=replace(skipped, shifted_from=planned.rule.shifted_from,
+                                    shift_reason=planned.rule.shift_reason))
     return planned
 
 
@@ -358,8 +359,8 @@ def _cycle_target(planner: _Planner, cycle: int, first: FirstDoseTarget,
     return target, Window(target - days(window_rule.number("days_before")), target + after), ref
 
 
-def _chain_anchor(planner: _Planner, cycle: int, chain_from: dt.date | None) -> str:
-    when = chain_from.isoformat() if chain_from else "unknown"
+def _chain_anchor(planner: _Planner, cycle: int, chain_from: dt.date) -> str:
+    when = chain_from.isoformat()
     for dose in planner.facts.doses:
         if dose.cycle == cycle:
             return f"given {when}" if dose.status == "given" else f"skipped, due {when}"
