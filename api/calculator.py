@@ -18,6 +18,7 @@ from api.feed_service import Feed
 from api.feeds import calendar
 from api.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.schemas import (
+    LOOKBACK_NAMES,
     RECOVERY_STATUSES,
     ProtocolSchema,
     ScheduleRequestSchema,
@@ -118,7 +119,7 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
     def _to_domain(self, data: dict[str, Any], **_: Any) -> Any:
         lookbacks = lookbacks_from(data)
         doses = []
-        fields_by_dose = {}
+        dose_fields = []  # the query parameter each dose came from, in the same order
         for index, item in enumerate(data.get("dose_given", [])):
             cycle, _, day = item.partition(":")
             try:
@@ -126,10 +127,10 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
             except ValueError as error:
                 raise ma.ValidationError({"dose_given": {index: ["Not a valid date."]}}) \
                     from error
-            fields_by_dose[len(doses)] = f"dose_given.{index}"
+            dose_fields.append(f"dose_given.{index}")
             doses.append(DoseRecord(int(cycle), "given", when))
         for index, cycle_number in enumerate(data.get("dose_skipped", [])):
-            fields_by_dose[len(doses)] = f"dose_skipped.{index}"
+            dose_fields.append(f"dose_skipped.{index}")
             doses.append(DoseRecord(cycle_number, "skipped"))
         stop = data.get("discontinuation_date")
         facts = ParticipantFacts(
@@ -137,16 +138,16 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
                                                 data.get("recovery_date")),
             data.get("childbearing_potential", False), tuple(doses),
             Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"))
-        return facts, fields_by_dose
+        return facts, dose_fields
 
 
-def query_field_names(fields_by_dose: dict[int, str]) -> dict[str, str]:
+def query_field_names(dose_fields: list[str]) -> dict[str, str]:
     """Domain field paths (doses.1.date) as the query parameters they came from."""
     names = {"recovery.date": "recovery_date", "discontinuation.date": "discontinuation_date"}
-    for index, name in fields_by_dose.items():
+    for index, name in enumerate(dose_fields):
         for part in ("cycle", "date"):
             names[f"doses.{index}.{part}"] = name
-    names.update({f"lookbacks.{n}": n for n in lookback_fields(allow_none=False)})
+    names.update({f"lookbacks.{n}": n for n in LOOKBACK_NAMES})
     return names
 
 
@@ -166,14 +167,14 @@ class ScheduleCalendarView(MethodView):
                            "Last-Modified": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified since the ETag given in If-None-Match")
     @document_invalid_input
-    def get(self, parsed: tuple[ParticipantFacts, dict[int, str]]) -> Response:
+    def get(self, parsed: tuple[ParticipantFacts, list[str]]) -> Response:
         """The same computation as POST /v1/schedules, as a calendar file"""
-        facts, fields_by_dose = parsed
+        facts, dose_fields = parsed
         svc = service()
         try:
             schedule = svc.schedule(facts)
         except ScheduleInputError as error:
-            return domain_problem(error, query_field_names(fields_by_dose))
+            return domain_problem(error, query_field_names(dose_fields))
         events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)
         body = render_calendar(f"{svc.protocol.id} schedule", events)
         return calendar(Feed(iter([body]), hashlib.sha256(body).hexdigest(),

@@ -112,10 +112,12 @@ def lookback_fields(allow_none: bool) -> dict[str, fields.Field]:
     return declared
 
 
+LOOKBACK_NAMES = (*LOOKBACK_EVENTS, "other_trial_half_life_days")
+
+
 def lookbacks_from(data: dict[str, Any]) -> Lookbacks:
     """Take the look-back values out of loaded data."""
-    names = [*LOOKBACK_EVENTS, "other_trial_half_life_days"]
-    return Lookbacks(**{name: data.pop(name) for name in names if name in data})
+    return Lookbacks(**{name: data.pop(name) for name in LOOKBACK_NAMES if name in data})
 
 
 class LookbacksSchema(ma.Schema.from_dict(lookback_fields(allow_none=True))):  # type: ignore[misc]
