@@ -11,8 +11,8 @@ the protocol rules out raises the engine's `ScheduleInputError` (HTTP 422).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal, get_type_hints
 
 from scheduler.errors import FactError, ScheduleInputError
 from scheduler.model import (
@@ -27,10 +27,72 @@ from scheduler.validation import validate_facts
 
 EventType = Literal["recovery_confirmed", "complication", "dose_given", "dose_skipped",
                     "discontinued", "correction", "enrolment_corrected"]
-# What a caller may record; `enrolment_corrected` is written by the service itself when
-# enrolment data is corrected, so that the history shows it too.
-RECORDABLE = ("recovery_confirmed", "complication", "dose_given", "dose_skipped",
-              "discontinued", "correction")
+
+# The look-back names, read off the Lookbacks type: every field, and the ones that are dates.
+LOOKBACK_NAMES: tuple[str, ...] = tuple(item.name for item in fields(Lookbacks))
+LOOKBACK_DATES: tuple[str, ...] = tuple(
+    name for name, kind in get_type_hints(Lookbacks).items() if kind == (dt.date | None))
+
+
+# What a caller may record, one value type per event type; every field is required.
+# `enrolment_corrected` is not among them: the service writes it itself when enrolment data
+# is corrected, so that the history shows it too.
+@dataclass(frozen=True)
+class RecoveryConfirmed:
+    type: ClassVar[EventType] = "recovery_confirmed"
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class Complication:
+    type: ClassVar[EventType] = "complication"
+    date: dt.date
+    description: str
+
+
+@dataclass(frozen=True)
+class DoseGiven:
+    type: ClassVar[EventType] = "dose_given"
+    cycle: int
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class DoseSkipped:
+    type: ClassVar[EventType] = "dose_skipped"
+    cycle: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discontinued:
+    type: ClassVar[EventType] = "discontinued"
+    date: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
+class Correction:
+    """Voids the event `event_id` names."""
+
+    type: ClassVar[EventType] = "correction"
+    event_id: str
+    reason: str
+
+
+NewEvent = RecoveryConfirmed | Complication | DoseGiven | DoseSkipped | Discontinued | Correction
+EVENT_TYPES: dict[str, type[NewEvent]] = {kind.type: kind for kind in (
+    RecoveryConfirmed, Complication, DoseGiven, DoseSkipped, Discontinued, Correction)}
+RECORDABLE: tuple[str, ...] = tuple(EVENT_TYPES)
+
+
+def event_fields(kind: str) -> tuple[str, ...]:
+    """The fields an event of this recordable type takes, all required.
+
+    >>> event_fields("dose_given")
+    ('cycle', 'date')
+    """
+    return tuple(item.name for item in fields(EVENT_TYPES[kind]))
 
 
 @dataclass(frozen=True)
@@ -60,6 +122,16 @@ class Event:
     changes: tuple[str, ...] = ()
 
 
+def recorded(new: NewEvent, id: str, seq: int, recorded_by: str,
+             recorded_at: dt.datetime) -> Event:
+    """`new` as the history keeps it: numbered, and saying who recorded it and when."""
+    values: dict[str, Any] = {item.name: getattr(new, item.name) for item in fields(new)}
+    if "event_id" in values:
+        values["corrects"] = values.pop("event_id")
+    return Event(id=id, seq=seq, type=new.type, recorded_by=recorded_by,
+                 recorded_at=recorded_at, **values)
+
+
 class HistoryConflict(Exception):
     """The event contradicts what is already recorded; nothing was changed."""
 
@@ -68,8 +140,13 @@ class HistoryConflict(Exception):
         self.error = FactError(field, rule, message)
 
 
+def voided_by(events: list[Event]) -> dict[str, str]:
+    """Each voided event's id, with the id of the correction that voids it."""
+    return {e.corrects: e.id for e in events if e.type == "correction" and e.corrects}
+
+
 def voided_ids(events: list[Event]) -> set[str]:
-    return {e.corrects for e in events if e.type == "correction" and e.corrects}
+    return set(voided_by(events))
 
 
 def active_events(events: list[Event]) -> list[Event]:

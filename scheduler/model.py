@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 RecoveryStatus = Literal["pending", "recovered", "complication"]
 DoseStatus = Literal["given", "skipped"]
@@ -120,43 +120,3 @@ class Schedule:
             if visit.id == visit_id:
                 return visit
         raise KeyError(visit_id)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The wire shape of api-contract.md, with ISO dates."""
-        return {
-            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
-            "state": self.state,
-            "first_dose_date": _iso(self.first_dose_date),
-            "visits": [_visit_dict(visit) for visit in self.visits],
-            "warnings": [
-                {"code": w.code, "message": w.message, "visit_id": w.visit_id}
-                for w in self.warnings
-            ],
-        }
-
-
-def _iso(day: dt.date | None) -> str | None:
-    return None if day is None else day.isoformat()
-
-
-def _visit_dict(visit: Visit) -> dict[str, Any]:
-    window = None
-    if visit.window is not None:
-        window = {"earliest": _iso(visit.window.earliest), "latest": _iso(visit.window.latest)}
-    return {
-        "id": visit.id,
-        "kind": visit.kind,
-        "title": visit.title,
-        "cycle": visit.cycle,
-        "date": _iso(visit.date),
-        "window": window,
-        "status": visit.status,
-        "rule": {
-            "id": visit.rule.id,
-            "source": visit.rule.source,
-            "text": visit.rule.text,
-            "anchor": visit.rule.anchor,
-            "shifted_from": _iso(visit.rule.shifted_from),
-            "shift_reason": visit.rule.shift_reason,
-        },
-    }

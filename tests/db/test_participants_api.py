@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from api.http.context import container
 from tests.db.conftest import bearer
 
 ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02"}
@@ -169,7 +170,7 @@ def test_keys_and_scopes(client, keys, participant):
 
 
 def test_revoked_key_stops_working(db_app, client):
-    issued = db_app.extensions["trial_schedule_keys"]
+    issued = container(db_app).api_keys
     key = issued.create("temp", "read")
     assert client.get("/v1/participants", headers=bearer(key)).status_code == 200
     assert issued.revoke("temp")
@@ -179,7 +180,7 @@ def test_revoked_key_stops_working(db_app, client):
 def test_keys_are_stored_only_as_digests(db_app, keys):
     import sqlalchemy as sa
 
-    with db_app.extensions["trial_schedule_engine"].connect() as connection:
+    with container(db_app).engine.connect() as connection:
         stored = connection.execute(sa.text("SELECT * FROM api_keys")).all()
     flat = repr(stored)
     assert len(stored) == 3 and all(secret not in flat for secret in keys.values())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks, Recovery
 from tests.conftest import D, schedule_for
 
@@ -31,7 +32,7 @@ SCENARIOS = {
 
 
 def rendered(name: str) -> str:
-    return json.dumps(schedule_for(**SCENARIOS[name]).as_dict(), indent=2,
+    return json.dumps(schedule_dict(schedule_for(**SCENARIOS[name])), indent=2,
                       ensure_ascii=False) + "\n"
 
 
