@@ -13,7 +13,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from api.http.context import container
-from api.usecases.api_keys import SCOPES, Scope, covers
+from api.usecases.api_keys import Scope, covers
 
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SCOPE_ATTRIBUTE = "required_scope"
@@ -31,18 +31,20 @@ def requires(scope: Scope) -> Callable[[View], View]:
 
 def required_scope() -> Scope | None:
     """The scope the view about to answer declares; None for an open one. HEAD is answered by
-    GET; OPTIONS needs the smallest scope any of the view's methods needs."""
+    GET. OPTIONS asks what a protected view allows: it needs `read`, or `admin` on a view
+    only admin keys may use."""
     if request.endpoint is None:
         return None
     view = current_app.view_functions[request.endpoint]
     view_class = getattr(view, "view_class", None)
     if view_class is None:
         return _declared(view)
-    methods = sorted(view_class.methods or ())
     if request.method == "OPTIONS":
-        scopes = [s for s in (_declared(getattr(view_class, m.lower(), None)) for m in methods)
-                  if s is not None]
-        return min(scopes, key=SCOPES.index, default=None)
+        declared = [s for s in (_declared(getattr(view_class, m.lower(), None))
+                                for m in sorted(view_class.methods or ())) if s is not None]
+        if not declared:
+            return None
+        return "admin" if set(declared) == {"admin"} else "read"
     handler = getattr(view_class, request.method.lower(), None)
     if handler is None and request.method == "HEAD":
         handler = getattr(view_class, "get", None)

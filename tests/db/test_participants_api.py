@@ -255,3 +255,30 @@ def test_subject_code_never_reaches_the_log(db_app, client, writer, caplog):
     client.post("/v1/participants", json={**ENROL, "subject_code": code}, headers=writer)
     client.get(f"/v1/participants/{created['id']}/schedule", headers=writer)
     assert code not in caplog.text
+
+
+def scope_by_path(path, method):
+    """The scope each protected request needed when it was decided by path and method: admin
+    under /v1/site, read to look, write to change."""
+    if path.startswith("/v1/site"):
+        return "admin"
+    return "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
+
+
+def test_every_protected_route_and_method_needs_the_scope_it_always_needed(
+        db_app, client, keys, participant):
+    order = ("read", "write", "admin")
+    checked = 0
+    for rule in db_app.url_map.iter_rules():
+        if not rule.rule.startswith(("/v1/participants", "/v1/site")):
+            continue
+        path = rule.rule.replace("<participant_id>", participant["id"])
+        for method in sorted(rule.methods):
+            needed = scope_by_path(path, method)
+            assert client.open(path, method=method).status_code == 401, (method, path)
+            for scope in order:
+                status = client.open(path, method=method, headers=bearer(keys[scope])).status_code
+                refused = order.index(scope) < order.index(needed)
+                assert (status == 403) == refused, (method, path, scope, status)
+            checked += 1
+    assert checked == 19
