@@ -1,0 +1,148 @@
+"""The hot paths' single-row reads, each one prepared statement on a driver connection each
+thread keeps (sqlite3 or psycopg directly): a feed token with its participant's version, and an
+API key.
+
+A feed request does nothing else with the database when the client is up to date or the
+rendered feed is cached, and every API request reads its key, so these reads are most of what
+those requests cost: SQLAlchemy's connection checkout and execution path cost several times the
+statement itself. Each call reads the committed row (autocommit), so a write through any worker
+or instance is seen by the next request: nothing is cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from api.persistence.records import ApiKey, utc
+
+_FEED_KEY = ("SELECT t.kind, t.participant_id, t.digest, t.revoked_at, p.version, p.updated_at, "
+             "p.subject_code FROM feed_tokens t LEFT JOIN participants p "
+             "ON p.id = t.participant_id WHERE t.id = {}")
+_API_KEY = "SELECT id, name, scope, digest, created_at, revoked_at FROM api_keys WHERE id = {}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedKey:
+    """What a feed request needs to authorise itself and to answer 304: the token's row and,
+    for a participant's feed, that participant's version."""
+
+    kind: str
+    participant_id: str | None
+    digest: str
+    revoked: bool
+    version: int | None
+    updated_at: dt.datetime | None
+    subject_code: str | None
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite keeps SQLAlchemy's DateTime as ISO text
+        value = dt.datetime.fromisoformat(value)
+    return utc(value)
+
+
+class FeedReads:
+    """Reads on a connection held per thread (and per process: a forked worker never uses its
+    parent's)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        url = engine.url
+        self.kind = "sqlite" if url.get_backend_name() == "sqlite" else (
+            "psycopg" if url.get_driver_name() == "psycopg" else "sqlalchemy")
+        placeholder = {"sqlite": "?", "psycopg": "%s", "sqlalchemy": ":id"}[self.kind]
+        self.feed_key_sql = _FEED_KEY.format(placeholder)
+        self.api_key_sql = _API_KEY.format(placeholder)
+        if self.kind == "sqlite":
+            self.path = url.database or ":memory:"
+        elif self.kind == "psycopg":
+            self.conninfo = url.set(drivername="postgresql").render_as_string(
+                hide_password=False)
+        self.local = threading.local()
+
+    def key(self, token_id: str) -> FeedKey | None:
+        """A feed token's row, with its participant's version and subject code."""
+        row = self._row(self.feed_key_sql, token_id)
+        if row is None:
+            return None
+        kind, participant_id, digest, revoked_at, version, updated_at, subject_code = row
+        return FeedKey(kind, participant_id, digest, revoked_at is not None, version,
+                       _timestamp(updated_at), subject_code)
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        row = self._row(self.api_key_sql, key_id)
+        if row is None:
+            return None
+        key_id, name, scope, digest, created_at, revoked_at = row
+        created = _timestamp(created_at)
+        assert created is not None
+        return ApiKey(key_id, name, scope, digest, created, _timestamp(revoked_at))
+
+    def _row(self, sql: str, value: str) -> Any:
+        if self.kind == "sqlite":
+            try:
+                return self._sqlite().execute(sql, (value,)).fetchone()
+            except sqlite3.Error as error:
+                self._drop()
+                raise sa.exc.OperationalError(sql, (value,), error) from error
+        if self.kind == "psycopg":
+            return self._psycopg_row(sql, value)
+        with self.engine.connect() as connection:
+            return connection.execute(sa.text(sql), {"id": value}).first()
+
+    def _held(self) -> Any:
+        held = getattr(self.local, "connection", None)
+        if held is not None and self.local.pid == os.getpid():
+            return held
+        return None
+
+    def _sqlite(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = self._held()
+        if connection is None:
+            # Autocommit: each SELECT is its own read transaction and sees the last commit.
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30,
+                                         cached_statements=16)
+            connection.execute("PRAGMA query_only=ON")
+            self._hold(connection)
+        return connection
+
+    def _psycopg_row(self, sql: str, value: str) -> Any:
+        import psycopg
+
+        for attempt in (1, 2):
+            connection = self._held()
+            try:
+                if connection is None:
+                    connection = psycopg.connect(self.conninfo, autocommit=True,
+                                                 prepare_threshold=0)
+                    self._hold(connection)
+                return connection.execute(sql, (value,), prepare=True).fetchone()
+            except psycopg.OperationalError as error:
+                # The server restarted or dropped the connection: one fresh try, then the
+                # error goes up as SQLAlchemy's, like every other database failure.
+                self._drop()
+                if attempt == 2:
+                    raise sa.exc.OperationalError(sql, (value,), error) from error
+        raise AssertionError("unreachable")
+
+    def _hold(self, connection: Any) -> None:
+        self.local.connection = connection
+        self.local.pid = os.getpid()
+
+    def _drop(self) -> None:
+        connection = self._held()
+        self.local.connection = None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already broken
+                connection.close()
