@@ -70,6 +70,19 @@ class FeedReads:
             self.conninfo = url.set(drivername="postgresql").render_as_string(
                 hide_password=False)
         self.local = threading.local()
+        self.opened: list[tuple[int, Any]] = []  # (process, connection) of every thread
+        self.lock = threading.Lock()
+        sa.event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    def close(self) -> None:
+        """Close every thread's connection (when the engine is disposed); a forked worker
+        leaves its parent's alone."""
+        with self.lock:
+            opened, self.opened = self.opened, []
+        for pid, connection in opened:
+            if pid == os.getpid():
+                with contextlib.suppress(Exception):
+                    connection.close()
 
     def key(self, token_id: str) -> FeedKey | None:
         """A feed token's row, with its participant's version and subject code."""
@@ -139,10 +152,14 @@ class FeedReads:
     def _hold(self, connection: Any) -> None:
         self.local.connection = connection
         self.local.pid = os.getpid()
+        with self.lock:
+            self.opened.append((os.getpid(), connection))
 
     def _drop(self) -> None:
         connection = self._held()
         self.local.connection = None
         if connection is not None:
+            with self.lock:
+                self.opened = [held for held in self.opened if held[1] is not connection]
             with contextlib.suppress(Exception):  # already broken
                 connection.close()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from api.persistence.records import (
@@ -270,13 +271,20 @@ class SqlVisitStates:
         return found
 
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None:
-        """Insert new visits' states and update the ones in `known`, each kind in one
-        executemany."""
+        """Insert new visits' states and update the ones in `known`. On PostgreSQL all of them
+        go as one INSERT ... ON CONFLICT DO UPDATE, which SQLAlchemy sends as one multi-row
+        statement: a recomputation that moves thirty visits costs one round trip, not thirty.
+        SQLite runs in process, where an executemany of each kind is cheapest."""
+        if not states:
+            return
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(_UPSERT_VISIT_STATE, [
+                {"participant_id": participant_id, "visit_id": state.visit_id,
+                 **_state_values(state)} for state in states])
+            return
         new, changed = [], []
         for state in states:
-            values = {"date": state.date, "earliest": state.earliest, "latest": state.latest,
-                      "status": state.status, "present": state.present,
-                      "sequence": state.sequence, "changed_at": state.changed_at}
+            values = _state_values(state)
             if state.visit_id in known:
                 changed.append({"pid": participant_id, "vid": state.visit_id, **values})
             else:
@@ -286,6 +294,22 @@ class SqlVisitStates:
             self.connection.execute(visit_states.insert(), new)
         if changed:
             self.connection.execute(_UPDATE_VISIT_STATE, changed)
+
+
+def _state_values(state: VisitState) -> dict[str, Any]:
+    return {"date": state.date, "earliest": state.earliest, "latest": state.latest,
+            "status": state.status, "present": state.present, "sequence": state.sequence,
+            "changed_at": state.changed_at}
+
+
+_STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence", "changed_at")
+_pg_insert = postgresql.insert(visit_states)
+_UPSERT_VISIT_STATE = _pg_insert.on_conflict_do_update(
+    index_elements=[visit_states.c.participant_id, visit_states.c.visit_id],
+    set_={name: _pg_insert.excluded[name] for name in _STATE_COLUMNS},
+    # RETURNING makes SQLAlchemy batch the rows into one multi-row VALUES ("insertmanyvalues")
+    # instead of one statement a row in a pipeline.
+).returning(visit_states.c.visit_id)
 
 
 class SqlUnitOfWork(UnitOfWork):
