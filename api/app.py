@@ -61,13 +61,15 @@ def build_container(app: Flask) -> Container:
     tokens = FeedTokens(links)
     participants = Participants(units, protocol, site, tokens.issue_for_enrolment)
     site_dir = app.config.get("SITE_FEED_DIR")
+    feeds = Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
+                  keys=reads.key)
+    participants.on_saved = feeds.store_rendered  # rendered events stay current with writes
     return Container(
         protocol=protocol, site=site, engine=engine, units=units,
         schedules=Schedules(protocol, site, schedule_json),
         participants=participants,
         api_keys=ApiKeys(units, reads.api_key),
-        feeds=Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
-                    keys=reads.key),
+        feeds=feeds,
         feed_links=links)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from api.persistence.records import (
@@ -25,6 +25,7 @@ from api.persistence.tables import (
     feed_tokens,
     idempotency_keys,
     participants,
+    rendered_feeds,
     visit_states,
 )
 from api.persistence.unit_of_work import UnitOfWork
@@ -312,6 +313,33 @@ _UPSERT_VISIT_STATE = _pg_insert.on_conflict_do_update(
 ).returning(visit_states.c.visit_id)
 
 
+_pg_rendered = postgresql.insert(rendered_feeds)
+_sqlite_rendered = sqlite.insert(rendered_feeds)
+_PUT_RENDERED = {
+    "postgresql": _pg_rendered.on_conflict_do_update(
+        index_elements=[rendered_feeds.c.participant_id],
+        set_={name: _pg_rendered.excluded[name] for name in ("version", "tag", "body")}),
+    "sqlite": _sqlite_rendered.on_conflict_do_update(
+        index_elements=[rendered_feeds.c.participant_id],
+        set_={name: _sqlite_rendered.excluded[name] for name in ("version", "tag", "body")}),
+}
+
+
+class SqlRenderedFeeds:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
+        self.connection.execute(_PUT_RENDERED[self.connection.dialect.name], {
+            "participant_id": participant_id, "version": version, "tag": tag, "body": body})
+
+    def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
+        rows = self.connection.execute(sa.select(
+            rendered_feeds.c.participant_id, rendered_feeds.c.version, rendered_feeds.c.tag,
+            rendered_feeds.c.body).where(rendered_feeds.c.participant_id.in_(participant_ids)))
+        return {pid: (version, tag, bytes(body)) for pid, version, tag, body in rows}
+
+
 class SqlUnitOfWork(UnitOfWork):
     """One transaction: commit explicitly, or everything is rolled back on leaving."""
 
@@ -334,6 +362,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.idempotency = SqlIdempotency(connection)
         self.feed_tokens = SqlFeedTokens(connection)
         self.visit_states = SqlVisitStates(connection)
+        self.rendered_feeds = SqlRenderedFeeds(connection)
         return self
 
     def commit(self) -> None:

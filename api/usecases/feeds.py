@@ -11,7 +11,7 @@ import tempfile
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,9 +20,11 @@ import holidays
 
 from api.persistence.feed_reads import FeedKey
 from api.persistence.records import FeedToken, StoredParticipant, bumped
+from api.persistence.unit_of_work import UnitOfWork
 from api.usecases.common import NotFound, digest, now
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.participants import Participants, sync_visits
+from scheduler import Schedule
 from scheduler.history import Event
 from scheduler.ical import render_event, render_header
 from scheduler.subscription import VisitState, feed_events
@@ -255,14 +257,35 @@ class Feeds:
             if old != path:
                 old.unlink(missing_ok=True)
 
+    def store_rendered(self, uow: UnitOfWork, participant: StoredParticipant,
+                       schedule: Schedule, states: Mapping[str, VisitState]) -> None:
+        """Keep the participant's site-feed events rendered as of this write, in the write's
+        own unit of work (Participants.on_saved): a cold site feed is then assembled from
+        stored bytes, not computed."""
+        events = feed_events(schedule, states, f"site/{participant.id}",
+                             participant.enrolment.subject_code)
+        body = b"".join(render_event(event) for event in events)
+        uow.rendered_feeds.put(participant.id, participant.version, self.protocol_tag,
+                               zlib.compress(body, 1))
+
     def _site_chunks(self, listing: list[StoredParticipant], name: str) -> Iterator[bytes]:
+        """The site feed: each participant's events as stored at their last write when that
+        is the version listed (and the protocol is the same), else from memory or rendered."""
         yield _header(name, "Every participant's visits at the site")
+        tag = self.protocol_tag
         for start in range(0, len(listing), BATCH):
             batch = listing[start:start + BATCH]
-            cached = {p.id: self.cache.get(self._key(p, "site")) for p in batch}
-            rendered = self._render_many([p for p in batch if cached[p.id] is None])
+            with self.participants.unit(readonly=True) as uow:
+                stored = uow.rendered_feeds.of_many([p.id for p in batch])
+            found: dict[str, bytes | None] = {}
             for participant in batch:
-                body = cached[participant.id]
+                row = stored.get(participant.id)
+                found[participant.id] = zlib.decompress(row[2]) \
+                    if row is not None and row[0] == participant.version and row[1] == tag \
+                    else self.cache.get(self._key(participant, "site"))
+            rendered = self._render_many([p for p in batch if found[p.id] is None])
+            for participant in batch:
+                body = found[participant.id]
                 yield body if body is not None else rendered[participant.id]
         yield FOOTER
 
@@ -324,10 +347,10 @@ class Feeds:
             history = uow.participants.events(participant_id)
             schedule = self.participants.compute(participant.enrolment, history)
             when = now()
-            sync_visits(uow, participant_id, schedule, when)
+            states = sync_visits(uow, participant_id, schedule, when)
             participant = bumped(participant, when)
             uow.participants.update(participant)
-            states = uow.visit_states.of(participant_id)
+            self.store_rendered(uow, participant, schedule, states)
             uow.commit()
         body = self._render(participant, history, states, scope)
         assert body is not None

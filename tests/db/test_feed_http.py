@@ -3,6 +3,8 @@ feed links on the request's own scheme and host when no public base URL is confi
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from api import create_app
@@ -107,3 +109,26 @@ def test_a_configured_public_base_url_wins_over_the_request(database_url, tmp_pa
             "https://trial.example.org/feeds/")
     finally:
         container(app).engine.dispose()
+
+
+def test_a_cold_site_feed_is_assembled_from_events_rendered_at_write_time(
+        db_app, client, keys, writer, monkeypatch):
+    for code in ("ZS-001", "ZS-002"):
+        enrolled = enrol(client, writer, code).get_json()
+        assert client.post(f"/v1/participants/{enrolled['id']}/events", json={
+            "type": "recovery_confirmed", "date": "2026-03-09"}, headers=writer).status_code \
+            == 201
+    link = path_of(client.post("/v1/site/feed-token", headers=bearer(keys["admin"]))
+                   .get_json()["feed"]["https"])
+    feeds = container(db_app).feeds
+    feeds.cache.entries.clear()  # nothing rendered in this process: a cold start
+
+    def no_computing(*_args, **_kwargs):
+        raise AssertionError("the site feed computed a schedule")
+
+    monkeypatch.setattr(feeds.participants, "compute", no_computing)
+    with client.get(link) as response:
+        assert response.status_code == 200
+        data = response.data
+    assert data.count(b"X-TRIAL-VISIT-ID:C1D1") == 2
+    assert sorted(set(re.findall(rb"SUMMARY:(ZS-\d+):", data))) == [b"ZS-001", b"ZS-002"]
