@@ -16,6 +16,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,24 @@ def _timestamp(value: Any) -> dt.datetime | None:
     return utc(value)
 
 
+class _Held:
+    """A thread's connection. When the thread ends (or the reader is dropped) the holder goes
+    and a finalizer closes the connection, so no connection outlives its thread."""
+
+    __slots__ = ("__weakref__", "connection", "pid")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+        weakref.finalize(self, _close_quietly, connection, self.pid)
+
+
+def _close_quietly(connection: Any, pid: int) -> None:
+    if pid == os.getpid():  # a forked worker leaves its parent's connections alone
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
 class FeedReads:
     """Reads on a connection held per thread (and per process: a forked worker never uses its
     parent's)."""
@@ -61,28 +80,28 @@ class FeedReads:
         url = engine.url
         self.kind = "sqlite" if url.get_backend_name() == "sqlite" else (
             "psycopg" if url.get_driver_name() == "psycopg" else "sqlalchemy")
+        if self.kind == "sqlite" and (url.database in (None, "", ":memory:") or url.query):
+            self.kind = "sqlalchemy"  # an in-memory database is private to its connection
         placeholder = {"sqlite": "?", "psycopg": "%s", "sqlalchemy": ":id"}[self.kind]
         self.feed_key_sql = _FEED_KEY.format(placeholder)
         self.api_key_sql = _API_KEY.format(placeholder)
         if self.kind == "sqlite":
-            self.path = url.database or ":memory:"
+            self.path = str(url.database)
         elif self.kind == "psycopg":
             self.conninfo = url.set(drivername="postgresql").render_as_string(
                 hide_password=False)
         self.local = threading.local()
-        self.opened: list[tuple[int, Any]] = []  # (process, connection) of every thread
+        self.opened: weakref.WeakSet[_Held] = weakref.WeakSet()  # every live thread's
         self.lock = threading.Lock()
         sa.event.listen(engine, "engine_disposed", lambda _engine: self.close())
 
     def close(self) -> None:
-        """Close every thread's connection (when the engine is disposed); a forked worker
-        leaves its parent's alone."""
+        """Close every thread's connection (when the engine is disposed)."""
         with self.lock:
-            opened, self.opened = self.opened, []
-        for pid, connection in opened:
-            if pid == os.getpid():
-                with contextlib.suppress(Exception):
-                    connection.close()
+            held = list(self.opened)
+            self.opened.clear()
+        for holder in held:
+            _close_quietly(holder.connection, holder.pid)
 
     def key(self, token_id: str) -> FeedKey | None:
         """A feed token's row, with its participant's version and subject code."""
@@ -115,9 +134,9 @@ class FeedReads:
             return connection.execute(sa.text(sql), {"id": value}).first()
 
     def _held(self) -> Any:
-        held = getattr(self.local, "connection", None)
-        if held is not None and self.local.pid == os.getpid():
-            return held
+        holder = getattr(self.local, "held", None)
+        if holder is not None and holder.pid == os.getpid():
+            return holder.connection
         return None
 
     def _sqlite(self) -> sqlite3.Connection:
@@ -150,16 +169,15 @@ class FeedReads:
         raise AssertionError("unreachable")
 
     def _hold(self, connection: Any) -> None:
-        self.local.connection = connection
-        self.local.pid = os.getpid()
+        holder = _Held(connection)
+        self.local.held = holder
         with self.lock:
-            self.opened.append((os.getpid(), connection))
+            self.opened.add(holder)
 
     def _drop(self) -> None:
-        connection = self._held()
-        self.local.connection = None
-        if connection is not None:
+        holder = getattr(self.local, "held", None)
+        self.local.held = None
+        if holder is not None:
             with self.lock:
-                self.opened = [held for held in self.opened if held[1] is not connection]
-            with contextlib.suppress(Exception):  # already broken
-                connection.close()
+                self.opened.discard(holder)
+            _close_quietly(holder.connection, holder.pid)

@@ -40,6 +40,12 @@ def _header(name: str, description: str | None = None) -> bytes:
     return render_header(name, description=description)
 
 
+@lru_cache(maxsize=8192)
+def _participant_tag(protocol_tag: str, participant_id: str, version: int) -> str:
+    """A participant feed's ETag: the protocol, the participant and its version."""
+    return hashlib.sha256(f"{protocol_tag}|{participant_id}|{version}".encode()).hexdigest()
+
+
 class RenderedCache:
     """Each participant's rendered events, compressed, keyed by (participant, version): a
     version changes with every write, so an entry is never stale. Bounded, least recently
@@ -198,8 +204,7 @@ class Feeds:
                 for pid in participant_ids if pid in tokens}
 
     def participant_tag(self, participant_id: str, version: int) -> str:
-        return hashlib.sha256(f"{self.protocol_tag}|{participant_id}|{version}".encode()) \
-            .hexdigest()
+        return _participant_tag(self.protocol_tag, participant_id, version)
 
     def participant_feed(self, presented: str) -> ParticipantFeed | None:
         """The feed behind a presented token, or None. Its ETag and Last-Modified come from the

@@ -3,7 +3,9 @@ feed links on the request's own scheme and host when no public base URL is confi
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
 
 import pytest
 
@@ -132,3 +134,45 @@ def test_a_cold_site_feed_is_assembled_from_events_rendered_at_write_time(
         data = response.data
     assert data.count(b"X-TRIAL-VISIT-ID:C1D1") == 2
     assert sorted(set(re.findall(rb"SUMMARY:(ZS-\d+):", data))) == [b"ZS-001", b"ZS-002"]
+
+
+def test_a_second_app_on_the_same_database_serves_each_write_at_once(
+        db_app, client, writer, database_url, tmp_path):
+    other = create_app({"DATABASE_URL": database_url, "TESTING": True,
+                        "SITE_FEED_DIR": str(tmp_path / "other"),
+                        "FEED_SECRET": "test-feed-secret"})
+    try:
+        reader = other.test_client()
+        enrolled = enrol(client, writer).get_json()
+        link = path_of(enrolled["feed"]["https"])
+        first = reader.get(link)
+        assert first.status_code == 200 and reader.get(link).data == first.data  # cached
+        assert client.post(f"/v1/participants/{enrolled['id']}/events", json={
+            "type": "recovery_confirmed", "date": "2026-03-09"}, headers=writer).status_code \
+            == 201
+        before = first.data.split(b"X-TRIAL-VISIT-ID:C1D1")[1].split(b"END:VEVENT")[0]
+        assert b"X-TRIAL-VISIT-STATUS:provisional" in before
+        after = reader.get(link, headers={"If-None-Match": first.headers["ETag"]})
+        assert after.status_code == 200 and after.headers["ETag"] != first.headers["ETag"]
+        assert b"X-TRIAL-VISIT-STATUS:provisional" not in after.data.split(
+            b"X-TRIAL-VISIT-ID:C1D1")[1].split(b"END:VEVENT")[0]
+        rotated = client.post(f"/v1/participants/{enrolled['id']}/feed-token", headers=writer)
+        assert reader.get(link).status_code == 404
+        assert reader.get(path_of(rotated.get_json()["feed"]["https"])).status_code == 200
+    finally:
+        container(other).engine.dispose()
+
+
+def test_a_thread_s_held_connection_closes_with_the_thread_and_the_engine(db_app):
+    reads = container(db_app).feeds.keys.__self__
+    found = []
+    worker = threading.Thread(target=lambda: found.append(reads.key("no-such-token")))
+    worker.start()
+    worker.join()
+    assert found == [None]
+    gc.collect()
+    assert len(reads.opened) == 0  # the thread ended: its connection is closed
+    assert reads.key("no-such-token") is None
+    assert len(reads.opened) == 1
+    container(db_app).engine.dispose()
+    assert len(reads.opened) == 0
