@@ -157,7 +157,7 @@ class Participants:
         when = now()
         event = Event(id=str(uuid.uuid4()), seq=len(events) + 1, recorded_by=actor,
                       recorded_at=when, **fields)
-        check_append(self.protocol, participant.enrolment, events, event)
+        check_append(self.protocol, participant.enrolment, events, event, today=as_of)
         uow.participants.append(participant_id, event)
         participant = bumped(participant, when)
         uow.participants.update(participant)
