@@ -593,6 +593,7 @@ def _baseline_imaging_v2(planner: _Planner, cryo: dt.date, first: Visit,
     anchor = (f"cryoablation {cryo.isoformat()} - "
               f"{rule.number('target_days_before_cryoablation')} days, within {within} days "
               f"before {first.id} {first.date.isoformat()}")
+    recorded = planner.facts.baseline_imaging_date
     if earliest > latest:
         planner.warn("baseline-imaging-window-empty",
                      f"No day is both before the cryoablation on {cryo.isoformat()} and within "
@@ -600,8 +601,22 @@ def _baseline_imaging_v2(planner: _Planner, cryo: dt.date, first: Visit,
                      f"baseline scan is planned in the week before the cryoablation and an "
                      "investigator must decide whether it still serves as baseline (rule "
                      "baseline-imaging)", "BASELINE-IMAGING")
-        planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, target,
-                            Window(target, latest), status, planner.ref(rule.id, anchor)))
+        if recorded is None:
+            planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, target,
+                                Window(target, latest), status, planner.ref(rule.id, anchor)))
+            return
+    if recorded is not None:
+        if earliest <= latest and not earliest <= recorded <= latest:
+            planner.warn("baseline-imaging-outside-window",
+                         f"The baseline scan recorded on {recorded.isoformat()} is outside its "
+                         f"window {earliest.isoformat()} to {latest.isoformat()} (before the "
+                         f"cryoablation and within {within} days before {first.id}): an "
+                         "investigator must decide whether it serves as baseline (rule "
+                         "baseline-imaging)", "BASELINE-IMAGING")
+        planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, recorded,
+                            _fixed(recorded), "done",
+                            planner.ref(rule.id, f"recorded {recorded.isoformat()}")),
+                      fact=True)
         return
     day = min(max(target, earliest), latest)
     planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, day,

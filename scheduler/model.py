@@ -69,7 +69,8 @@ class ParticipantFacts:
     `as_of` is the date the schedule is computed for (the site's today, passed in, never read
     from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit
     and whether a cryoablation has happened yet. `screening_date` is the date of consent and
-    screening, which the other-trial and prior-malignancy look-backs count to.
+    screening, which the other-trial and prior-malignancy look-backs count to;
+    `baseline_imaging_date` the day a baseline scan was done, when one is recorded.
     """
 
     cryoablation_date: dt.date
@@ -81,6 +82,7 @@ class ParticipantFacts:
     as_of: dt.date | None = None
     screening_date: dt.date | None = None
     off_study: OffStudy | None = None
+    baseline_imaging_date: dt.date | None = None
 
 
 @dataclass(frozen=True)

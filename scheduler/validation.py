@@ -84,9 +84,12 @@ def _check_study_dates(protocol: Protocol, facts: ParticipantFacts) -> list[Fact
 
 def _check_future(facts: ParticipantFacts, today: dt.date) -> list[FactError]:
     """Rule future-facts: nothing that happened can be dated after the site's today."""
+    dated = _dated_facts(facts)
+    if facts.baseline_imaging_date is not None:
+        dated.append(("baseline_imaging_date", facts.baseline_imaging_date))
     return [FactError(path, "future-facts",
                       f"{day.isoformat()} is after the site's today {today.isoformat()}")
-            for path, day in _dated_facts(facts) if day > today]
+            for path, day in dated if day > today]
 
 
 def _check_reason_codes(protocol: Protocol, facts: ParticipantFacts) -> list[FactError]:

@@ -369,3 +369,25 @@ def test_no_explanation_carries_the_holiday_packages_own_names():
     assert "2026-02-16 is a Spring Festival holiday" in reasons
     assert "substituted" not in reasons and "Day off" not in reasons
     assert "Chinese New Year" not in reasons
+
+
+def test_a_recorded_baseline_scan_outside_its_window_asks_the_investigator():
+    # Window [02-09, 03-01] for cryoablation 03-02 and C1D1 03-09; a scan on 02-05 is too early.
+    schedule = schedule_for(baseline_imaging_date=D("2026-02-05"))
+    baseline = schedule.visit("BASELINE-IMAGING")
+    assert (baseline.date, baseline.status, baseline.rule.anchor) == (
+        D("2026-02-05"), "done", "recorded 2026-02-05")
+    [warning] = warnings(schedule, "baseline-imaging-outside-window")
+    assert warning.message.startswith("The baseline scan recorded on 2026-02-05 is outside its "
+                                      "window 2026-02-09 to 2026-03-01")
+    inside = schedule_for(baseline_imaging_date=D("2026-02-25"))
+    assert inside.visit("BASELINE-IMAGING").date == D("2026-02-25")
+    assert warnings(inside, "baseline-imaging-outside-window") == []
+
+
+def test_a_baseline_scan_recorded_after_the_sites_today_is_refused():
+    facts = ParticipantFacts(D("2026-03-02"), baseline_imaging_date=D("2026-02-25"))
+    with pytest.raises(ScheduleInputError) as caught:
+        validate_facts(PROTOCOL, facts, today=D("2026-02-24"))
+    assert [(e.field, e.rule) for e in caught.value.errors] == [
+        ("baseline_imaging_date", "future-facts")]

@@ -17,6 +17,7 @@ from scheduler.model import (
     Discontinuation,
     DoseRecord,
     Lookbacks,
+    OffStudy,
     ParticipantFacts,
     Recovery,
     Schedule,
@@ -160,10 +161,16 @@ def dates_anywhere():
     doses=st.lists(st.builds(DoseRecord, st.integers(-2, 9), st.sampled_from(["given", "skipped"]),
                              dates_anywhere(), st.none() | st.text(max_size=5)),
                    max_size=8).map(tuple),
-    discontinuation=st.none() | st.builds(Discontinuation, st.dates()),
+    discontinuation=st.none() | st.builds(Discontinuation, st.dates(), st.none(),
+                                          st.sampled_from([*DISCONTINUATION_REASONS, "x"])),
     lookbacks=st.builds(Lookbacks, *[dates_anywhere()] * 6,
-                        st.none() | st.floats(allow_nan=True, allow_infinity=True)),
+                        st.none() | st.floats(allow_nan=True, allow_infinity=True),
+                        dates_anywhere()),
     as_of=dates_anywhere(),
+    screening_date=dates_anywhere(),
+    off_study=st.none() | st.builds(OffStudy, st.dates(),
+                                    st.sampled_from(["death", "other", "x"])),
+    baseline_imaging_date=dates_anywhere(),
 ))
 def test_any_facts_give_a_schedule_or_a_domain_error(facts):
     try:
