@@ -4,6 +4,7 @@ character from a path (`%0d%0a` arrives decoded) can forge a line."""
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,8 +39,13 @@ def logged(tmp_path_factory):
                 connection.request("GET", path)
                 answers[path] = connection.getresponse().status
                 connection.close()
+            # A request line gunicorn refuses itself is quoted in its error log.
+            with socket.create_connection((address.hostname, address.port), timeout=10) as raw:
+                raw.sendall(b"GET /feeds/" + TOKEN.encode() + b".ics\x1b[2J\x07 HTTP/1.1\r\n\r\n")
+                answers["raw"] = int(raw.recv(100).split(b" ")[1])
             deadline = time.monotonic() + 10
-            while log.read_text().count('"GET ') < len(answers):
+            while log.read_text().count('"GET ') < len(answers) - 1 or \
+                    "Invalid request" not in log.read_text():
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.1)
         finally:
@@ -65,8 +71,10 @@ def test_no_part_of_a_token_reaches_the_log_under_any_path(logged):
 
 
 def test_control_characters_in_a_path_are_escaped_and_forge_no_line(logged):
-    _, log = logged
+    answers, log = logged
     assert '"GET /healthz\\x0d\\x0a127.0.0.1 \\"GET /forged\\" 200" 404' in log
     assert not any(line.startswith('127.0.0.1 "GET /forged"') for line in log.splitlines())
     assert '"GET /x\\x1b[2J\\x07" 404' in log
     assert "\x1b" not in log and "\x07" not in log
+    assert answers["raw"] == 400
+    assert "Invalid request from ip=127.0.0.1: " in log
