@@ -68,12 +68,20 @@ class _CleanRecords(logging.Filter):
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
+    logged: frozenset[str] = frozenset()
+
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        # The atoms the access log format writes: only those need cleaning (each request
+        # carries dozens of atoms, one per header and environ variable).
+        named = re.findall(r"%\(([^)]+)\)", cfg.access_log_format or "")
+        self.logged = frozenset(named + [name.lower() for name in named])  # {Header}i: any case
         if not any(isinstance(f, _CleanRecords) for f in self.error_log.filters):
             self.error_log.addFilter(_CleanRecords())
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        return {name: clean(value) if isinstance(value, str) else value
-                for name, value in atoms.items()}
+        for name in self.logged & atoms.keys():
+            if isinstance(atoms[name], str):
+                atoms[name] = clean(atoms[name])
+        return atoms
