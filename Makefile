@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint openapi bench clean
+.PHONY: run test lint openapi bench clean debian-test-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,28 @@ run: $(VENV)/.installed-run
 	$(BIN)/trial-schedule db upgrade --bootstrap-admin-key
 	$(BIN)/trial-schedule serve --host $(HOST) --port $(PORT)
 
-# Mozilla's ical.js reads feeds in the test suite; without npm that one reader is skipped.
+# Mozilla's ical.js and node-ical read feeds in the test suite; without npm they are skipped.
 node_modules/.package-lock.json: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --silent; \
-	else echo "npm not found: the ical.js feed reader will be skipped"; fi
+	else echo "npm not found: the ical.js and node-ical feed readers will be skipped"; fi
 
-test: $(VENV)/.installed-test node_modules/.package-lock.json
+# Debian packages some tests use: libical through GObject introspection and calcurse (feed
+# readers), nginx (the slow-client test). Installed when missing and run as root with apt-get;
+# otherwise those tests skip and say why (or fail, with REQUIRE_ALL_READERS=1 as .ci/run sets).
+DEBIAN_TEST_PACKAGES := python3-gi gir1.2-ical-3.0 calcurse nginx
+debian-test-packages:
+	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	    done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing $$missing"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+	            --no-install-recommends $$missing >/dev/null || echo "could not install $$missing"; \
+	    else echo "not root (or no apt-get): tests that need $$missing will skip"; fi; \
+	fi
+
+test: $(VENV)/.installed-test node_modules/.package-lock.json debian-test-packages
 	$(BIN)/ruff check scheduler api tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

@@ -8,7 +8,7 @@ from typing import Literal
 
 RecoveryStatus = Literal["pending", "recovered", "complication"]
 DoseStatus = Literal["given", "skipped"]
-State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed"]
+State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed", "off_study"]
 VisitStatus = Literal["planned", "provisional", "done", "skipped", "held", "cancelled"]
 
 
@@ -32,10 +32,20 @@ class DoseRecord:
 
 @dataclass(frozen=True)
 class Discontinuation:
-    """Permanent end of study treatment."""
+    """Permanent end of study treatment: the date, a free-text reason, and (from protocol
+    revision 2) a reason code the protocol lists; `other` when none is given."""
 
     date: dt.date
     reason: str | None = None
+    reason_code: str = "other"
+
+
+@dataclass(frozen=True)
+class OffStudy:
+    """The participant leaves the study (rule off-study): every later visit is cancelled."""
+
+    date: dt.date
+    reason: str = "other"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Lookbacks:
     myocardial_infarction: dt.date | None = None
     other_trial_last_dose: dt.date | None = None
     other_trial_half_life_days: float | None = None
+    prior_malignancy: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,10 @@ class ParticipantFacts:
     """Everything known about one participant that the schedule depends on.
 
     `as_of` is the date the schedule is computed for (the site's today, passed in, never read
-    from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit.
+    from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit
+    and whether a cryoablation has happened yet. `screening_date` is the date of consent and
+    screening, which the other-trial and prior-malignancy look-backs count to;
+    `baseline_imaging_date` the day a baseline scan was done, when one is recorded.
     """
 
     cryoablation_date: dt.date
@@ -66,6 +80,9 @@ class ParticipantFacts:
     discontinuation: Discontinuation | None = None
     lookbacks: Lookbacks = Lookbacks()
     as_of: dt.date | None = None
+    screening_date: dt.date | None = None
+    off_study: OffStudy | None = None
+    baseline_imaging_date: dt.date | None = None
 
 
 @dataclass(frozen=True)

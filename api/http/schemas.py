@@ -35,7 +35,7 @@ from scheduler.model import (
     Visit,
     VisitStatus,
 )
-from scheduler.protocol import SOURCES
+from scheduler.protocol import DISCONTINUATION_REASONS, SOURCES
 from scheduler.validation import MAX_HALF_LIFE_DAYS
 
 TEXT_LIMIT = 500
@@ -99,10 +99,14 @@ class DoseSchema(ma.Schema):
 class DiscontinuationSchema(ma.Schema):
     date = _date("Date treatment was permanently stopped", required=True)
     reason = fields.String(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
+    reason_code = fields.String(
+        validate=validate.OneOf(DISCONTINUATION_REASONS), load_default="other",
+        metadata={"description": "Why treatment stopped (rule discontinuation-reason); "
+                                 "`other` when absent, so a v1 request stays valid"})
 
     @ma.post_load
     def _to_domain(self, data: dict[str, Any], **_: Any) -> Discontinuation:
-        return Discontinuation(data["date"], data.get("reason"))
+        return Discontinuation(data["date"], data.get("reason"), data["reason_code"])
 
 
 # What each look-back date is the date of, in the order of the Lookbacks type.
@@ -113,6 +117,7 @@ LOOKBACK_EVENTS = {
     "radical_radiotherapy": "Last radical radiotherapy",
     "myocardial_infarction": "Last myocardial infarction",
     "other_trial_last_dose": "Last dose in another interventional trial",
+    "prior_malignancy": "Last treatment of, or freedom from, another malignancy",
 }
 
 

@@ -149,7 +149,7 @@ class Participants:
         events = uow.participants.events(participant_id)
         when = now()
         event = recorded(new, str(uuid.uuid4()), len(events) + 1, actor, when)
-        check_append(self.protocol, participant.enrolment, events, event)
+        check_append(self.protocol, participant.enrolment, events, event, today=as_of)
         uow.participants.append(participant_id, event)
         participant = bumped(participant, when)
         uow.participants.update(participant)

@@ -6,7 +6,7 @@ import json
 
 from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks
-from scheduler.protocol import RULE_PARAMS
+from scheduler.protocol import RULE_PARAMS_V2
 from tests.api.conftest import REFERENCE
 from tests.conftest import D, schedule_for
 
@@ -59,12 +59,12 @@ def test_protocol_lists_every_rule_with_provenance(client):
     response = client.get("/v1/protocol")
     assert response.status_code == 200
     body = response.get_json()
-    assert (body["id"], body["version"]) == ("NCT07064876", "2025-09-15.1")
+    assert (body["id"], body["version"]) == ("NCT07064876", "2026-11-25.2")
     assert (body["study_start"], body["study_completion"]) == ("2025-10-31", "2027-09-30")
     rules = {rule["id"]: rule for rule in body["rules"]}
     assert rules["serplulimab"]["params"]["cycle_length_days"] == 21
     assert rules["dose-window"]["source"] == "assumed"
-    assert set(rules) == set(RULE_PARAMS)
+    assert set(rules) == set(RULE_PARAMS_V2)
 
 
 def test_protocol_answers_304_to_its_etag(client):
@@ -84,7 +84,7 @@ def test_schedule_as_icalendar(client):
     response = client.get(ics_url())
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
-    assert response.headers["Last-Modified"] == "Mon, 15 Sep 2025 00:00:00 GMT"
+    assert response.headers["Last-Modified"] == "Wed, 25 Nov 2026 00:00:00 GMT"
     text = response.data.decode()
     assert text.startswith("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n")
     assert "DTSTART;VALUE=DATE:20260309\r\nDTEND;VALUE=DATE:20260310\r\n" in text

@@ -1,12 +1,20 @@
-"""Exact dates for every protocol rule (docs/protocol-rules.md), one behaviour per test.
+"""Exact dates for every rule of the first protocol version (2025-09-15.1), one behaviour
+per test: a participant pinned to it keeps these dates. Revision 2's rules are in
+test_engine_rules_rev2.py.
 
 Reference participant: cryoablation Mon 2026-03-02, recovery confirmed Mon 2026-03-09.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks, Recovery, Window
-from tests.conftest import D, protocol_with, schedule_for
+from tests import conftest
+from tests.conftest import PROTOCOL_V1, V1_FILE, D
+
+schedule_for = partial(conftest.schedule_for, protocol=PROTOCOL_V1)
+protocol_with = partial(conftest.protocol_with, name=V1_FILE)
 
 
 def dates(schedule, *ids):
