@@ -5,17 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from flask_smorest.exceptions import NotModified  # type: ignore[import-untyped]
 from marshmallow import fields, validate
 
 from api.http import examples
 from api.http.context import container
-from api.http.feeds import calendar
+from api.http.feeds import calendar, documented
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
     RECOVERY_STATUSES,
@@ -37,7 +39,17 @@ from scheduler.model import (
     Recovery,
 )
 
-blp = Blueprint("calculator", __name__, url_prefix="/v1",
+
+class WeakEtagBlueprint(Blueprint):
+    """flask-smorest's ETag check, with If-None-Match's weak comparison (RFC 9110 §13.1.2):
+    `W/"x"` matches `"x"`."""
+
+    def _check_not_modified(self, etag: str) -> None:
+        if request.method in ("GET", "HEAD") and request.if_none_match.contains_weak(etag):
+            raise NotModified
+
+
+blp = WeakEtagBlueprint("calculator", __name__, url_prefix="/v1",
                 description="Compute schedules from facts in the request; nothing is stored.")
 
 JSON_ERRORS = {
@@ -81,20 +93,34 @@ class ProtocolView(MethodView):
                 "rules": list(protocol.rules.values())}
 
 
+# One instance for every request: webargs builds a schema (and, lazily, each nested one, with
+# a deep copy of its fields) per request when given the class.
+SCHEDULE_REQUEST = ScheduleRequestSchema()
+
+
 @blp.route("/schedules")
 class SchedulesView(MethodView):
-    @blp.arguments(ScheduleRequestSchema, example=examples.SCHEDULE_REQUEST)
-    @blp.response(200, ScheduleSchema, example=examples.schedule_response())
-    @document_json_errors
-    def post(self, facts: ParticipantFacts) -> Any:
+    @documented(blp.arguments(ScheduleRequestSchema, example=examples.SCHEDULE_REQUEST),
+                blp.response(200, ScheduleSchema, example=examples.schedule_response()),
+                document_json_errors)
+    def post(self) -> Response:
         """Compute a schedule from a participant's facts; stores nothing"""
-        try:
-            body = service().encoded(facts)
-        except ScheduleInputError as error:
-            return domain_problem(error)
+        svc = service()
+        raw = request.get_data()  # kept: the parser reads it from the request again
+        answer = svc.answers.get(raw)
+        if answer is None:
+            # The same parser as every other view (errors, unknown fields, JSON rules).
+            facts = Blueprint.ARGUMENTS_PARSER.parse(SCHEDULE_REQUEST, request, location="json")
+            try:
+                answer = svc.encoded(facts)
+            except ScheduleInputError as error:
+                return domain_problem(error)
+            # These bytes parsed to these facts: the next identical request is answered
+            # without parsing them again.
+            svc.answers.put(raw, answer)
         # schedule_json (schemas.py) gives the ScheduleSchema shape (a test holds the two
         # equal) at a twentieth of marshmallow's dump cost, once per distinct facts.
-        return Response(body, mimetype="application/json")
+        return Response(answer, mimetype="application/json")
 
 
 DOSE_GIVEN = r"^[1-9][0-9]?:\d{4}-\d{2}-\d{2}$"
@@ -153,8 +179,10 @@ def query_field_names(dose_fields: list[str]) -> dict[str, str]:
 
 def calendar_key(facts: ParticipantFacts) -> str:
     """An opaque key for a calendar computed from these facts alone: the same facts give the
-    same UIDs, and nothing about the participant can be read back from it."""
-    canonical = json.dumps(repr(facts), sort_keys=True).encode()
+    same UIDs, and nothing about the participant can be read back from it. `as_of` is left
+    out: it decides warnings only, never a visit, so the events keep their UIDs from day to
+    day."""
+    canonical = json.dumps(repr(replace(facts, as_of=None)), sort_keys=True).encode()
     return "calc-" + hashlib.sha256(canonical).hexdigest()
 
 

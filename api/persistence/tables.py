@@ -94,3 +94,15 @@ visit_states = sa.Table(
     sa.Column("sequence", sa.Integer, nullable=False),
     sa.Column("changed_at", UTC_TIME, nullable=False),
 )
+
+# Each participant's events as the site feed shows them, rendered (zlib) when the participant
+# is written, for the version and protocol tag named: a site feed is assembled from these
+# instead of computed. A row for another version or tag is not used.
+rendered_feeds = sa.Table(
+    "rendered_feeds", metadata,
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id"),
+              primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("tag", sa.String(128), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)

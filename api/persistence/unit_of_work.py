@@ -55,6 +55,11 @@ class VisitStateRepository(Protocol):
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None: ...
 
 
+class RenderedFeedRepository(Protocol):
+    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None: ...
+    def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]: ...
+
+
 class UnitOfWork(abc.ABC):
     """One transaction: what is not committed explicitly is rolled back on leaving. The
     repositories are there between entering and leaving."""
@@ -64,6 +69,7 @@ class UnitOfWork(abc.ABC):
     idempotency: IdempotencyRepository
     feed_tokens: FeedTokenRepository
     visit_states: VisitStateRepository
+    rendered_feeds: RenderedFeedRepository
 
     @abc.abstractmethod
     def __enter__(self) -> Self: ...
