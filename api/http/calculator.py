@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import replace
@@ -21,6 +20,7 @@ from api.http.feeds import calendar, documented
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
     RECOVERY_STATUSES,
+    IsoDate,
     ProtocolSchema,
     ScheduleRequestSchema,
     ScheduleSchema,
@@ -38,6 +38,7 @@ from scheduler.model import (
     ParticipantFacts,
     Recovery,
 )
+from scheduler.notation import parse_dose_given
 
 
 class WeakEtagBlueprint(Blueprint):
@@ -123,23 +124,34 @@ class SchedulesView(MethodView):
         return Response(answer, mimetype="application/json")
 
 
-DOSE_GIVEN = r"^[1-9][0-9]?:\d{4}-\d{2}-\d{2}$"
+def _dose_given(value: str) -> None:
+    try:
+        parse_dose_given(value)
+    except ValueError as error:
+        raise ma.ValidationError(str(error)) from error
 
 
 class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))):  # type: ignore[misc]
     """The calculator's inputs as query parameters, for a calendar link."""
 
-    cryoablation_date = fields.Date(required=True)
+    cryoablation_date = IsoDate(required=True)
     recovery_status = fields.String(load_default="pending",
                                     validate=validate.OneOf(RECOVERY_STATUSES))
-    recovery_date = fields.Date()
+    recovery_date = IsoDate()
     childbearing_potential = fields.Boolean(truthy={"true"}, falsy={"false"})
-    dose_given = fields.List(fields.String(validate=validate.Regexp(DOSE_GIVEN)), metadata={
-        "description": "A dose given, as CYCLE:YYYY-MM-DD; repeat for each"})
+    dose_given = fields.List(fields.String(validate=_dose_given), metadata={
+        "description": "A dose given, as CYCLE:YYYY-MM-DD (or CYCLE=YYYY-MM-DD), cycles "
+                       "from 1; repeat for each"})
     dose_skipped = fields.List(fields.Integer(validate=validate.Range(1, 99)),
                                metadata={"description": "A skipped cycle; repeat for each"})
-    discontinuation_date = fields.Date()
-    as_of = fields.Date()
+    discontinuation_date = IsoDate()
+    as_of = IsoDate()
+
+    @ma.validates_schema(pass_original=True)
+    def _status_with_recovery_date(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        if "recovery_date" in data and "recovery_status" not in original:
+            raise ma.ValidationError("Send recovery_status (recovered or complication) with "
+                                     "recovery_date.", "recovery_status")
 
     @ma.post_load
     def _to_domain(self, data: dict[str, Any], **_: Any) -> Any:
@@ -147,14 +159,9 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
         doses = []
         dose_fields = []  # the query parameter each dose came from, in the same order
         for index, item in enumerate(data.get("dose_given", [])):
-            cycle, _, day = item.partition(":")
-            try:
-                when = dt.date.fromisoformat(day)
-            except ValueError as error:
-                raise ma.ValidationError({"dose_given": {index: ["Not a valid date."]}}) \
-                    from error
+            cycle, when = parse_dose_given(item)  # validated above
             dose_fields.append(f"dose_given.{index}")
-            doses.append(DoseRecord(int(cycle), "given", when))
+            doses.append(DoseRecord(cycle, "given", when))
         for index, cycle_number in enumerate(data.get("dose_skipped", [])):
             dose_fields.append(f"dose_skipped.{index}")
             doses.append(DoseRecord(cycle_number, "skipped"))

@@ -87,6 +87,9 @@ class MemoryApiKeys:
     def count(self) -> int:
         return len(self.state.api_keys)
 
+    def listing(self) -> list[ApiKey]:
+        return sorted(self.state.api_keys.values(), key=lambda k: (k.created_at, k.name))
+
 
 class MemoryIdempotency:
     def __init__(self, state: MemoryState) -> None:
@@ -125,6 +128,15 @@ class MemoryFeedTokens:
     def revoke(self, token_id: str, when: dt.datetime) -> None:
         token = self.state.feed_tokens[token_id]
         self.state.feed_tokens[token_id] = replace(token, revoked_at=when)
+
+    def lock_feed(self, kind: str, participant_id: str | None) -> None:
+        """Writers already take turns on the store."""
+
+    def revoke_live(self, kind: str, participant_id: str | None, when: dt.datetime) -> None:
+        for token in list(self.state.feed_tokens.values()):
+            if token.kind == kind and token.participant_id == participant_id \
+                    and token.revoked_at is None:
+                self.revoke(token.id, when)
 
 
 class MemoryVisitStates:

@@ -4,6 +4,7 @@ stay in here."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -47,6 +48,12 @@ def _lookbacks(data: dict[str, Any]) -> Lookbacks:
     return Lookbacks(**values)
 
 
+def _unstorable(key: str) -> bool:
+    """A key holding NUL: no stored text has one (PostgreSQL cannot store it, and psycopg
+    refuses to send it), so a lookup by it finds nothing on either database."""
+    return "\x00" in key
+
+
 def _participant(row: Mapping[Any, Any]) -> StoredParticipant:
     enrolment = Enrolment(row["subject_code"], row["cryoablation_date"],
                           row["childbearing_potential"], _lookbacks(row["lookbacks"]))
@@ -77,6 +84,8 @@ class SqlParticipants:
             updated_at=participant.updated_at))
 
     def get(self, participant_id: str, for_update: bool = False) -> StoredParticipant | None:
+        if _unstorable(participant_id):
+            return None
         query = sa.select(participants).where(participants.c.id == participant_id)
         if for_update:
             # PostgreSQL locks the row until commit; SQLite already holds the write lock.
@@ -85,6 +94,8 @@ class SqlParticipants:
         return _participant(row) if row else None
 
     def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
+        if _unstorable(subject_code):
+            return None
         row = self.connection.execute(sa.select(participants).where(
             participants.c.subject_code == subject_code)).mappings().first()
         return _participant(row) if row else None
@@ -148,6 +159,8 @@ class SqlApiKeys:
             created_at=key.created_at, revoked_at=key.revoked_at))
 
     def get(self, key_id: str) -> ApiKey | None:
+        if _unstorable(key_id):
+            return None
         row = self.connection.execute(sa.select(api_keys).where(
             api_keys.c.id == key_id)).mappings().first()
         return _api_key(row) if row else None
@@ -164,6 +177,11 @@ class SqlApiKeys:
     def count(self) -> int:
         return int(self.connection.execute(
             sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
+
+    def listing(self) -> list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
+        return [_api_key(row) for row in self.connection.execute(sa.select(api_keys).order_by(
+            api_keys.c.created_at, api_keys.c.name)).mappings()]
 
 
 def _api_key(row: RowMapping) -> ApiKey:
@@ -205,6 +223,8 @@ class SqlFeedTokens:
 
     def with_participant(self, token_id: str) -> tuple[FeedToken, StoredParticipant | None] \
             | None:
+        if _unstorable(token_id):
+            return None
         row = self.connection.execute(_TOKEN_AND_PARTICIPANT, {"token_id": token_id}
                                       ).mappings().first()
         if row is None:
@@ -236,6 +256,24 @@ class SqlFeedTokens:
     def revoke(self, token_id: str, when: dt.datetime) -> None:
         self.connection.execute(feed_tokens.update().where(feed_tokens.c.id == token_id).values(
             revoked_at=when))
+
+    def lock_feed(self, kind: str, participant_id: str | None) -> None:
+        """Hold this feed's rotation lock until the transaction ends. PostgreSQL: an advisory
+        lock, since the site feed has no row to lock before its first token; SQLite's writer
+        already holds the database's one write lock (BEGIN IMMEDIATE)."""
+        if self.connection.dialect.name != "postgresql":
+            return
+        name = f"feed-token:{kind}:{participant_id or ''}".encode()
+        key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+        self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+    def revoke_live(self, kind: str, participant_id: str | None, when: dt.datetime) -> None:
+        """Revoke every live token of one feed."""
+        owner = feed_tokens.c.participant_id
+        self.connection.execute(feed_tokens.update().where(
+            feed_tokens.c.kind == kind, feed_tokens.c.revoked_at.is_(None),
+            owner.is_(None) if participant_id is None else owner == participant_id,
+        ).values(revoked_at=when))
 
 
 def _feed_token(row: RowMapping) -> FeedToken:

@@ -79,6 +79,15 @@ feed_tokens = sa.Table(
     sa.Column("revoked_at", UTC_TIME),
 )
 
+# At most one live token per feed (rotation revokes the old one in the same transaction):
+# one for the site, one per participant.
+sa.Index("uq_feed_tokens_live_site", feed_tokens.c.kind, unique=True,
+         postgresql_where=sa.text("revoked_at IS NULL AND participant_id IS NULL"),
+         sqlite_where=sa.text("revoked_at IS NULL AND participant_id IS NULL"))
+sa.Index("uq_feed_tokens_live_participant", feed_tokens.c.participant_id, unique=True,
+         postgresql_where=sa.text("revoked_at IS NULL"),
+         sqlite_where=sa.text("revoked_at IS NULL"))
+
 # What each subscriber has last been told of a visit, so that SEQUENCE rises with every change
 # of date, window or status (RFC 5546 §2.1.4) and DTSTAMP is when it changed, not now().
 visit_states = sa.Table(

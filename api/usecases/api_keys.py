@@ -53,6 +53,11 @@ class ApiKeys:
             uow.commit()
         return True
 
+    def listing(self) -> list[ApiKey]:
+        """Every key with its name, scope and times; a key's digest never leaves here."""
+        with self.units(readonly=True) as uow:
+            return uow.api_keys.listing()
+
     def count(self) -> int:
         with self.units(readonly=True) as uow:
             return uow.api_keys.count()

@@ -58,11 +58,12 @@ class FeedTokens:
     links: FeedLinks
 
     def new_token(self, uow: UnitOfWork, kind: str, participant_id: str | None) -> str:
-        """Revoke the current token of this feed and issue a new one; returns the token."""
-        current = uow.feed_tokens.active(kind, participant_id)
+        """Revoke every live token of this feed and issue a new one; returns the token.
+        Rotations of one feed queue on its lock, and the database holds at most one live
+        token per feed (migration 0003), so concurrent rotations leave exactly one."""
+        uow.feed_tokens.lock_feed(kind, participant_id)
         when = now()
-        if current is not None:
-            uow.feed_tokens.revoke(current.id, when)
+        uow.feed_tokens.revoke_live(kind, participant_id, when)
         feed_id = secrets.token_hex(16)
         token = self.links.token(feed_id)
         uow.feed_tokens.add(FeedToken(feed_id, kind, participant_id, digest(token), when))

@@ -16,7 +16,7 @@ from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from api.usecases.common import NotFound, StaleVersion, now
+from api.usecases.common import NotFound, NothingToChange, StaleVersion, now
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
     Enrolment,
@@ -176,6 +176,8 @@ class Participants:
             described = tuple(f"{name}: {getattr(participant.enrolment, name)!s} -> "
                               f"{getattr(corrected, name)!s}" for name in sorted(changes)
                               if getattr(participant.enrolment, name) != getattr(corrected, name))
+            if not described:
+                raise NothingToChange()
             uow.participants.append(participant_id, Event(
                 id=str(uuid.uuid4()), seq=len(events) + 1, type="enrolment_corrected",
                 recorded_by=actor, recorded_at=when, reason=reason, changes=described))
