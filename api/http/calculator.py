@@ -12,13 +12,15 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
+from werkzeug.exceptions import NotFound as NotFoundError
 
 from api.http import examples
-from api.http.context import container
+from api.http.context import container, site_today
 from api.http.feeds import calendar
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
     RECOVERY_STATUSES,
+    ProtocolQuerySchema,
     ProtocolSchema,
     ScheduleRequestSchema,
     ScheduleSchema,
@@ -70,15 +72,27 @@ def document_invalid_input(view: Any) -> Any:
 @blp.route("/protocol")
 class ProtocolView(MethodView):
     @blp.etag
+    @blp.arguments(ProtocolQuerySchema, location="query")
     @blp.response(200, ProtocolSchema)
-    def get(self) -> dict[str, Any]:
-        """The active protocol definition, every rule with its provenance"""
-        protocol = service().protocol
+    @blp.alt_response(404, description="No such protocol version", schema=ProblemSchema,
+                      content_type=PROBLEM_JSON)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The current protocol definition (or the version `?version=` names), every rule
+        with its provenance, and every version participants may be pinned to"""
+        protocols = container().protocols
+        version = query.get("version", protocols.current.version)
+        if version not in protocols:
+            raise NotFoundError(f"No protocol version {version!r}; available: "
+                                f"{', '.join(protocols.versions)}.")
+        protocol = protocols.get(version)
         return {"id": protocol.id, "version": protocol.version, "title": protocol.title,
                 "response_criteria": protocol.response_criteria,
                 "study_start": protocol.study_start,
                 "study_completion": protocol.study_completion,
-                "rules": list(protocol.rules.values())}
+                "rules": list(protocol.rules.values()),
+                "versions": [{"version": p.version, "revision": p.revision,
+                              "modified": p.modified, "current": p is protocols.current}
+                             for p in protocols.by_version.values()]}
 
 
 @blp.route("/schedules")
@@ -89,7 +103,7 @@ class SchedulesView(MethodView):
     def post(self, facts: ParticipantFacts) -> Any:
         """Compute a schedule from a participant's facts; stores nothing"""
         try:
-            body = service().encoded(facts)
+            body = service().encoded(facts, site_today())
         except ScheduleInputError as error:
             return domain_problem(error)
         # schedule_json (schemas.py) gives the ScheduleSchema shape (a test holds the two
@@ -113,6 +127,9 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
     dose_skipped = fields.List(fields.Integer(validate=validate.Range(1, 99)),
                                metadata={"description": "A skipped cycle; repeat for each"})
     discontinuation_date = fields.Date()
+    screening_date = fields.Date(metadata={
+        "description": "Date of consent and screening; the other-trial and prior-malignancy "
+                       "look-backs count to it"})
     as_of = fields.Date()
 
     @ma.post_load
@@ -137,7 +154,8 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
             data["cryoablation_date"], Recovery(data["recovery_status"],
                                                 data.get("recovery_date")),
             data.get("childbearing_potential", False), tuple(doses),
-            Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"))
+            Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"),
+            data.get("screening_date"))
         return facts, dose_fields
 
 
@@ -172,7 +190,7 @@ class ScheduleCalendarView(MethodView):
         facts, dose_fields = parsed
         svc = service()
         try:
-            schedule = svc.schedule(facts)
+            schedule = svc.schedule(facts, site_today())
         except ScheduleInputError as error:
             return domain_problem(error, query_field_names(dose_fields))
         events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)
