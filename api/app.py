@@ -3,6 +3,7 @@ the database, and hands it to the HTTP layer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import Mapping
@@ -16,11 +17,13 @@ from api.http.schemas import schedule_json
 from api.persistence.database import create_db_engine, default_url
 from api.persistence.sql import SqlUnits
 from api.usecases.api_keys import ApiKeys
+from api.usecases.common import SiteClock
 from api.usecases.container import Container
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.schedules import Schedules
+from api.usecases.worklist import Worklist
 from scheduler import load_protocol, load_site
 
 DEFAULTS: dict[str, Any] = {
@@ -31,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     "FEED_SECRET": None,
     "SITE_FEED_DIR": None,
+    "TODAY": None,  # YYYY-MM-DD: freeze the site's today (demonstrations, tests)
 }
 
 
@@ -64,7 +68,15 @@ def build_container(app: Flask) -> Container:
         participants=participants,
         api_keys=ApiKeys(units),
         feeds=Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None),
-        feed_links=links)
+        feed_links=links, clock=SiteClock(site.time_zone, _frozen_today(app)),
+        worklist=Worklist(units))
+
+
+def _frozen_today(app: Flask) -> dt.date | None:
+    value = app.config["TODAY"]
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
 
 
 def feed_secret(app: Flask) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import marshmallow as ma
@@ -14,7 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from api.http import examples
-from api.http.context import container
+from api.http.context import container, site_today
 from api.http.feeds import calendar
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
@@ -24,9 +25,10 @@ from api.http.schemas import (
     ScheduleSchema,
     lookback_fields,
     lookbacks_from,
+    outcomes_from,
 )
 from api.usecases.feeds import Feed
-from api.usecases.schedules import Schedules
+from api.usecases.schedules import Question, Schedules
 from scheduler import ScheduleInputError
 from scheduler.history import LOOKBACK_NAMES
 from scheduler.ical import render_calendar, schedule_events
@@ -36,6 +38,7 @@ from scheduler.model import (
     ParticipantFacts,
     Recovery,
 )
+from scheduler.outcomes import NO_OUTCOMES, OFF_STUDY_REASONS
 
 blp = Blueprint("calculator", __name__, url_prefix="/v1",
                 description="Compute schedules from facts in the request; nothing is stored.")
@@ -86,10 +89,10 @@ class SchedulesView(MethodView):
     @blp.arguments(ScheduleRequestSchema, example=examples.SCHEDULE_REQUEST)
     @blp.response(200, ScheduleSchema, example=examples.schedule_response())
     @document_json_errors
-    def post(self, facts: ParticipantFacts) -> Any:
-        """Compute a schedule from a participant's facts; stores nothing"""
+    def post(self, asked: Question) -> Any:
+        """Compute a schedule from a participant's facts and visit outcomes; stores nothing"""
         try:
-            body = service().encoded(facts)
+            body = service().encoded(on_site_today(asked))
         except ScheduleInputError as error:
             return domain_problem(error)
         # schedule_json (schemas.py) gives the ScheduleSchema shape (a test holds the two
@@ -97,7 +100,15 @@ class SchedulesView(MethodView):
         return Response(body, mimetype="application/json")
 
 
+def on_site_today(asked: Question) -> Question:
+    """The question as of `as_of`, or the site's today when the caller gave none."""
+    if asked.facts.as_of is not None:
+        return asked
+    return Question(replace(asked.facts, as_of=site_today()), asked.outcomes)
+
+
 DOSE_GIVEN = r"^[1-9][0-9]?:\d{4}-\d{2}-\d{2}$"
+VISIT_DONE = r"^[A-Z0-9-]{1,32}:\d{4}-\d{2}-\d{2}$"
 
 
 class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))):  # type: ignore[misc]
@@ -114,6 +125,16 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
                                metadata={"description": "A skipped cycle; repeat for each"})
     discontinuation_date = fields.Date()
     as_of = fields.Date()
+    cryoablation_done = fields.Date(metadata={"description": "The cryoablation took place"})
+    visit_done = fields.List(fields.String(validate=validate.Regexp(VISIT_DONE)), metadata={
+        "description": "A visit done, as VISIT_ID:YYYY-MM-DD; repeat for each"})
+    visit_missed = fields.List(fields.String(validate=validate.Length(1, 32)), metadata={
+        "description": "A visit missed, by id; repeat for each"})
+    unscheduled_visit = fields.List(fields.Date(), metadata={
+        "description": "The date of an unscheduled visit; repeat for each"})
+    off_study = fields.Date(metadata={"description": "The date the participant left the study"})
+    off_study_reason = fields.String(load_default="other",
+                                     validate=validate.OneOf(OFF_STUDY_REASONS))
 
     @ma.post_load
     def _to_domain(self, data: dict[str, Any], **_: Any) -> Any:
@@ -133,12 +154,28 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
             dose_fields.append(f"dose_skipped.{index}")
             doses.append(DoseRecord(cycle_number, "skipped"))
         stop = data.get("discontinuation_date")
+        done = []
+        for index, item in enumerate(data.get("visit_done", [])):
+            visit_id, _, day = item.partition(":")
+            try:
+                done.append({"visit_id": visit_id, "date": dt.date.fromisoformat(day)})
+            except ValueError as error:
+                raise ma.ValidationError({"visit_done": {index: ["Not a valid date."]}}) \
+                    from error
+        left = data.get("off_study")
+        outcomes = outcomes_from({
+            "cryoablation_done": {"date": data["cryoablation_done"]}
+            if "cryoablation_done" in data else None,
+            "visits_done": done,
+            "visits_missed": [{"visit_id": v} for v in data.get("visit_missed", [])],
+            "unscheduled_visits": [{"date": d} for d in data.get("unscheduled_visit", [])],
+            "off_study": {"date": left, "reason": data["off_study_reason"]} if left else None})
         facts = ParticipantFacts(
             data["cryoablation_date"], Recovery(data["recovery_status"],
                                                 data.get("recovery_date")),
             data.get("childbearing_potential", False), tuple(doses),
             Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"))
-        return facts, dose_fields
+        return Question(facts, outcomes), dose_fields
 
 
 def query_field_names(dose_fields: list[str]) -> dict[str, str]:
@@ -148,13 +185,22 @@ def query_field_names(dose_fields: list[str]) -> dict[str, str]:
         for part in ("cycle", "date"):
             names[f"doses.{index}.{part}"] = name
     names.update({f"lookbacks.{n}": n for n in LOOKBACK_NAMES})
+    names.update({"cryoablation_done.date": "cryoablation_done", "off_study.date": "off_study"})
+    for index in range(200):
+        names[f"visits_done.{index}.visit_id"] = names[f"visits_done.{index}.date"] = \
+            "visit_done"
+        names[f"visits_missed.{index}.visit_id"] = "visit_missed"
+        names[f"unscheduled_visits.{index}.date"] = "unscheduled_visit"
     return names
 
 
-def calendar_key(facts: ParticipantFacts) -> str:
+def calendar_key(asked: ParticipantFacts | Question) -> str:
     """An opaque key for a calendar computed from these facts alone: the same facts give the
-    same UIDs, and nothing about the participant can be read back from it."""
-    canonical = json.dumps(repr(facts), sort_keys=True).encode()
+    same UIDs, and nothing about the participant can be read back from it. Facts without
+    outcomes keep the key they had before outcomes existed."""
+    if isinstance(asked, Question) and asked.outcomes == NO_OUTCOMES:
+        asked = asked.facts
+    canonical = json.dumps(repr(asked), sort_keys=True).encode()
     return "calc-" + hashlib.sha256(canonical).hexdigest()
 
 
@@ -167,12 +213,12 @@ class ScheduleCalendarView(MethodView):
                            "Last-Modified": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified since the ETag given in If-None-Match")
     @document_invalid_input
-    def get(self, parsed: tuple[ParticipantFacts, list[str]]) -> Response:
+    def get(self, parsed: tuple[Question, list[str]]) -> Response:
         """The same computation as POST /v1/schedules, as a calendar file"""
         facts, dose_fields = parsed
         svc = service()
         try:
-            schedule = svc.schedule(facts)
+            schedule = svc.schedule(on_site_today(facts))
         except ScheduleInputError as error:
             return domain_problem(error, query_field_names(dose_fields))
         events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
 
@@ -38,5 +37,5 @@ def actor() -> str:
 
 
 def site_today() -> dt.date:
-    """Today at the site: decides whether an unrecorded dose is overdue."""
-    return dt.datetime.now(ZoneInfo(container().site.time_zone)).date()
+    """Today at the site (the container's clock): decides what is due and overdue."""
+    return container().clock.today()

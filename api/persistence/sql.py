@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from api.persistence.records import (
     ApiKey,
     FeedToken,
+    ListedVisit,
     StoredParticipant,
     StoredResponse,
     utc,
@@ -29,6 +30,7 @@ from api.persistence.tables import (
 from api.persistence.unit_of_work import UnitOfWork
 from scheduler.history import LOOKBACK_DATES, LOOKBACK_NAMES, Enrolment, Event
 from scheduler.model import Lookbacks
+from scheduler.outcomes import OPEN
 from scheduler.subscription import VisitState
 
 
@@ -57,7 +59,8 @@ def _event(row: RowMapping) -> Event:
                  recorded_by=row["recorded_by"], recorded_at=utc(row["recorded_at"]),
                  date=row["date"], cycle=row["cycle"], reason=row["reason"],
                  description=row["description"], corrects=row["corrects"],
-                 changes=tuple(row["changes"] or ()))
+                 changes=tuple(row["changes"] or ()), visit_id=row["visit_id"],
+                 purpose=row["purpose"], note=row["note"])
 
 
 class SqlParticipants:
@@ -133,7 +136,8 @@ class SqlParticipants:
             date=event.date, cycle=event.cycle, reason=event.reason,
             description=event.description, corrects=event.corrects,
             changes=list(event.changes) or None, recorded_by=event.recorded_by,
-            recorded_at=event.recorded_at))
+            recorded_at=event.recorded_at, visit_id=event.visit_id, purpose=event.purpose,
+            note=event.note))
 
 
 class SqlApiKeys:
@@ -244,7 +248,30 @@ def _feed_token(row: RowMapping) -> FeedToken:
 
 def _visit_state(row: RowMapping) -> VisitState:
     return VisitState(row["visit_id"], row["date"], row["earliest"], row["latest"],
-                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]))
+                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]),
+                      row["kind"], row["title"], row["rule"])
+
+
+_LISTED = sa.select(
+    visit_states.c.participant_id, participants.c.subject_code, visit_states.c.visit_id,
+    visit_states.c.kind, visit_states.c.title, visit_states.c.rule, visit_states.c.date,
+    visit_states.c.earliest, visit_states.c.latest, visit_states.c.status,
+).join(participants, participants.c.id == visit_states.c.participant_id).where(
+    visit_states.c.present.is_(True), visit_states.c.date.is_not(None),
+    visit_states.c.earliest.is_not(None), visit_states.c.latest.is_not(None))
+_WORKLIST = _LISTED.where(
+    visit_states.c.status.in_(OPEN),
+    sa.or_(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")),
+           visit_states.c.earliest <= sa.bindparam("today")))
+_DEVIATING = _LISTED.where(sa.or_(
+    visit_states.c.status.in_(("done", "missed")),
+    sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
+
+
+def _listed(row: RowMapping) -> ListedVisit:
+    return ListedVisit(row["participant_id"], row["subject_code"], row["visit_id"],
+                       row["kind"] or "", row["title"] or row["visit_id"], row["rule"] or "",
+                       row["date"], row["earliest"], row["latest"], row["status"])
 
 
 _UPDATE_VISIT_STATE = visit_states.update().where(
@@ -276,7 +303,8 @@ class SqlVisitStates:
         for state in states:
             values = {"date": state.date, "earliest": state.earliest, "latest": state.latest,
                       "status": state.status, "present": state.present,
-                      "sequence": state.sequence, "changed_at": state.changed_at}
+                      "sequence": state.sequence, "changed_at": state.changed_at,
+                      "kind": state.kind, "title": state.title, "rule": state.rule}
             if state.visit_id in known:
                 changed.append({"pid": participant_id, "vid": state.visit_id, **values})
             else:
@@ -286,6 +314,14 @@ class SqlVisitStates:
             self.connection.execute(visit_states.insert(), new)
         if changed:
             self.connection.execute(_UPDATE_VISIT_STATE, changed)
+
+    def worklist(self, start: dt.date, end: dt.date, today: dt.date) -> list[ListedVisit]:
+        rows = self.connection.execute(_WORKLIST, {"start": start, "end": end, "today": today})
+        return [_listed(row) for row in rows.mappings()]
+
+    def deviating(self, today: dt.date) -> list[ListedVisit]:
+        rows = self.connection.execute(_DEVIATING, {"today": today})
+        return [_listed(row) for row in rows.mappings()]
 
 
 class SqlUnitOfWork(UnitOfWork):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from zoneinfo import ZoneInfo
+
+from scheduler.history import HistoryConflict
 
 
 class NotFound(Exception):
@@ -12,6 +15,32 @@ class NotFound(Exception):
 
 class StaleVersion(Exception):
     """The caller's If-Match names a version that is no longer current."""
+
+
+class AlreadyEnrolled(HistoryConflict):
+    """A second enrolment of one subject code; names the participant already enrolled."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__("subject_code", "enrolment",
+                         f"a participant with this subject code is enrolled: {existing_id}")
+        self.existing_id = existing_id
+
+
+class SiteClock:
+    """Today at the site, in its time zone. Tests freeze it on a day of their choosing."""
+
+    def __init__(self, time_zone: str, frozen: dt.date | None = None) -> None:
+        self.zone = ZoneInfo(time_zone)
+        self.frozen = frozen
+
+    def today(self) -> dt.date:
+        if self.frozen is not None:
+            return self.frozen
+        return dt.datetime.now(self.zone).date()
+
+    def freeze(self, day: dt.date | None) -> None:
+        """Stop the clock on `day`; None lets it run again."""
+        self.frozen = day
 
 
 def now() -> dt.datetime:

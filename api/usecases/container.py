@@ -8,10 +8,12 @@ from sqlalchemy.engine import Engine
 
 from api.persistence.unit_of_work import UnitOfWorkFactory
 from api.usecases.api_keys import ApiKeys
+from api.usecases.common import SiteClock
 from api.usecases.feed_tokens import FeedLinks
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.schedules import Schedules
+from api.usecases.worklist import Worklist
 from scheduler import Protocol, SiteCalendar
 
 
@@ -26,3 +28,5 @@ class Container:
     api_keys: ApiKeys
     feeds: Feeds
     feed_links: FeedLinks
+    clock: SiteClock  # the site's today; tests freeze it
+    worklist: Worklist

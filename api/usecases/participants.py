@@ -16,18 +16,21 @@ from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from api.usecases.common import NotFound, StaleVersion, now
+from api.usecases.common import AlreadyEnrolled, NotFound, StaleVersion, now
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
+    OUTCOME_TYPES,
     Enrolment,
     Event,
-    HistoryConflict,
     NewEvent,
     check_append,
     check_enrolment,
     fold,
+    outcomes_of,
     recorded,
 )
+from scheduler.model import State, Visit
+from scheduler.outcomes import NOT_A_VISIT, apply_outcomes, check_outcome, on_day
 from scheduler.subscription import changed_states
 
 Hook = Callable[[UnitOfWork, Any], None]
@@ -40,6 +43,20 @@ class Recorded:
     event: Event
     participant: StoredParticipant
     schedule: Schedule
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Where a participant stands: the schedule's state and the next visit to see to."""
+
+    state: State
+    next_visit: Visit | None
+
+
+def next_visit(schedule: Schedule) -> Visit | None:
+    """The earliest visit still to be seen to (open, due or overdue)."""
+    return next((v for v in schedule.visits if v.date is not None and v.kind not in NOT_A_VISIT
+                 and v.status in ("planned", "provisional", "due", "overdue")), None)
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
@@ -66,9 +83,18 @@ class Participants:
         """The participant, locked for writing until the unit of work ends."""
         return _found(uow.participants.get(participant_id, for_update=True))
 
+    def recorded_schedule(self, enrolment: Enrolment, events: list[Event],
+                          as_of: dt.date | None = None) -> Schedule:
+        """The schedule with what is recorded, before the day makes anything due or overdue:
+        what the stored visit states and the feeds hold."""
+        schedule = compute_schedule(self.protocol, fold(enrolment, events, as_of), self.site)
+        return apply_outcomes(schedule, outcomes_of(events))
+
     def compute(self, enrolment: Enrolment, events: list[Event],
                 as_of: dt.date | None = None) -> Schedule:
-        return compute_schedule(self.protocol, fold(enrolment, events, as_of), self.site)
+        """The schedule; as of the site's today `as_of`, if given, with due and overdue."""
+        schedule = self.recorded_schedule(enrolment, events, as_of)
+        return on_day(schedule, as_of) if as_of is not None else schedule
 
     def enrol(self, enrolment: Enrolment, actor: str,
               before_commit: Hook | None = None) -> StoredParticipant:
@@ -85,9 +111,9 @@ class Participants:
         check_enrolment(self.protocol, enrolment, [])
         when = now()
         participant = StoredParticipant(str(uuid.uuid4()), enrolment, 1, when, actor, when)
-        if uow.participants.by_subject_code(enrolment.subject_code) is not None:
-            raise HistoryConflict("subject_code", "enrolment",
-                                  "a participant with this subject code is enrolled")
+        existing = uow.participants.by_subject_code(enrolment.subject_code)
+        if existing is not None:
+            raise AlreadyEnrolled(existing.id)
         uow.participants.add(participant)
         sync_visits(uow, participant.id, self.compute(enrolment, []), when)
         self.issue_feed_token(uow, participant.id)
@@ -96,6 +122,20 @@ class Participants:
     def get(self, participant_id: str) -> StoredParticipant:
         with self.unit(readonly=True) as uow:
             return _found(uow.participants.get(participant_id))
+
+    def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
+        with self.unit(readonly=True) as uow:
+            return uow.participants.by_subject_code(subject_code)
+
+    def summaries(self, listed: list[StoredParticipant], today: dt.date) -> dict[str, Summary]:
+        """Each listed participant's state and next visit, from one read of their histories."""
+        with self.unit(readonly=True) as uow:
+            histories = uow.participants.events_of_many([p.id for p in listed])
+        found = {}
+        for participant in listed:
+            schedule = self.compute(participant.enrolment, histories[participant.id], today)
+            found[participant.id] = Summary(schedule.state, next_visit(schedule))
+        return found
 
     def page(self, cursor: str | None, limit: int) \
             -> tuple[list[StoredParticipant], str | None]:
@@ -137,11 +177,16 @@ class Participants:
         when = now()
         event = recorded(new, str(uuid.uuid4()), len(events) + 1, actor, when)
         check_append(self.protocol, participant.enrolment, events, event)
+        if event.type in OUTCOME_TYPES:
+            check_outcome(self.recorded_schedule(participant.enrolment, events), event.type,
+                          event.visit_id, event.date, as_of)
         uow.participants.append(participant_id, event)
         participant = bumped(participant, when)
         uow.participants.update(participant)
-        schedule = self.compute(participant.enrolment, [*events, event], as_of)
+        schedule = self.recorded_schedule(participant.enrolment, [*events, event], as_of)
         sync_visits(uow, participant_id, schedule, when)
+        if as_of is not None:
+            schedule = on_day(schedule, as_of)
         return Recorded(event, participant, schedule)
 
     def correct_enrolment(self, participant_id: str, changes: dict[str, Any], reason: str | None,
@@ -152,10 +197,9 @@ class Participants:
             _check_version(participant, expected_version)
             corrected = replace(participant.enrolment, **changes)
             code = changes.get("subject_code")
-            if code and code != participant.enrolment.subject_code and \
-                    uow.participants.by_subject_code(code) is not None:
-                raise HistoryConflict("subject_code", "enrolment",
-                                      "a participant with this subject code is enrolled")
+            holder = uow.participants.by_subject_code(code) if code else None
+            if holder is not None and holder.id != participant.id:
+                raise AlreadyEnrolled(holder.id)
             events = uow.participants.events(participant_id)
             check_enrolment(self.protocol, corrected, events)
             when = now()

@@ -6,16 +6,22 @@ import json
 
 from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks
+from scheduler.outcomes import NO_OUTCOMES, with_outcomes
 from scheduler.protocol import RULE_PARAMS
-from tests.api.conftest import REFERENCE
+from tests.api.conftest import REFERENCE, TODAY
 from tests.conftest import D, schedule_for
+
+
+def calculated(schedule):
+    """What the calculator answers for facts without outcomes, on the site's frozen today."""
+    return with_outcomes(schedule, NO_OUTCOMES, TODAY)
 
 
 def test_post_schedule_returns_the_engine_schedule(client):
     response = client.post("/v1/schedules", json=REFERENCE)
     assert response.status_code == 200
     assert response.content_type == "application/json"
-    assert response.get_json() == schedule_dict(schedule_for())
+    assert response.get_json() == schedule_dict(calculated(schedule_for(as_of=TODAY)))
 
 
 def test_schedule_with_recorded_doses_matches_the_engine(client):
@@ -29,10 +35,10 @@ def test_schedule_with_recorded_doses_matches_the_engine(client):
         doses=(DoseRecord(1, "given", D("2026-03-09")),
                DoseRecord(2, "skipped", reason="grade 2 pneumonitis")),
         discontinuation=Discontinuation(D("2026-05-20"), "progression"),
-        lookbacks=Lookbacks(live_vaccine=D("2026-02-10")))
+        lookbacks=Lookbacks(live_vaccine=D("2026-02-10")), as_of=TODAY)
     response = client.post("/v1/schedules", json=body)
     assert response.status_code == 200
-    assert response.get_json() == schedule_dict(expected)
+    assert response.get_json() == schedule_dict(calculated(expected))
     assert response.get_json()["state"] == "discontinued"
 
 
@@ -47,7 +53,8 @@ def test_contract_example_first_dose(client):
                  "text": "Serplulimab starts once no major post-procedural complications are "
                          "observed",
                  "anchor": "recovery confirmed 2026-03-09", "shifted_from": None,
-                 "shift_reason": None}}
+                 "shift_reason": None},
+        "actual_date": None, "timing": None}
 
 
 def test_recovery_defaults_to_pending(client):
