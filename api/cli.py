@@ -173,7 +173,10 @@ def worklist(start: str | None, end: str | None) -> None:
     today = services.clock.today()
     first = _date(start, "--from") if start else today
     last = _date(end, "--to") if end else first + dt.timedelta(days=7)
-    visits = services.worklist.visits(first, last, today)
+    try:
+        visits = services.worklist.visits(first, last, today)
+    finally:
+        services.engine.dispose()
     click.echo(f"Worklist {day_label(first)} to {day_label(last)}, as of {day_label(today)}: "
                f"{len(visits)} visits")
     if not visits:
@@ -198,11 +201,14 @@ def participant_show(subject_code: str) -> None:
     """Print a participant's visits as of the site's today."""
     services = _container()
     people = services.participants
-    found = people.by_subject_code(subject_code)
-    if found is None:
-        raise click.ClickException(f"no participant with subject code {subject_code!r}")
     today = services.clock.today()
-    _, schedule = people.schedule(found.id, today)
+    try:
+        found = people.by_subject_code(subject_code)
+        schedule = people.schedule(found.id, today)[1] if found else None
+    finally:
+        services.engine.dispose()
+    if found is None or schedule is None:
+        raise click.ClickException(f"no participant with subject code {subject_code!r}")
     heading = (f"{subject_code} ({found.id}): {schedule.state}, as of {day_label(today)}; "
                f"protocol {schedule.protocol_id} version {schedule.protocol_version}")
     click.echo(render_visits(schedule, heading), nl=False)

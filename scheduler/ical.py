@@ -62,7 +62,8 @@ def schedule_events(schedule: Schedule, calendar_key: str, stamp: dt.datetime,
 
 
 def _summary(visit: Visit, subject_code: str | None) -> str:
-    marks = {"provisional": " (provisional)", "held": " (held)", "skipped": " (skipped)"}
+    marks = {"provisional": " (provisional)", "held": " (held)", "skipped": " (skipped)",
+             "missed": " (missed)"}
     prefix = f"{subject_code}: " if subject_code else ""
     return f"{prefix}{visit.title}{marks.get(visit.status, '')}"
 

@@ -448,7 +448,8 @@ class ParticipantListedSchema(ParticipantSchema):
 
     state = fields.String(required=True, validate=validate.OneOf(get_args(State)))
     next_visit = fields.Nested(NextVisitSchema, required=True, allow_none=True, metadata={
-        "description": "The earliest visit still open, due or overdue as of the site's today"})
+        "description": "The visit to see to next as of the site's today: the earliest overdue "
+                       "or due one, else the earliest open one"})
 
 
 class ParticipantPageSchema(ma.Schema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from itertools import groupby
 from typing import Any
 
@@ -99,22 +100,28 @@ class DeviationsSchema(ma.Schema):
     items = fields.List(fields.Nested(ParticipantDeviationsSchema), required=True)
 
 
-def _window(row: ListedVisit) -> dict[str, dt.date]:
-    return {"earliest": row.earliest, "latest": row.latest}
+# The answers are built by hand, as WorklistSchema and DeviationsSchema would dump them (a test
+# holds them to the OpenAPI document): a site's worklist can run to thousands of visits.
+def _window(row: ListedVisit) -> dict[str, str]:
+    return {"earliest": row.earliest.isoformat(), "latest": row.latest.isoformat()}
 
 
 def _worklist_item(item: WorklistVisit) -> dict[str, Any]:
     row = item.visit
     return {"subject_code": row.subject_code, "participant_id": row.participant_id,
-            "visit_id": row.visit_id, "kind": row.kind, "title": row.title, "date": row.date,
-            "window": _window(row), "status": item.status}
+            "visit_id": row.visit_id, "kind": row.kind, "title": row.title,
+            "date": row.date.isoformat(), "window": _window(row), "status": item.status}
 
 
 def _deviation_item(item: Deviation) -> dict[str, Any]:
     row = item.visit
-    return {"visit_id": row.visit_id, "kind": row.kind, "title": row.title, "date": row.date,
-            "window": _window(row), "status": item.status, "deviation": item.deviation,
-            "rule": item.rule}
+    return {"visit_id": row.visit_id, "kind": row.kind, "title": row.title,
+            "date": row.date.isoformat(), "window": _window(row), "status": item.status,
+            "deviation": item.deviation, "rule": item.rule}
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json")
 
 
 AUTH_ERRORS = {401: "No valid API key", 403: "The API key's scope is too small"}
@@ -133,15 +140,16 @@ class WorklistView(MethodView):
     @blp.arguments(WorklistQuerySchema, location="query")
     @blp.response(200, WorklistSchema)
     @_errors
-    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+    def get(self, query: dict[str, Any]) -> Response:
         """Every participant's visits due, overdue, or planned in the range, by date"""
         today = site_today()
         start = query.get("start") or today
         end = query.get("end") or start + dt.timedelta(days=DEFAULT_DAYS)
         visits = container().worklist.visits(start, end, today)
-        days = [{"date": day, "visits": [_worklist_item(item) for item in items]}
+        days = [{"date": day.isoformat(), "visits": [_worklist_item(item) for item in items]}
                 for day, items in groupby(visits, key=lambda item: item.visit.date)]
-        return {"start": start, "end": end, "today": today, "days": days}
+        return _json({"from": start.isoformat(), "to": end.isoformat(),
+                      "today": today.isoformat(), "days": days})
 
 
 @blp.route("/deviations")
@@ -165,7 +173,7 @@ class DeviationsView(MethodView):
                   "deviations": [_deviation_item(d) for d in rows]}
                  for rows in (list(group) for _, group in groupby(
                      found, key=lambda d: d.visit.participant_id))]
-        return {"today": today, "items": items}
+        return _json({"today": today.isoformat(), "items": items})
 
 
 def _csv(found: list[Deviation]) -> str:

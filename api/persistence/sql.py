@@ -252,9 +252,13 @@ def _visit_state(row: RowMapping) -> VisitState:
                       row["kind"], row["title"], row["rule"])
 
 
+# The columns in ListedVisit's order, so a row becomes one with no lookups by name; rows
+# stored before kind, title and rule were kept read as empty until the next write.
 _LISTED = sa.select(
     visit_states.c.participant_id, participants.c.subject_code, visit_states.c.visit_id,
-    visit_states.c.kind, visit_states.c.title, visit_states.c.rule, visit_states.c.date,
+    sa.func.coalesce(visit_states.c.kind, ""),
+    sa.func.coalesce(visit_states.c.title, visit_states.c.visit_id),
+    sa.func.coalesce(visit_states.c.rule, ""), visit_states.c.date,
     visit_states.c.earliest, visit_states.c.latest, visit_states.c.status,
 ).join(participants, participants.c.id == visit_states.c.participant_id).where(
     visit_states.c.present.is_(True), visit_states.c.date.is_not(None),
@@ -268,10 +272,9 @@ _DEVIATING = _LISTED.where(sa.or_(
     sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
 
 
-def _listed(row: RowMapping) -> ListedVisit:
-    return ListedVisit(row["participant_id"], row["subject_code"], row["visit_id"],
-                       row["kind"] or "", row["title"] or row["visit_id"], row["rule"] or "",
-                       row["date"], row["earliest"], row["latest"], row["status"])
+def _listed(row: Any) -> ListedVisit:
+    return ListedVisit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                       row[9])
 
 
 _UPDATE_VISIT_STATE = visit_states.update().where(
@@ -317,11 +320,11 @@ class SqlVisitStates:
 
     def worklist(self, start: dt.date, end: dt.date, today: dt.date) -> list[ListedVisit]:
         rows = self.connection.execute(_WORKLIST, {"start": start, "end": end, "today": today})
-        return [_listed(row) for row in rows.mappings()]
+        return [_listed(row) for row in rows.all()]
 
     def deviating(self, today: dt.date) -> list[ListedVisit]:
         rows = self.connection.execute(_DEVIATING, {"today": today})
-        return [_listed(row) for row in rows.mappings()]
+        return [_listed(row) for row in rows.all()]
 
 
 class SqlUnitOfWork(UnitOfWork):

@@ -9,9 +9,11 @@ an idempotent response in that same unit of work.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
@@ -53,10 +55,36 @@ class Summary:
     next_visit: Visit | None
 
 
+class SchedulesByVersion:
+    """Recorded schedules by (participant, version): a version changes with every write, so
+    an entry is never stale. Bounded, least recently used first out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, int], Schedule] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> Schedule | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int], schedule: Schedule) -> None:
+        with self.lock:
+            self.entries[key] = schedule
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
 def next_visit(schedule: Schedule) -> Visit | None:
-    """The earliest visit still to be seen to (open, due or overdue)."""
-    return next((v for v in schedule.visits if v.date is not None and v.kind not in NOT_A_VISIT
-                 and v.status in ("planned", "provisional", "due", "overdue")), None)
+    """The visit to see to next: the earliest overdue or due one, else the earliest open one."""
+    open_ = [v for v in schedule.visits if v.date is not None and v.kind not in NOT_A_VISIT
+             and v.status in ("planned", "provisional", "due", "overdue")]
+    pressing = [v for v in open_ if v.status in ("overdue", "due")]
+    first = pressing or open_
+    return first[0] if first else None
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
@@ -75,6 +103,8 @@ class Participants:
     protocol: Protocol
     site: SiteCalendar
     issue_feed_token: FeedTokenIssuer
+    _known: SchedulesByVersion = field(default_factory=lambda: SchedulesByVersion(4096),
+                                       repr=False)
 
     def unit(self, readonly: bool = False) -> UnitOfWork:
         return self.units(readonly)
@@ -128,12 +158,28 @@ class Participants:
             return uow.participants.by_subject_code(subject_code)
 
     def summaries(self, listed: list[StoredParticipant], today: dt.date) -> dict[str, Summary]:
-        """Each listed participant's state and next visit, from one read of their histories."""
-        with self.unit(readonly=True) as uow:
-            histories = uow.participants.events_of_many([p.id for p in listed])
+        """Each listed participant's state and next visit. A participant's recorded schedule is
+        kept per version (every write raises it), so a list read again costs only the day's
+        statuses; the others are computed from one read of their histories."""
+        recorded: dict[str, Schedule] = {}
+        missing = []
+        for participant in listed:
+            known = self._known.get((participant.id, participant.version))
+            if known is None:
+                missing.append(participant)
+            else:
+                recorded[participant.id] = known
+        if missing:
+            with self.unit(readonly=True) as uow:
+                histories = uow.participants.events_of_many([p.id for p in missing])
+            for participant in missing:
+                schedule = self.recorded_schedule(participant.enrolment,
+                                                  histories[participant.id])
+                self._known.put((participant.id, participant.version), schedule)
+                recorded[participant.id] = schedule
         found = {}
         for participant in listed:
-            schedule = self.compute(participant.enrolment, histories[participant.id], today)
+            schedule = on_day(recorded[participant.id], today)
             found[participant.id] = Summary(schedule.state, next_visit(schedule))
         return found
 

@@ -218,3 +218,17 @@ def test_the_list_summary_gives_state_and_next_visit_as_of_the_day(service):
         "provisional", "CRYO", "overdue")
     assert service.by_subject_code("ZS-101") == participant
     assert service.by_subject_code("ZS-999") is None
+
+
+def test_the_list_summary_follows_the_day_and_every_write(service):
+    participant = service.enrol(ENROLMENT, "coordinator")
+    before = service.summaries([participant], D("2026-02-01"))[participant.id]
+    assert (before.next_visit.id, before.next_visit.status) == ("CRYO", "planned")
+    # A visit due now comes before an earlier-dated one still ahead.
+    later = service.summaries([participant], D("2026-02-10"))[participant.id]
+    assert (later.next_visit.id, later.next_visit.status) == ("BASELINE-IMAGING", "due")
+    done = service.record(participant.id, VisitDone("BASELINE-IMAGING", D("2026-02-10")),
+                          "nurse", D("2026-02-10")).participant
+    after = service.summaries([done], D("2026-02-10"))[participant.id]
+    assert (after.state, after.next_visit.id, after.next_visit.status) == (
+        "provisional", "CRYO", "planned")
