@@ -3,6 +3,7 @@ the database, and hands it to the HTTP layer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
 from api.usecases.schedules import Schedules
+from api.usecases.worklist import Worklist
 from scheduler import load_protocol, load_site
 
 DEFAULTS: dict[str, Any] = {
@@ -34,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_BASE_URL": None,  # unset: feed links use the request's scheme and host
     "FEED_SECRET": None,
     "SITE_FEED_DIR": None,
+    "TODAY": None,  # YYYY-MM-DD: freeze the site's today (demonstrations, tests)
 }
 
 
@@ -58,7 +61,7 @@ def build_container(app: Flask) -> Container:
     protocols = Protocols.loaded(load_protocol(app.config["PROTOCOL_FILE"]))
     protocol = protocols.current
     site = load_site(app.config["SITE_FILE"])
-    clock = SiteClock(site.time_zone)
+    clock = SiteClock(site.time_zone, _frozen_today(app))
     engine = create_db_engine(app.config["DATABASE_URL"] or default_url(app.instance_path))
     units = SqlUnits(engine)
     reads = FeedReads(engine)
@@ -76,7 +79,15 @@ def build_container(app: Flask) -> Container:
         participants=participants,
         api_keys=ApiKeys(units, reads.api_key),
         feeds=feeds,
-        feed_links=links, protocols=protocols, clock=clock)
+        feed_links=links, protocols=protocols, clock=clock,
+        worklist=Worklist(units))
+
+
+def _frozen_today(app: Flask) -> dt.date | None:
+    value = app.config["TODAY"]
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
 
 
 def feed_secret(app: Flask) -> bytes:

@@ -13,7 +13,8 @@ import click
 from scheduler import ScheduleInputError, compute_schedule, load_protocol, load_site
 from scheduler.model import Discontinuation, DoseRecord, ParticipantFacts, Recovery
 from scheduler.notation import parse_date, parse_dose_given
-from scheduler.report import render_table
+from scheduler.outcomes import NO_OUTCOMES, with_outcomes
+from scheduler.report import day_label, render_table, render_visits, table
 
 if TYPE_CHECKING:
     from api.usecases.container import Container
@@ -103,7 +104,8 @@ def schedule(cryoablation: str, recovered: str | None, complication: bool,
         as_of=_date(as_of, "--as-of") if as_of else None,
     )
     try:
-        result = compute_schedule(load_protocol(), facts, load_site())
+        result = with_outcomes(compute_schedule(load_protocol(), facts, load_site()),
+                               NO_OUTCOMES, facts.as_of)
     except ScheduleInputError as error:
         for item in error.errors:
             click.echo(f"error: {_option_of(item.field, dose_options)}: {item.message} "
@@ -188,6 +190,64 @@ def list_api_keys() -> None:
 
 def _moment(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _why(status: str, earliest: dt.date, latest: dt.date, rule: str) -> str:
+    if status == "overdue":
+        return f"window closed {latest.isoformat()} (rule {rule})"
+    if status == "due":
+        return f"window open until {latest.isoformat()} (rule {rule})"
+    return f"window opens {earliest.isoformat()} (rule {rule})"
+
+
+@main.command()
+@click.option("--from", "start", help="First day, YYYY-MM-DD (default: the site's today).")
+@click.option("--to", "end", help="Last day, YYYY-MM-DD (default: 7 days after --from).")
+def worklist(start: str | None, end: str | None) -> None:
+    """Print who is due, overdue or planned across all participants, by day."""
+    services = _container()
+    today = services.clock.today()
+    first = _date(start, "--from") if start else today
+    last = _date(end, "--to") if end else first + dt.timedelta(days=7)
+    try:
+        visits = services.worklist.visits(first, last, today)
+    finally:
+        services.engine.dispose()
+    click.echo(f"Worklist {day_label(first)} to {day_label(last)}, as of {day_label(today)}: "
+               f"{len(visits)} visits")
+    if not visits:
+        return
+    rows = [["date", "subject", "visit", "title", "window", "status", "why"]]
+    for item in visits:
+        row = item.visit
+        rows.append([day_label(row.date), row.subject_code, row.visit_id, row.title,
+                     f"{row.earliest.isoformat()}..{row.latest.isoformat()}", item.status,
+                     _why(item.status, row.earliest, row.latest, row.rule)])
+    click.echo("\n".join(table(rows)))
+
+
+@main.group()
+def participant() -> None:
+    """One participant, found by subject code."""
+
+
+@participant.command("show")
+@click.argument("subject_code")
+def participant_show(subject_code: str) -> None:
+    """Print a participant's visits as of the site's today."""
+    services = _container()
+    people = services.participants
+    today = services.clock.today()
+    try:
+        found = people.by_subject_code(subject_code)
+        schedule = people.schedule(found.id, today)[1] if found else None
+    finally:
+        services.engine.dispose()
+    if found is None or schedule is None:
+        raise click.ClickException(f"no participant with subject code {subject_code!r}")
+    heading = (f"{subject_code} ({found.id}): {schedule.state}, as of {day_label(today)}; "
+               f"protocol {schedule.protocol_id} version {schedule.protocol_version}")
+    click.echo(render_visits(schedule, heading), nl=False)
 
 
 @main.command()

@@ -19,16 +19,27 @@ from scheduler.model import (
     Discontinuation,
     DoseRecord,
     Lookbacks,
-    OffStudy,
     ParticipantFacts,
     Recovery,
+)
+from scheduler.model import (
+    OffStudy as OffStudyFact,
+)
+from scheduler.outcomes import (
+    OffStudyOutcome,
+    OffStudyReason,
+    Outcomes,
+    UnscheduledOutcome,
+    VisitDoneOutcome,
+    VisitMissedOutcome,
 )
 from scheduler.protocol import Protocol
 from scheduler.validation import validate_facts
 
 EventType = Literal["recovery_confirmed", "complication", "dose_given", "dose_skipped",
-                    "discontinued", "off_study", "correction",
-                    "enrolment_corrected", "protocol_version_changed"]
+                    "discontinued", "correction", "enrolment_corrected", "cryoablation_done",
+                    "visit_done", "visit_missed", "unscheduled_visit", "off_study",
+                    "protocol_version_changed"]
 
 # The look-back names, read off the Lookbacks type: every field, and the ones that are dates.
 LOOKBACK_NAMES: tuple[str, ...] = tuple(item.name for item in fields(Lookbacks))
@@ -98,12 +109,59 @@ class ProtocolVersionChanged:
     reason: str
 
 
+@dataclass(frozen=True)
+class CryoablationDone:
+    type: ClassVar[EventType] = "cryoablation_done"
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class VisitDone:
+    """Any visit but an infusion, the cryoablation or the recovery check took place."""
+
+    type: ClassVar[EventType] = "visit_done"
+    visit_id: str
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class VisitMissed:
+    type: ClassVar[EventType] = "visit_missed"
+    visit_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnscheduledVisit:
+    """A visit outside the schedule; listed as UNS-n, it moves no planned visit."""
+
+    type: ClassVar[EventType] = "unscheduled_visit"
+    date: dt.date
+    purpose: str
+
+
+@dataclass(frozen=True)
+class OffStudy:
+    """The participant leaves the study: every later visit is cancelled (protocol-defaults
+    rule 23)."""
+
+    type: ClassVar[EventType] = "off_study"
+    date: dt.date
+    reason: OffStudyReason
+    note: str | None = None
+
+
 NewEvent = RecoveryConfirmed | Complication | DoseGiven | DoseSkipped | Discontinued \
-    | Correction | ProtocolVersionChanged
+    | Correction | ProtocolVersionChanged | CryoablationDone | VisitDone | VisitMissed \
+    | UnscheduledVisit | OffStudy
 EVENT_TYPES: dict[str, type[NewEvent]] = {kind.type: kind for kind in (
     RecoveryConfirmed, Complication, DoseGiven, DoseSkipped, Discontinued, Correction,
-    ProtocolVersionChanged)}
+    ProtocolVersionChanged, CryoablationDone, VisitDone, VisitMissed, UnscheduledVisit,
+    OffStudy)}
 RECORDABLE: tuple[str, ...] = tuple(EVENT_TYPES)
+# Events that record what happened at a visit rather than change the treatment.
+OUTCOME_TYPES: tuple[str, ...] = ("cryoablation_done", "visit_done", "visit_missed",
+                                  "unscheduled_visit", "off_study")
 
 
 def event_fields(kind: str) -> tuple[str, ...]:
@@ -154,6 +212,9 @@ class Event:
     changes: tuple[str, ...] = ()
     reason_code: str | None = None
     version: str | None = None  # the protocol version a protocol_version_changed moves to
+    visit_id: str | None = None
+    purpose: str | None = None
+    note: str | None = None
 
 
 def recorded(new: NewEvent, id: str, seq: int, recorded_by: str,
@@ -201,7 +262,7 @@ def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None
     recovery = Recovery("pending")
     doses: list[DoseRecord] = []
     stop: Discontinuation | None = None
-    leave: OffStudy | None = None
+    leave: OffStudyFact | None = None
     active = active_events(events)
     by_date = protocol is None or protocol.has("fact-order")
     gate = [e for e in active if e.type in ("recovery_confirmed", "complication")]
@@ -222,10 +283,38 @@ def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None
         elif event.type == "discontinued" and event.date is not None:
             stop = Discontinuation(event.date, event.reason, event.reason_code or "other")
         elif event.type == "off_study" and event.date is not None:
-            leave = OffStudy(event.date, event.reason or "other")
+            leave = OffStudyFact(event.date, event.reason or "other")
     return ParticipantFacts(enrolment.cryoablation_date, recovery,
                             enrolment.childbearing_potential, tuple(doses), stop,
                             enrolment.lookbacks, as_of, enrolment.screening_date, leave)
+
+
+def outcomes_of(events: list[Event]) -> Outcomes:
+    """The visit outcomes the history records. Unscheduled visits are numbered over every one
+    ever recorded, voided or not, so a correction never renumbers the others."""
+    active = {event.id for event in active_events(events)}
+    cryoablation: dt.date | None = None
+    done: list[VisitDoneOutcome] = []
+    missed: list[VisitMissedOutcome] = []
+    unscheduled: list[UnscheduledOutcome] = []
+    left: OffStudyOutcome | None = None
+    number = 0
+    for event in sorted(events, key=lambda e: e.seq):
+        if event.type == "unscheduled_visit":
+            number += 1
+        if event.id not in active:
+            continue
+        if event.type == "cryoablation_done" and event.date is not None:
+            cryoablation = event.date
+        elif event.type == "visit_done" and event.visit_id and event.date is not None:
+            done.append(VisitDoneOutcome(event.visit_id, event.date))
+        elif event.type == "visit_missed" and event.visit_id:
+            missed.append(VisitMissedOutcome(event.visit_id, event.reason))
+        elif event.type == "unscheduled_visit" and event.date is not None:
+            unscheduled.append(UnscheduledOutcome(number, event.date, event.purpose))
+        elif event.type == "off_study" and event.date is not None:
+            left = OffStudyOutcome(event.date, event.reason or "other", event.note)
+    return Outcomes(cryoablation, tuple(done), tuple(missed), tuple(unscheduled), left)
 
 
 def check_append(protocol: Protocol, enrolment: Enrolment, events: list[Event],
@@ -268,13 +357,9 @@ def _check_correction(events: list[Event], new: Event) -> None:
 
 def _check_against_history(events: list[Event], new: Event) -> None:
     active = active_events(events)
-    leave = next((e for e in active if e.type == "off_study"), None)
-    if leave is not None:
-        raise HistoryConflict("type", "off-study",
-                              f"the participant left the study on {_iso(leave.date)} (event "
-                              f"{leave.id}); correct that event first")
+    _check_outcome_history(active, new)
     stop = next((e for e in active if e.type == "discontinued"), None)
-    if stop is not None and new.type not in ("off_study", "protocol_version_changed"):
+    if stop is not None and new.type not in (*OUTCOME_TYPES, "protocol_version_changed"):
         raise HistoryConflict("type", "discontinuation",
                               f"treatment was discontinued on {_iso(stop.date)} (event "
                               f"{stop.id}); correct that event first")
@@ -297,6 +382,30 @@ def _check_against_history(events: list[Event], new: Event) -> None:
             raise HistoryConflict("type", "recovery-gate",
                                   f"recovery is already confirmed on {_iso(last.date)} (event "
                                   f"{last.id})")
+
+
+def _check_outcome_history(active: list[Event], new: Event) -> None:
+    """Nothing but a correction after leaving the study; no outcome recorded twice."""
+    left = next((e for e in active if e.type == "off_study"), None)
+    if left is not None:
+        raise HistoryConflict("type", "off-study",
+                              f"the participant left the study on {_iso(left.date)} (event "
+                              f"{left.id}); only a correction can follow")
+    if new.type in ("visit_done", "visit_missed"):
+        same = next((e for e in active if e.type in ("visit_done", "visit_missed")
+                     and e.visit_id == new.visit_id), None)
+        if same is not None:
+            raise HistoryConflict("visit_id", "history",
+                                  f"{new.visit_id} is already recorded as "
+                                  f"{same.type.removeprefix('visit_')} (event {same.id}); "
+                                  "correct that event first")
+    if new.type == "cryoablation_done":
+        same = next((e for e in active if e.type == "cryoablation_done"), None)
+        if same is not None:
+            raise HistoryConflict("type", "history",
+                                  f"the cryoablation is already recorded done on "
+                                  f"{_iso(same.date)} (event {same.id}); correct that event "
+                                  "first")
 
 
 def _as_event_fields(error: ScheduleInputError, new: Event, last_dose: int) \

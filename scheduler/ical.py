@@ -89,7 +89,8 @@ def _anchor(visit: Visit) -> str:
 
 
 def _summary(visit: Visit, subject_code: str | None) -> str:
-    marks = {"provisional": " (provisional)", "held": " (held)", "skipped": " (skipped)"}
+    marks = {"provisional": " (provisional)", "held": " (held)", "skipped": " (skipped)",
+             "missed": " (missed)"}
     prefix = f"{subject_code}: " if subject_code else ""
     return plain(f"{prefix}{visit.title}{marks.get(visit.status, '')}")
 

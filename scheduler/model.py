@@ -8,8 +8,11 @@ from typing import Literal
 
 RecoveryStatus = Literal["pending", "recovered", "complication"]
 DoseStatus = Literal["given", "skipped"]
-State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed", "off_study"]
-VisitStatus = Literal["planned", "provisional", "done", "skipped", "held", "cancelled"]
+State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed",
+                "off_study"]
+VisitStatus = Literal["planned", "provisional", "done", "skipped", "held", "cancelled",
+                      "due", "overdue", "missed"]
+Timing = Literal["in_window", "out_of_window"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class Visit:
     window: Window | None
     status: VisitStatus
     rule: RuleRef
+    # Only on a done visit: the date it was done, and whether that fell in its window.
+    actual_date: dt.date | None = None
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True)

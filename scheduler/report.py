@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from scheduler.model import Schedule, Visit
 
 
@@ -43,3 +45,38 @@ def render_table(schedule: Schedule) -> str:
         where = f" [{warning.visit_id}]" if warning.visit_id else ""
         lines.append(f"warning {warning.code}{where}: {warning.message}")
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    """Rows as aligned columns (the first row is the header); the last column runs free."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+             + "  " + row[-1]).rstrip() for row in rows]
+
+
+def day_label(day: dt.date) -> str:
+    """`Wed 2026-03-04`: the weekday first, which is what a person plans by."""
+    return f"{day:%a} {day.isoformat()}"
+
+
+def _status_cell(visit: Visit) -> str:
+    if visit.actual_date is not None and visit.timing is not None:
+        return f"{visit.status} {visit.actual_date.isoformat()} ({visit.timing.replace('_', ' ')})"
+    return visit.status
+
+
+def render_visits(schedule: Schedule, heading: str) -> str:
+    """A participant's visits for a person at a terminal: weekday and date, visit, title,
+    window, status, and why it falls there; then the warnings."""
+    rows = [["date", "visit", "title", "window", "status", "why"]]
+    for visit in schedule.visits:
+        window = ""
+        if visit.window is not None:
+            window = f"{visit.window.earliest.isoformat()}..{visit.window.latest.isoformat()}"
+        rows.append([day_label(visit.date) if visit.date else "-", visit.id, visit.title,
+                     window, _status_cell(visit), f"{visit.rule.anchor} (rule {visit.rule.id})"])
+    lines = [heading, "", *table(rows)]
+    for warning in schedule.warnings:
+        where = f" [{warning.visit_id}]" if warning.visit_id else ""
+        lines.append(f"warning {warning.code}{where}: {warning.message}")
+    return "\n".join(lines) + "\n"

@@ -26,17 +26,25 @@ class VisitState:
     present: bool
     sequence: int
     changed_at: dt.datetime
+    # What the worklist lists besides the dates and status: None on rows stored before them.
+    kind: str | None = None
+    title: str | None = None
+    rule: str | None = None
 
     def shows(self, visit: Visit) -> bool:
         """True when subscribers already have this visit as it now is."""
         return self.present and (self.date, self.earliest, self.latest, self.status) == \
-            _fields(visit)
+            _fields(visit) and (self.kind, self.title, self.rule) == _listed(visit)
 
 
 def _fields(visit: Visit) -> tuple[dt.date | None, dt.date | None, dt.date | None, str]:
     window = visit.window
     return (visit.date, window.earliest if window else None, window.latest if window else None,
             visit.status)
+
+
+def _listed(visit: Visit) -> tuple[str, str, str]:
+    return visit.kind, visit.title, visit.rule.id
 
 
 def in_feed(schedule: Schedule) -> list[Visit]:
@@ -54,12 +62,14 @@ def changed_states(old: Mapping[str, VisitState], schedule: Schedule, now: dt.da
         if before is not None and before.shows(visit):
             continue
         sequence = 0 if before is None else before.sequence + 1
-        changes.append(VisitState(visit.id, *_fields(visit), True, sequence, now))
+        changes.append(VisitState(visit.id, *_fields(visit), True, sequence, now,
+                                  *_listed(visit)))
     kept = {visit.id for visit in shown}
     for state in old.values():
         if state.present and state.visit_id not in kept:
             changes.append(VisitState(state.visit_id, state.date, state.earliest, state.latest,
-                                      state.status, False, state.sequence + 1, now))
+                                      state.status, False, state.sequence + 1, now,
+                                      state.kind, state.title, state.rule))
     return changes
 
 

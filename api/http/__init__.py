@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from api.http import auth, calculator, context, feeds, ops, participants, problems
+from api.http import auth, calculator, context, feeds, ops, participants, problems, worklist
 from api.usecases.container import Container
 
 MAX_BODY_BYTES = 64 * 1024
@@ -39,6 +39,7 @@ def install(app: Flask, container: Container | None) -> problems.ProblemApi:
     api.register_blueprint(participants.blp)
     api.register_blueprint(feeds.blp)
     api.register_blueprint(feeds.admin)
+    api.register_blueprint(worklist.blp)
     app.register_blueprint(ops.blp)
     app.before_request(api_checks)
     return api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import replace
@@ -21,6 +22,7 @@ from api.http.feeds import calendar, documented
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
     RECOVERY_STATUSES,
+    FullMatch,
     IsoDate,
     ProtocolQuerySchema,
     ProtocolSchema,
@@ -28,9 +30,10 @@ from api.http.schemas import (
     ScheduleSchema,
     lookback_fields,
     lookbacks_from,
+    outcomes_from,
 )
 from api.usecases.feeds import Feed
-from api.usecases.schedules import Schedules
+from api.usecases.schedules import Question, Schedules
 from scheduler import ScheduleInputError
 from scheduler.history import LOOKBACK_NAMES
 from scheduler.ical import render_calendar, schedule_events
@@ -41,6 +44,7 @@ from scheduler.model import (
     Recovery,
 )
 from scheduler.notation import parse_dose_given
+from scheduler.outcomes import NO_OUTCOMES, OFF_STUDY_REASONS
 
 
 class WeakEtagBlueprint(Blueprint):
@@ -119,7 +123,7 @@ class SchedulesView(MethodView):
                 blp.response(200, ScheduleSchema, example=examples.schedule_response()),
                 document_json_errors)
     def post(self) -> Response:
-        """Compute a schedule from a participant's facts; stores nothing"""
+        """Compute a schedule from a participant's facts and visit outcomes; stores nothing"""
         svc = service()
         today = site_today()
         raw = request.get_data()  # kept: the parser reads it from the request again
@@ -127,9 +131,10 @@ class SchedulesView(MethodView):
         answer = svc.answers.get(key)
         if answer is None:
             # The same parser as every other view (errors, unknown fields, JSON rules).
-            facts = Blueprint.ARGUMENTS_PARSER.parse(SCHEDULE_REQUEST, request, location="json")
+            asked = Blueprint.ARGUMENTS_PARSER.parse(SCHEDULE_REQUEST, request, location="json")
             try:
-                answer = svc.encoded(facts, today)
+                asked = on_site_today(asked, today)
+                answer = svc.encoded(asked, asked.facts.as_of)
             except ScheduleInputError as error:
                 return domain_problem(error)
             # These bytes parsed to these facts: the next identical request on the same day
@@ -145,6 +150,19 @@ def _dose_given(value: str) -> None:
         parse_dose_given(value)
     except ValueError as error:
         raise ma.ValidationError(str(error)) from error
+
+
+def on_site_today(asked: Question, today: dt.date) -> Question:
+    """The question as of `as_of`, or the site's today when the caller gave none. That day is
+    the calculator's today (api-contract: "the stateless calculator uses `as_of` when
+    given"): it decides what is due and overdue, and a fact dated after it is refused (rule
+    future-facts)."""
+    if asked.facts.as_of is not None:
+        return asked
+    return Question(replace(asked.facts, as_of=today), asked.outcomes)
+
+
+VISIT_DONE = r"^[A-Z0-9-]{1,32}:\d{4}-\d{2}-\d{2}$"
 
 
 class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))):  # type: ignore[misc]
@@ -165,6 +183,16 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
         "description": "Date of consent and screening; the other-trial and prior-malignancy "
                        "look-backs count to it"})
     as_of = IsoDate()
+    cryoablation_done = IsoDate(metadata={"description": "The cryoablation took place"})
+    visit_done = fields.List(fields.String(validate=FullMatch(VISIT_DONE)), metadata={
+        "description": "A visit done, as VISIT_ID:YYYY-MM-DD; repeat for each"})
+    visit_missed = fields.List(fields.String(validate=validate.Length(1, 32)), metadata={
+        "description": "A visit missed, by id; repeat for each"})
+    unscheduled_visit = fields.List(IsoDate(), metadata={
+        "description": "The date of an unscheduled visit; repeat for each"})
+    off_study = IsoDate(metadata={"description": "The date the participant left the study"})
+    off_study_reason = fields.String(load_default="other",
+                                     validate=validate.OneOf(OFF_STUDY_REASONS))
 
     @ma.validates_schema(pass_original=True)
     def _status_with_recovery_date(self, data: dict[str, Any], original: Any, **_: Any) -> None:
@@ -185,13 +213,29 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
             dose_fields.append(f"dose_skipped.{index}")
             doses.append(DoseRecord(cycle_number, "skipped"))
         stop = data.get("discontinuation_date")
+        done = []
+        for index, item in enumerate(data.get("visit_done", [])):
+            visit_id, _, day = item.partition(":")
+            try:
+                done.append({"visit_id": visit_id, "date": dt.date.fromisoformat(day)})
+            except ValueError as error:
+                raise ma.ValidationError({"visit_done": {index: ["Not a valid date."]}}) \
+                    from error
+        left = data.get("off_study")
+        outcomes = outcomes_from({
+            "cryoablation_done": {"date": data["cryoablation_done"]}
+            if "cryoablation_done" in data else None,
+            "visits_done": done,
+            "visits_missed": [{"visit_id": v} for v in data.get("visit_missed", [])],
+            "unscheduled_visits": [{"date": d} for d in data.get("unscheduled_visit", [])],
+            "off_study": {"date": left, "reason": data["off_study_reason"]} if left else None})
         facts = ParticipantFacts(
             data["cryoablation_date"], Recovery(data["recovery_status"],
                                                 data.get("recovery_date")),
             data.get("childbearing_potential", False), tuple(doses),
             Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"),
             data.get("screening_date"))
-        return facts, dose_fields
+        return Question(facts, outcomes), dose_fields
 
 
 def query_field_names(dose_fields: list[str]) -> dict[str, str]:
@@ -201,15 +245,28 @@ def query_field_names(dose_fields: list[str]) -> dict[str, str]:
         for part in ("cycle", "date"):
             names[f"doses.{index}.{part}"] = name
     names.update({f"lookbacks.{n}": n for n in LOOKBACK_NAMES})
+    names.update({"cryoablation_done.date": "cryoablation_done", "off_study.date": "off_study"})
+    for index in range(200):
+        names[f"visits_done.{index}.visit_id"] = names[f"visits_done.{index}.date"] = \
+            "visit_done"
+        names[f"visits_missed.{index}.visit_id"] = "visit_missed"
+        names[f"unscheduled_visits.{index}.date"] = "unscheduled_visit"
     return names
 
 
-def calendar_key(facts: ParticipantFacts) -> str:
+def calendar_key(asked: ParticipantFacts | Question) -> str:
     """An opaque key for a calendar computed from these facts alone: the same facts give the
     same UIDs, and nothing about the participant can be read back from it. `as_of` is left
-    out: it decides warnings only, never a visit, so the events keep their UIDs from day to
-    day."""
-    canonical = json.dumps(repr(replace(facts, as_of=None)), sort_keys=True).encode()
+    out: it decides warnings and day statuses only, never a visit, so the events keep their
+    UIDs from day to day. Facts without outcomes keep the key they had before outcomes
+    existed."""
+    if isinstance(asked, Question) and asked.outcomes == NO_OUTCOMES:
+        asked = asked.facts
+    if isinstance(asked, Question):
+        asked = Question(replace(asked.facts, as_of=None), asked.outcomes)
+    else:
+        asked = replace(asked, as_of=None)
+    canonical = json.dumps(repr(asked), sort_keys=True).encode()
     return "calc-" + hashlib.sha256(canonical).hexdigest()
 
 
@@ -222,12 +279,13 @@ class ScheduleCalendarView(MethodView):
                            "Last-Modified": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified since the ETag given in If-None-Match")
     @document_invalid_input
-    def get(self, parsed: tuple[ParticipantFacts, list[str]]) -> Response:
+    def get(self, parsed: tuple[Question, list[str]]) -> Response:
         """The same computation as POST /v1/schedules, as a calendar file"""
         facts, dose_fields = parsed
         svc = service()
         try:
-            schedule = svc.schedule(facts, site_today())
+            facts = on_site_today(facts, site_today())
+            schedule = svc.schedule(facts, facts.facts.as_of)
         except ScheduleInputError as error:
             return domain_problem(error, query_field_names(dose_fields))
         events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)

@@ -37,6 +37,6 @@ def actor() -> str:
 
 
 def site_today() -> dt.date:
-    """Today at the site (the container's clock): decides whether an unrecorded dose is
-    overdue, and refuses facts dated after it."""
+    """Today at the site (the container's clock): decides what is due and overdue, and
+    refuses facts dated after it."""
     return container().clock.today()

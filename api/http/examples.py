@@ -9,16 +9,22 @@ from typing import Any
 from api.http.schemas import schedule_dict
 from scheduler import compute_schedule, load_protocol, load_site
 from scheduler.model import ParticipantFacts, Recovery
+from scheduler.outcomes import Outcomes, with_outcomes
 
 SCHEDULE_REQUEST: dict[str, Any] = {
     "cryoablation_date": "2026-03-02",
     "recovery": {"status": "recovered", "date": "2026-03-09"},
+    "cryoablation_done": {"date": "2026-03-02"},
+    "as_of": "2026-03-09",
 }
 
 
 def schedule_response() -> dict[str, Any]:
-    facts = ParticipantFacts(dt.date(2026, 3, 2), Recovery("recovered", dt.date(2026, 3, 9)))
-    return schedule_dict(compute_schedule(load_protocol(), facts, load_site()))
+    facts = ParticipantFacts(dt.date(2026, 3, 2), Recovery("recovered", dt.date(2026, 3, 9)),
+                             as_of=dt.date(2026, 3, 9))
+    schedule = compute_schedule(load_protocol(), facts, load_site())
+    return schedule_dict(with_outcomes(schedule, Outcomes(cryoablation_done=dt.date(2026, 3, 2)),
+                                       facts.as_of))
 
 
 INVALID_INPUT: dict[str, Any] = {

@@ -103,6 +103,12 @@ def shown(participants_: list[StoredParticipant]) \
     return [(p, links.get(p.id)) for p in participants_]
 
 
+def listed(participants_: list[StoredParticipant]) -> list[tuple[Any, ...]]:
+    """Participants with their feed links and where they stand, for a list."""
+    summaries = participants().summaries(participants_, site_today())
+    return [(*item, summaries[item[0].id]) for item in shown(participants_)]
+
+
 def participant_response(participant: StoredParticipant, status: int = 200,
                          feed: dict[str, str] | None = None) -> Response:
     """The participant as JSON with its ETag; `feed` gives its feed links when the caller
@@ -151,13 +157,17 @@ class ParticipantsView(MethodView):
     @blp.response(200, ParticipantPageSchema)
     @errors(401, 403)
     def get(self, query: dict[str, Any]) -> Any:
-        """List participants in enrolment order, a page at a time"""
+        """List participants in enrolment order, a page at a time, each with its state and
+        next visit; `subject_code` finds one by its code"""
+        if "subject_code" in query:
+            found = participants().by_subject_code(query["subject_code"])
+            return {"items": listed([found] if found else []), "next_cursor": None}
         try:
             items, cursor = participants().page(query.get("cursor"), query["limit"])
         except ValueError:
             return problem(422, "The request is not valid", "cursor: not a cursor from this "
                            "list.", INVALID_INPUT, {"cursor": ["Not a cursor from this list."]})
-        return {"items": shown(items), "next_cursor": cursor}
+        return {"items": listed(items), "next_cursor": cursor}
 
 
 @blp.route("/<participant_id>")

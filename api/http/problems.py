@@ -22,7 +22,7 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.http import jsonbody
-from api.usecases.common import NotFound, NothingToChange, StaleVersion
+from api.usecases.common import AlreadyEnrolled, NotFound, NothingToChange, StaleVersion
 from scheduler import ScheduleInputError
 from scheduler.history import HistoryConflict
 
@@ -44,6 +44,9 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Dict(
         keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
         metadata={"description": "Field path (`recovery.date`, `doses.1.date`) to messages"})
+    existing_id = ma.fields.String(metadata={
+        "description": "On a duplicate enrolment: the participant already enrolled (see the "
+                       "Location header)"})
 
 
 def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -180,6 +183,19 @@ def init_app(app: Flask) -> None:
         message = f"{item.message} (rule {item.rule})"
         return problem(409, "The event contradicts the recorded history",
                        f"{item.field}: {message}", HISTORY_CONFLICT, {item.field: [message]})
+
+    @app.errorhandler(AlreadyEnrolled)
+    def _enrolled(error: AlreadyEnrolled) -> Response:
+        """The duplicate's 409 names the participant already enrolled, and links to it."""
+        item = error.error
+        location = f"/v1/participants/{error.existing_id}"
+        body = {"type": HISTORY_CONFLICT, "title": "The participant is already enrolled",
+                "status": 409, "detail": f"{item.field}: {item.message} (rule {item.rule})",
+                "errors": {item.field: [item.message]}, "existing_id": error.existing_id}
+        response = Response(json.dumps(body, ensure_ascii=False), status=409,
+                            mimetype=PROBLEM_JSON)
+        response.headers["Location"] = location
+        return response
 
     @app.errorhandler(NotFound)
     def _not_found(_: NotFound) -> Response:

@@ -15,6 +15,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from api.http.context import container
+from api.usecases.schedules import Question
 from scheduler.history import (
     EVENT_TYPES,
     LOOKBACK_DATES,
@@ -36,10 +37,19 @@ from scheduler.model import (
     RecoveryStatus,
     Schedule,
     State,
+    Timing,
     Visit,
     VisitStatus,
 )
 from scheduler.notation import parse_date
+from scheduler.outcomes import (
+    OFF_STUDY_REASONS,
+    OffStudyOutcome,
+    Outcomes,
+    UnscheduledOutcome,
+    VisitDoneOutcome,
+    VisitMissedOutcome,
+)
 from scheduler.protocol import DISCONTINUATION_REASONS, SOURCES, VISIT_KINDS
 from scheduler.validation import MAX_HALF_LIFE_DAYS
 
@@ -204,8 +214,49 @@ SCREENING_DATE = ("Date of consent and screening; the other-trial and prior-mali
                   "look-backs count to it")
 
 
+class VisitDoneSchema(ma.Schema):
+    visit_id = Text(single_line=True, required=True, validate=validate.Length(min=1, max=32))
+    date = _date("Date the visit was done", required=True)
+
+
+class VisitMissedSchema(ma.Schema):
+    visit_id = Text(single_line=True, required=True, validate=validate.Length(min=1, max=32))
+    reason = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
+
+
+class UnscheduledVisitSchema(ma.Schema):
+    date = _date("Date of the unscheduled visit", required=True)
+    purpose = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
+
+
+class CryoablationDoneSchema(ma.Schema):
+    date = _date("Date the cryoablation was done (the enrolled date)", required=True)
+
+
+class OffStudySchema(ma.Schema):
+    date = _date("Date the participant left the study", required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(OFF_STUDY_REASONS))
+    note = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
+
+
+def outcomes_from(data: dict[str, Any]) -> Outcomes:
+    """The visit outcomes out of loaded calculator data (body or query), numbered UNS-1 ..."""
+    left = data.get("off_study")
+    return Outcomes(
+        cryoablation_done=(data.get("cryoablation_done") or {}).get("date"),
+        done=tuple(VisitDoneOutcome(item["visit_id"], item["date"])
+                   for item in data.get("visits_done") or ()),
+        missed=tuple(VisitMissedOutcome(item["visit_id"], item.get("reason"))
+                     for item in data.get("visits_missed") or ()),
+        unscheduled=tuple(UnscheduledOutcome(number, item["date"], item.get("purpose"))
+                          for number, item in enumerate(data.get("unscheduled_visits") or (), 1)),
+        off_study=OffStudyOutcome(left["date"], left["reason"], left.get("note"))
+        if left else None)
+
+
 class ScheduleRequestSchema(ma.Schema):
-    """A participant's facts, for the stateless calculator."""
+    """A participant's facts, for the stateless calculator; the visit outcomes are optional
+    (an EDC that keeps its own records sends them to get statuses)."""
 
     cryoablation_date = _date("Cryoablation date; inside the study period", required=True)
     recovery = fields.Nested(RecoverySchema, metadata={"description": "Pending if omitted"})
@@ -213,13 +264,24 @@ class ScheduleRequestSchema(ma.Schema):
     doses = fields.List(fields.Nested(DoseSchema), validate=validate.Length(max=24))
     discontinuation = fields.Nested(DiscontinuationSchema, allow_none=True)
     lookbacks = fields.Nested(LookbacksSchema)
-    as_of = _date("Compute as of this date (the site's today); only decides whether an "
-                  "unrecorded dose is overdue beyond the hold limit")
+    as_of = _date("Compute as of this date (default: the site's today): decides which visits "
+                  "are due or overdue, and whether an unrecorded dose is beyond the hold limit")
     screening_date = _date(SCREENING_DATE, allow_none=True)
+    cryoablation_done = fields.Nested(CryoablationDoneSchema, metadata={
+        "description": "The cryoablation took place (else it is not shown done)"})
+    visits_done = fields.List(fields.Nested(VisitDoneSchema), validate=validate.Length(max=200),
+                              metadata={"description": "Visits done (not infusions: doses)"})
+    visits_missed = fields.List(fields.Nested(VisitMissedSchema),
+                                validate=validate.Length(max=200))
+    unscheduled_visits = fields.List(fields.Nested(UnscheduledVisitSchema),
+                                     validate=validate.Length(max=100), metadata={
+                                         "description": "Listed as UNS-1, UNS-2 ... in order"})
+    off_study = fields.Nested(OffStudySchema, metadata={
+        "description": "The participant left the study: every later visit is cancelled"})
 
     @ma.post_load
-    def _to_domain(self, data: dict[str, Any], **_: Any) -> ParticipantFacts:
-        return ParticipantFacts(
+    def _to_domain(self, data: dict[str, Any], **_: Any) -> Question:
+        return Question(ParticipantFacts(
             cryoablation_date=data["cryoablation_date"],
             recovery=data.get("recovery") or Recovery("pending"),
             childbearing_potential=data.get("childbearing_potential", False),
@@ -228,7 +290,7 @@ class ScheduleRequestSchema(ma.Schema):
             lookbacks=data.get("lookbacks") or Lookbacks(),
             as_of=data.get("as_of"),
             screening_date=data.get("screening_date"),
-        )
+        ), outcomes_from(data))
 
 
 class WindowSchema(ma.Schema):
@@ -256,6 +318,11 @@ class VisitSchema(ma.Schema):
     window = fields.Nested(WindowSchema, required=True, allow_none=True)
     status = fields.String(required=True, validate=validate.OneOf(get_args(VisitStatus)))
     rule = fields.Nested(RuleRefSchema, required=True)
+    actual_date = fields.Date(required=True, allow_none=True,
+                              metadata={"description": "When a done visit was done"})
+    timing = fields.String(required=True, allow_none=True,
+                           validate=validate.OneOf(get_args(Timing)),
+                           metadata={"description": "Whether a done visit fell in its window"})
 
 
 class WarningSchema(ma.Schema):
@@ -316,7 +383,8 @@ def _visit_dict(visit: Visit) -> dict[str, Any]:
             "date": _iso(visit.date), "window": window, "status": visit.status,
             "rule": {"id": rule.id, "source": rule.source, "text": rule.text,
                      "anchor": rule.anchor, "shifted_from": _iso(rule.shifted_from),
-                     "shift_reason": rule.shift_reason}}
+                     "shift_reason": rule.shift_reason},
+            "actual_date": _iso(visit.actual_date), "timing": visit.timing}
 
 
 class RuleSchema(ma.Schema):
@@ -449,10 +517,11 @@ class ParticipantSchema(ma.Schema):
 
     @ma.pre_dump
     def _from_domain(self, shown: Any, **_: Any) -> dict[str, Any]:
-        participant, feed = shown
+        participant, feed, *summary = shown
         enrolment = participant.enrolment
         path = f"/v1/participants/{participant.id}"
-        return {"id": participant.id, "subject_code": enrolment.subject_code,
+        return {**({"state": summary[0].state, "next_visit": summary[0].next_visit}
+                   if summary else {}),"id": participant.id, "subject_code": enrolment.subject_code,
                 "cryoablation_date": enrolment.cryoablation_date,
                 "childbearing_potential": enrolment.childbearing_potential,
                 "lookbacks": enrolment.lookbacks, "version": participant.version,
@@ -464,8 +533,25 @@ class ParticipantSchema(ma.Schema):
                           "events": f"{path}/events"}}
 
 
+class NextVisitSchema(ma.Schema):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    date = fields.Date(required=True)
+    window = fields.Nested(WindowSchema, required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(get_args(VisitStatus)))
+
+
+class ParticipantListedSchema(ParticipantSchema):
+    """A participant in a list: where the schedule stands, and the next visit to see to."""
+
+    state = fields.String(required=True, validate=validate.OneOf(get_args(State)))
+    next_visit = fields.Nested(NextVisitSchema, required=True, allow_none=True, metadata={
+        "description": "The visit to see to next as of the site's today: the earliest overdue "
+                       "or due one, else the earliest open one"})
+
+
 class ParticipantPageSchema(ma.Schema):
-    items = fields.List(fields.Nested(ParticipantSchema), required=True)
+    items = fields.List(fields.Nested(ParticipantListedSchema), required=True)
     next_cursor = fields.String(required=True, allow_none=True, metadata={
         "description": "Pass as `cursor` for the next page; null on the last"})
 
@@ -473,12 +559,16 @@ class ParticipantPageSchema(ma.Schema):
 class PageQuerySchema(ma.Schema):
     cursor = Text(single_line=True, validate=validate.Length(min=1, max=200))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    subject_code = fields.String(validate=SUBJECT_CODE, metadata={
+        "description": "Only the participant with exactly this subject code"})
 
 
 class EventInSchema(ma.Schema):
     """What happened: `recovery_confirmed` {date}, `complication` {date, description},
     `dose_given` {cycle, date}, `dose_skipped` {cycle, reason}, `discontinued` {date, reason},
-    `correction` {event_id, reason}, `protocol_version_changed` {version, reason}."""
+    `correction` {event_id, reason}, `protocol_version_changed` {version, reason},
+    `cryoablation_done` {date}, `visit_done` {visit_id, date}, `visit_missed` {visit_id,
+    reason}, `unscheduled_visit` {date, purpose}, `off_study` {date, reason, note (optional)}."""
 
     type = fields.String(required=True, validate=validate.OneOf(RECORDABLE))
     date = IsoDate()
@@ -492,6 +582,10 @@ class EventInSchema(ma.Schema):
     version = Text(single_line=True, validate=validate.Length(min=1, max=32), metadata={
         "description": "protocol_version_changed: the protocol version to move to, one of "
                        "GET /v1/protocol's `versions`"})
+    visit_id = Text(single_line=True, validate=validate.Length(min=1, max=32),
+                    metadata={"description": "A visit of the participant's schedule"})
+    purpose = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
+    note = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
 
     @ma.validates_schema(skip_on_field_errors=False, pass_original=True)
     def _fields_of_the_type(self, data: dict[str, Any], original: Any, **_: Any) -> None:
@@ -506,6 +600,8 @@ class EventInSchema(ma.Schema):
                 errors[name] = [f"Required for a {kind} event."]
         for name in set(data) - {"type", *required, *event_optional_fields(kind)}:
             errors[name] = [f"Not a field of a {kind} event."]
+        if kind == "off_study" and "reason" in data and data["reason"] not in OFF_STUDY_REASONS:
+            errors["reason"] = [f"Must be one of: {', '.join(OFF_STUDY_REASONS)}."]
         if errors:
             raise ma.ValidationError(errors)
 
@@ -535,6 +631,9 @@ class EventSchema(ma.Schema):
         "description": "For enrolment_corrected: field: old -> new; for "
                        "protocol_version_changed: the versions, then each visit moved, "
                        "added or removed"})
+    visit_id = fields.String(allow_none=True)
+    purpose = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
     recorded_by = fields.String(required=True)
     recorded_at = fields.AwareDateTime(required=True, format="iso")
     voided_by = fields.String(required=True, allow_none=True, metadata={

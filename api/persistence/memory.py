@@ -9,9 +9,16 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Self
 
-from api.persistence.records import ApiKey, FeedToken, StoredParticipant, StoredResponse
+from api.persistence.records import (
+    ApiKey,
+    FeedToken,
+    ListedVisit,
+    StoredParticipant,
+    StoredResponse,
+)
 from api.persistence.unit_of_work import UnitOfWork
 from scheduler.history import Event
+from scheduler.outcomes import OPEN
 from scheduler.subscription import VisitState
 
 
@@ -153,6 +160,25 @@ class MemoryVisitStates:
         kept = self.state.visit_states.setdefault(participant_id, {})
         for state in states:
             kept[state.visit_id] = state
+
+    def _listed(self) -> list[tuple[VisitState, ListedVisit]]:
+        found = []
+        for participant_id, states in self.state.visit_states.items():
+            code = self.state.participants[participant_id].enrolment.subject_code
+            for s in states.values():
+                if s.present and s.date and s.earliest and s.latest:
+                    found.append((s, ListedVisit(
+                        participant_id, code, s.visit_id, s.kind or "", s.title or s.visit_id,
+                        s.rule or "", s.date, s.earliest, s.latest, s.status)))
+        return found
+
+    def worklist(self, start: dt.date, end: dt.date, today: dt.date) -> list[ListedVisit]:
+        return [listed for s, listed in self._listed() if s.status in OPEN and (
+            start <= listed.date <= end or listed.earliest <= today)]
+
+    def deviating(self, today: dt.date) -> list[ListedVisit]:
+        return [listed for s, listed in self._listed() if s.status in ("done", "missed") or (
+            s.status in OPEN and listed.latest < today)]
 
 
 class MemoryRenderedFeeds:

@@ -60,6 +60,23 @@ class FeedToken:
     revoked_at: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class ListedVisit:
+    """One stored visit state as the worklist and the deviations read it, with whose it is.
+    `status` is the recorded one (planned, provisional, done, missed ...), before the day."""
+
+    participant_id: str
+    subject_code: str
+    visit_id: str
+    kind: str
+    title: str
+    rule: str
+    date: dt.date
+    earliest: dt.date
+    latest: dt.date
+    status: str
+
+
 def utc(value: dt.datetime) -> dt.datetime:
     """SQLite hands timestamps back without their zone; they were stored in UTC."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from api.persistence.records import (
     ApiKey,
     FeedToken,
+    ListedVisit,
     StoredParticipant,
     StoredResponse,
     utc,
@@ -32,6 +33,7 @@ from api.persistence.tables import (
 from api.persistence.unit_of_work import UnitOfWork
 from scheduler.history import LOOKBACK_DATES, LOOKBACK_NAMES, Enrolment, Event
 from scheduler.model import Lookbacks
+from scheduler.outcomes import OPEN
 from scheduler.subscription import VisitState
 
 
@@ -69,7 +71,8 @@ def _event(row: RowMapping) -> Event:
                  date=row["date"], cycle=row["cycle"], reason=row["reason"],
                  description=row["description"], corrects=row["corrects"],
                  changes=tuple(row["changes"] or ()), reason_code=row["reason_code"],
-                 version=row["protocol_version"])
+                 version=row["protocol_version"], visit_id=row["visit_id"],
+                 purpose=row["purpose"], note=row["note"])
 
 
 class SqlParticipants:
@@ -152,7 +155,8 @@ class SqlParticipants:
             description=event.description, corrects=event.corrects,
             changes=list(event.changes) or None, recorded_by=event.recorded_by,
             recorded_at=event.recorded_at, reason_code=event.reason_code,
-            protocol_version=event.version))
+            protocol_version=event.version, visit_id=event.visit_id, purpose=event.purpose,
+            note=event.note))
 
 
 class SqlApiKeys:
@@ -290,7 +294,33 @@ def _feed_token(row: RowMapping) -> FeedToken:
 
 def _visit_state(row: RowMapping) -> VisitState:
     return VisitState(row["visit_id"], row["date"], row["earliest"], row["latest"],
-                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]))
+                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]),
+                      row["kind"], row["title"], row["rule"])
+
+
+# The columns in ListedVisit's order, so a row becomes one with no lookups by name; rows
+# stored before kind, title and rule were kept read as empty until the next write.
+_LISTED = sa.select(
+    visit_states.c.participant_id, participants.c.subject_code, visit_states.c.visit_id,
+    sa.func.coalesce(visit_states.c.kind, ""),
+    sa.func.coalesce(visit_states.c.title, visit_states.c.visit_id),
+    sa.func.coalesce(visit_states.c.rule, ""), visit_states.c.date,
+    visit_states.c.earliest, visit_states.c.latest, visit_states.c.status,
+).join(participants, participants.c.id == visit_states.c.participant_id).where(
+    visit_states.c.present.is_(True), visit_states.c.date.is_not(None),
+    visit_states.c.earliest.is_not(None), visit_states.c.latest.is_not(None))
+_WORKLIST = _LISTED.where(
+    visit_states.c.status.in_(OPEN),
+    sa.or_(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")),
+           visit_states.c.earliest <= sa.bindparam("today")))
+_DEVIATING = _LISTED.where(sa.or_(
+    visit_states.c.status.in_(("done", "missed")),
+    sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
+
+
+def _listed(row: Any) -> ListedVisit:
+    return ListedVisit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                       row[9])
 
 
 _UPDATE_VISIT_STATE = visit_states.update().where(
@@ -340,14 +370,24 @@ class SqlVisitStates:
         if changed:
             self.connection.execute(_UPDATE_VISIT_STATE, changed)
 
+    def worklist(self, start: dt.date, end: dt.date, today: dt.date) -> list[ListedVisit]:
+        rows = self.connection.execute(_WORKLIST, {"start": start, "end": end, "today": today})
+        return [_listed(row) for row in rows.all()]
+
+    def deviating(self, today: dt.date) -> list[ListedVisit]:
+        rows = self.connection.execute(_DEVIATING, {"today": today})
+        return [_listed(row) for row in rows.all()]
+
 
 def _state_values(state: VisitState) -> dict[str, Any]:
     return {"date": state.date, "earliest": state.earliest, "latest": state.latest,
             "status": state.status, "present": state.present, "sequence": state.sequence,
-            "changed_at": state.changed_at}
+            "changed_at": state.changed_at, "kind": state.kind, "title": state.title,
+            "rule": state.rule}
 
 
-_STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence", "changed_at")
+_STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence", "changed_at",
+                  "kind", "title", "rule")
 _pg_insert = postgresql.insert(visit_states)
 _UPSERT_VISIT_STATE = _pg_insert.on_conflict_do_update(
     index_elements=[visit_states.c.participant_id, visit_states.c.visit_id],

@@ -52,6 +52,9 @@ events = sa.Table(
     sa.Column("recorded_at", UTC_TIME, nullable=False),
     sa.Column("reason_code", sa.String(32)),
     sa.Column("protocol_version", sa.String(32)),
+    sa.Column("visit_id", sa.String(32)),
+    sa.Column("purpose", sa.Text),
+    sa.Column("note", sa.Text),
     # One sequence number per event of a participant: two writers cannot both append seq n.
     sa.UniqueConstraint("participant_id", "seq", name="uq_events_participant_seq"),
 )
@@ -111,6 +114,11 @@ visit_states = sa.Table(
     sa.Column("present", sa.Boolean, nullable=False),
     sa.Column("sequence", sa.Integer, nullable=False),
     sa.Column("changed_at", UTC_TIME, nullable=False),
+    # What the worklist shows of a visit; its day status (due, overdue) is derived when read,
+    # from the window above and the site's today.
+    sa.Column("kind", sa.String(32)),
+    sa.Column("title", sa.String(200)),
+    sa.Column("rule", sa.String(64)),
 )
 
 # Each participant's events as the site feed shows them, rendered (zlib) when the participant

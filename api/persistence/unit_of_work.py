@@ -7,7 +7,13 @@ import abc
 import datetime as dt
 from typing import Protocol, Self
 
-from api.persistence.records import ApiKey, FeedToken, StoredParticipant, StoredResponse
+from api.persistence.records import (
+    ApiKey,
+    FeedToken,
+    ListedVisit,
+    StoredParticipant,
+    StoredResponse,
+)
 from scheduler.history import Event
 from scheduler.subscription import VisitState
 
@@ -56,6 +62,14 @@ class VisitStateRepository(Protocol):
     def of(self, participant_id: str) -> dict[str, VisitState]: ...
     def of_many(self, participant_ids: list[str]) -> dict[str, dict[str, VisitState]]: ...
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None: ...
+    def worklist(self, start: dt.date, end: dt.date, today: dt.date) -> list[ListedVisit]:
+        """Every participant's open visits dated in [start, end] or whose window opened by
+        `today`, in one read."""
+        ...
+    def deviating(self, today: dt.date) -> list[ListedVisit]:
+        """Every participant's visits done or missed, and open ones whose window closed
+        before `today`, in one read."""
+        ...
 
 
 class RenderedFeedRepository(Protocol):

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 from zoneinfo import ZoneInfo
 
+from scheduler.history import HistoryConflict
+
 
 class NotFound(Exception):
     """No participant with that id."""
@@ -17,6 +19,15 @@ class NothingToChange(Exception):
 
 class StaleVersion(Exception):
     """The caller's If-Match names a version that is no longer current."""
+
+
+class AlreadyEnrolled(HistoryConflict):
+    """A second enrolment of one subject code; names the participant already enrolled."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__("subject_code", "enrolment",
+                         f"a participant with this subject code is enrolled: {existing_id}")
+        self.existing_id = existing_id
 
 
 class SiteClock:

@@ -9,17 +9,20 @@ an idempotent response in that same unit of work.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from api.usecases.common import NotFound, NothingToChange, StaleVersion, now
+from api.usecases.common import AlreadyEnrolled, NotFound, NothingToChange, StaleVersion, now
 from api.usecases.protocols import Protocols, VersionChange, version_change
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
+    OUTCOME_TYPES,
     Enrolment,
     Event,
     HistoryConflict,
@@ -28,8 +31,11 @@ from scheduler.history import (
     check_append,
     check_enrolment,
     fold,
+    outcomes_of,
     recorded,
 )
+from scheduler.model import State, Visit
+from scheduler.outcomes import NOT_A_VISIT, apply_outcomes, check_outcome, on_day
 from scheduler.subscription import VisitState, changed_states
 
 Hook = Callable[[UnitOfWork, Any], None]
@@ -47,6 +53,46 @@ class Recorded:
     schedule: Schedule
     # For a protocol_version_changed event: every visit date the move changed.
     version_change: VersionChange | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Where a participant stands: the schedule's state and the next visit to see to."""
+
+    state: State
+    next_visit: Visit | None
+
+
+class SchedulesByVersion:
+    """Recorded schedules by (participant, version): a version changes with every write, so
+    an entry is never stale. Bounded, least recently used first out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, int], Schedule] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> Schedule | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int], schedule: Schedule) -> None:
+        with self.lock:
+            self.entries[key] = schedule
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+def next_visit(schedule: Schedule) -> Visit | None:
+    """The visit to see to next: the earliest overdue or due one, else the earliest open one."""
+    open_ = [v for v in schedule.visits if v.date is not None and v.kind not in NOT_A_VISIT
+             and v.status in ("planned", "provisional", "due", "overdue")]
+    pressing = [v for v in open_ if v.status in ("overdue", "due")]
+    first = pressing or open_
+    return first[0] if first else None
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
@@ -85,6 +131,8 @@ class Participants:
                states: Mapping[str, VisitState]) -> None:
         if self.on_saved is not None:
             self.on_saved(uow, participant, schedule, states)
+    _known: SchedulesByVersion = field(default_factory=lambda: SchedulesByVersion(4096),
+                                       repr=False)
 
     def unit(self, readonly: bool = False) -> UnitOfWork:
         return self.units(readonly)
@@ -93,12 +141,21 @@ class Participants:
         """The participant, locked for writing until the unit of work ends."""
         return _found(uow.participants.get(participant_id, for_update=True))
 
+    def recorded_schedule(self, participant: StoredParticipant, events: list[Event],
+                          as_of: dt.date | None = None) -> Schedule:
+        """The schedule with what is recorded, under the protocol version the participant is
+        pinned to, before the day makes anything due or overdue: what the stored visit states
+        and the feeds hold."""
+        protocol = self.protocol_of(participant)
+        schedule = compute_schedule(protocol, fold(participant.enrolment, events, as_of,
+                                                   protocol=protocol), self.site)
+        return apply_outcomes(schedule, outcomes_of(events))
+
     def compute(self, participant: StoredParticipant, events: list[Event],
                 as_of: dt.date | None = None) -> Schedule:
-        """The participant's schedule, under the protocol version it is pinned to."""
-        protocol = self.protocol_of(participant)
-        return compute_schedule(protocol, fold(participant.enrolment, events, as_of,
-                                               protocol=protocol), self.site)
+        """The schedule; as of the site's today `as_of`, if given, with due and overdue."""
+        schedule = self.recorded_schedule(participant, events, as_of)
+        return on_day(schedule, as_of) if as_of is not None else schedule
 
     def enrol(self, enrolment: Enrolment, actor: str,
               before_commit: Hook | None = None) -> StoredParticipant:
@@ -116,9 +173,9 @@ class Participants:
         when = now()
         participant = StoredParticipant(str(uuid.uuid4()), enrolment, 1, when, actor, when,
                                         protocol_version=self.protocol.version)
-        if uow.participants.by_subject_code(enrolment.subject_code) is not None:
-            raise HistoryConflict("subject_code", "enrolment",
-                                  "a participant with this subject code is enrolled")
+        existing = uow.participants.by_subject_code(enrolment.subject_code)
+        if existing is not None:
+            raise AlreadyEnrolled(existing.id)
         uow.participants.add(participant)
         schedule = self.compute(participant, [])
         states = sync_visits(uow, participant.id, schedule, when)
@@ -129,6 +186,35 @@ class Participants:
     def get(self, participant_id: str) -> StoredParticipant:
         with self.unit(readonly=True) as uow:
             return _found(uow.participants.get(participant_id))
+
+    def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
+        with self.unit(readonly=True) as uow:
+            return uow.participants.by_subject_code(subject_code)
+
+    def summaries(self, listed: list[StoredParticipant], today: dt.date) -> dict[str, Summary]:
+        """Each listed participant's state and next visit. A participant's recorded schedule is
+        kept per version (every write raises it), so a list read again costs only the day's
+        statuses; the others are computed from one read of their histories."""
+        recorded: dict[str, Schedule] = {}
+        missing = []
+        for participant in listed:
+            known = self._known.get((participant.id, participant.version))
+            if known is None:
+                missing.append(participant)
+            else:
+                recorded[participant.id] = known
+        if missing:
+            with self.unit(readonly=True) as uow:
+                histories = uow.participants.events_of_many([p.id for p in missing])
+            for participant in missing:
+                schedule = self.recorded_schedule(participant, histories[participant.id])
+                self._known.put((participant.id, participant.version), schedule)
+                recorded[participant.id] = schedule
+        found = {}
+        for participant in listed:
+            schedule = on_day(recorded[participant.id], today)
+            found[participant.id] = Summary(schedule.state, next_visit(schedule))
+        return found
 
     def page(self, cursor: str | None, limit: int) \
             -> tuple[list[StoredParticipant], str | None]:
@@ -173,20 +259,25 @@ class Participants:
         if isinstance(new, ProtocolVersionChanged):
             target = self._target(participant, new.version)
             check_append(target, participant.enrolment, events, event, today=as_of)
-            before = self.compute(participant, events, as_of)
+            before = self.recorded_schedule(participant, events, as_of)
             participant = bumped(participant, when, protocol_version=target.version)
-            schedule = self.compute(participant, [*events, event], as_of)
+            schedule = self.recorded_schedule(participant, [*events, event], as_of)
             change = version_change(before, schedule)
             event = replace(event, changes=change.lines())
         else:
             check_append(self.protocol_of(participant), participant.enrolment, events, event,
                          today=as_of)
+            if event.type in OUTCOME_TYPES:
+                check_outcome(self.recorded_schedule(participant, events), event.type,
+                              event.visit_id, event.date, as_of)
             participant = bumped(participant, when)
-            schedule = self.compute(participant, [*events, event], as_of)
+            schedule = self.recorded_schedule(participant, [*events, event], as_of)
         uow.participants.append(participant_id, event)
         uow.participants.update(participant)
         states = sync_visits(uow, participant_id, schedule, when)
         self._saved(uow, participant, schedule, states)
+        if as_of is not None:
+            schedule = on_day(schedule, as_of)
         return Recorded(event, participant, schedule, change)
 
     def _target(self, participant: StoredParticipant, version: str) -> Protocol:
@@ -204,10 +295,9 @@ class Participants:
             _check_version(participant, expected_version)
             corrected = replace(participant.enrolment, **changes)
             code = changes.get("subject_code")
-            if code and code != participant.enrolment.subject_code and \
-                    uow.participants.by_subject_code(code) is not None:
-                raise HistoryConflict("subject_code", "enrolment",
-                                      "a participant with this subject code is enrolled")
+            holder = uow.participants.by_subject_code(code) if code else None
+            if holder is not None and holder.id != participant.id:
+                raise AlreadyEnrolled(holder.id)
             events = uow.participants.events(participant_id)
             check_enrolment(self.protocol_of(participant), corrected, events)
             when = now()

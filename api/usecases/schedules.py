@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.model import ParticipantFacts
+from scheduler.outcomes import NO_OUTCOMES, Outcomes, check_outcomes, with_outcomes
 from scheduler.validation import validate_facts
 
 ANSWER_MEMO_BYTES = 32 * 1024 * 1024
@@ -48,6 +49,19 @@ class AnswerMemo:
                 self.size -= len(dropped_request) + len(dropped)
 
 
+
+@dataclass(frozen=True)
+class Question:
+    """What a caller knows: the facts the engine schedules from, and the visit outcomes."""
+
+    facts: ParticipantFacts
+    outcomes: Outcomes = NO_OUTCOMES
+
+
+def _question(asked: ParticipantFacts | Question) -> Question:
+    return asked if isinstance(asked, Question) else Question(asked)
+
+
 @dataclass(eq=False)
 class Schedules:
     """Schedules from facts. The computation is pure: the same facts give the same schedule, so
@@ -62,7 +76,7 @@ class Schedules:
     site: SiteCalendar
     encode: Callable[[Schedule], bytes]
     answers: AnswerMemo = field(default_factory=lambda: AnswerMemo(ANSWER_MEMO_BYTES))
-    _memo: Callable[[ParticipantFacts, dt.date | None], tuple[Schedule, bytes]] = field(
+    _memo: Callable[[Question, dt.date | None], tuple[Schedule, bytes]] = field(
         init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,16 +88,21 @@ class Schedules:
         the site's today (rule future-facts, due and overdue), so the key holds both."""
         return today.isoformat().encode() + b"\0" + body
 
-    def _compute(self, facts: ParticipantFacts, today: dt.date | None) \
-            -> tuple[Schedule, bytes]:
+    def _compute(self, question: Question, today: dt.date | None) -> tuple[Schedule, bytes]:
+        facts = question.facts
         if today is not None:
             validate_facts(self.protocol, facts, today)
         schedule = compute_schedule(self.protocol, facts, self.site)
+        check_outcomes(schedule, question.outcomes, facts.as_of)
+        schedule = with_outcomes(schedule, question.outcomes, facts.as_of)
         return schedule, self.encode(schedule)
 
-    def schedule(self, facts: ParticipantFacts, today: dt.date | None = None) -> Schedule:
-        return self._memo(facts, today)[0]
+    def schedule(self, asked: ParticipantFacts | Question,
+                 today: dt.date | None = None) -> Schedule:
+        """The schedule, as of `facts.as_of` when given (due and overdue need a day); facts
+        dated after `today` are refused."""
+        return self._memo(_question(asked), today)[0]
 
-    def encoded(self, facts: ParticipantFacts, today: dt.date | None = None) -> bytes:
+    def encoded(self, asked: ParticipantFacts | Question, today: dt.date | None = None) -> bytes:
         """The schedule as `encode` renders it."""
-        return self._memo(facts, today)[1]
+        return self._memo(_question(asked), today)[1]

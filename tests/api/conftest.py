@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from api import create_app
+from api.http.context import container
 from api.persistence.database import create_db_engine
 from api.persistence.migrate import upgrade
 
@@ -16,9 +19,17 @@ def migrated_app(directory):
                        "FEED_SECRET": "test-feed-secret"})
 
 
+# The site's today for the calculator's tests: the day before the reference participant's
+# cryoablation, so nothing in its schedule is due yet unless a test sends `as_of`. Facts dated
+# after it need an `as_of` on or after them (rule future-facts).
+TODAY = dt.date(2026, 11, 25)
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
-    return migrated_app(tmp_path_factory.mktemp("api"))
+    built = migrated_app(tmp_path_factory.mktemp("api"))
+    container(built).clock.freeze(TODAY)
+    return built
 
 
 @pytest.fixture

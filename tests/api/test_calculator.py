@@ -6,16 +6,22 @@ import json
 
 from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks
+from scheduler.outcomes import NO_OUTCOMES, with_outcomes
 from scheduler.protocol import RULE_PARAMS_V2
-from tests.api.conftest import REFERENCE
+from tests.api.conftest import REFERENCE, TODAY
 from tests.conftest import D, schedule_for
+
+
+def calculated(schedule):
+    """What the calculator answers for facts without outcomes, on the site's frozen today."""
+    return with_outcomes(schedule, NO_OUTCOMES, TODAY)
 
 
 def test_post_schedule_returns_the_engine_schedule(client):
     response = client.post("/v1/schedules", json=REFERENCE)
     assert response.status_code == 200
     assert response.content_type == "application/json"
-    assert response.get_json() == schedule_dict(schedule_for())
+    assert response.get_json() == schedule_dict(calculated(schedule_for(as_of=TODAY)))
 
 
 def test_schedule_with_recorded_doses_matches_the_engine(client):
@@ -29,25 +35,29 @@ def test_schedule_with_recorded_doses_matches_the_engine(client):
         doses=(DoseRecord(1, "given", D("2026-03-09")),
                DoseRecord(2, "skipped", reason="grade 2 pneumonitis")),
         discontinuation=Discontinuation(D("2026-05-20"), "progression"),
-        lookbacks=Lookbacks(live_vaccine=D("2026-02-10")))
+        lookbacks=Lookbacks(live_vaccine=D("2026-02-10")), as_of=TODAY)
     response = client.post("/v1/schedules", json=body)
     assert response.status_code == 200
-    assert response.get_json() == schedule_dict(expected)
+    assert response.get_json() == schedule_dict(calculated(expected))
     assert response.get_json()["state"] == "discontinued"
 
 
 def test_contract_example_first_dose(client):
-    visit = next(v for v in client.post("/v1/schedules", json=REFERENCE).get_json()["visits"]
+    # As of the day recovery was confirmed (a fact may not be dated after `as_of`): the
+    # first dose's window is open, so it is due.
+    asked = {**REFERENCE, "as_of": "2026-03-09"}
+    visit = next(v for v in client.post("/v1/schedules", json=asked).get_json()["visits"]
                  if v["id"] == "C1D1")
     assert visit == {
         "id": "C1D1", "kind": "infusion", "title": "Serplulimab 300 mg IV, cycle 1", "cycle": 1,
         "date": "2026-03-09", "window": {"earliest": "2026-03-09", "latest": "2026-03-12"},
-        "status": "planned",
+        "status": "due",
         "rule": {"id": "first-dose", "source": "record",
                  "text": "Serplulimab starts once no major post-procedural complications are "
                          "observed",
                  "anchor": "recovery confirmed 2026-03-09", "shifted_from": None,
-                 "shift_reason": None}}
+                 "shift_reason": None},
+        "actual_date": None, "timing": None}
 
 
 def test_recovery_defaults_to_pending(client):

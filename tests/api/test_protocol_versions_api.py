@@ -8,7 +8,8 @@ import pytest
 from api.http.context import container
 from api.http.schemas import schedule_dict
 from scheduler.model import Lookbacks
-from tests.api.conftest import REFERENCE
+from scheduler.outcomes import NO_OUTCOMES, with_outcomes
+from tests.api.conftest import REFERENCE, TODAY
 from tests.conftest import PROTOCOL_V1, D, schedule_for
 
 V1, V2 = "2025-09-15.1", "2026-11-25.2"
@@ -74,10 +75,10 @@ def test_calculator_allows_a_cryoablation_planned_after_today(client, today):
 def test_calculator_counts_the_other_trial_look_back_to_the_screening_date(client):
     body = {**REFERENCE, "screening_date": "2026-02-20",
             "lookbacks": {"other_trial_last_dose": "2026-01-15"}}
-    expected = schedule_for(screening_date=D("2026-02-20"),
+    expected = schedule_for(screening_date=D("2026-02-20"), as_of=TODAY,
                             lookbacks=Lookbacks(other_trial_last_dose=D("2026-01-15")))
     without = schedule_for(lookbacks=Lookbacks(other_trial_last_dose=D("2026-01-15")))
     assert expected != without  # the screening date changes the answer
     response = client.post("/v1/schedules", json=body)
     assert response.status_code == 200
-    assert response.get_json() == schedule_dict(expected)
+    assert response.get_json() == schedule_dict(with_outcomes(expected, NO_OUTCOMES, TODAY))

@@ -17,6 +17,8 @@ from api.persistence.database import create_db_engine, scratch_database
 from api.persistence.migrate import upgrade
 from api.persistence.tables import metadata
 
+# The site's today in these tests, unless a test sets the clock itself.
+SITE_TODAY = "2026-11-25"
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -50,7 +52,8 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def db_app(database_url, tmp_path):
     app = create_app({"DATABASE_URL": database_url, "TESTING": True,
-                      "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret"})
+                      "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret",
+                      "TODAY": SITE_TODAY})
     yield app
     container(app).engine.dispose()
 

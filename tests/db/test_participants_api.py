@@ -237,9 +237,46 @@ def test_subject_code_must_be_pseudonymous(client, writer, code):
     assert list(response.get_json()["errors"]) == ["subject_code"]
 
 
-def test_duplicate_subject_code_is_409(client, writer, participant):
+def test_duplicate_subject_code_is_409_naming_the_participant_enrolled(client, writer,
+                                                                      participant):
     response = client.post("/v1/participants", json=ENROL, headers=writer)
     assert response.status_code == 409
+    assert response.headers["Location"] == f"/v1/participants/{participant['id']}"
+    assert response.get_json()["existing_id"] == participant["id"]
+
+
+def test_visit_outcomes_are_recorded_shown_and_voided_over_http(client, writer, participant):
+    done = record(client, writer, participant,
+                  {"type": "visit_done", "visit_id": "SCREEN-LABS", "date": "2026-03-01"})
+    assert done.status_code == 201
+    event = done.get_json()["event"]
+    assert (event["type"], event["visit_id"], event["date"]) == ("visit_done", "SCREEN-LABS",
+                                                                 "2026-03-01")
+    labs = next(v for v in done.get_json()["schedule"]["visits"] if v["id"] == "SCREEN-LABS")
+    assert (labs["status"], labs["actual_date"], labs["timing"]) == ("done", "2026-03-01",
+                                                                     "in_window")
+    again = record(client, writer, participant,
+                   {"type": "visit_missed", "visit_id": "SCREEN-LABS", "reason": "no show"})
+    assert again.status_code == 409
+    unknown = record(client, writer, participant,
+                     {"type": "visit_done", "visit_id": "IMG-99", "date": "2026-03-01"})
+    assert unknown.status_code == 422
+    assert list(unknown.get_json()["errors"]) == ["visit_id"]
+    bad_reason = record(client, writer, participant,
+                        {"type": "off_study", "date": "2026-03-05", "reason": "bored"})
+    assert list(bad_reason.get_json()["errors"]) == ["reason"]
+    left = record(client, writer, participant, {"type": "off_study", "date": "2026-03-05",
+                                                "reason": "lost_to_follow_up",
+                                                "note": "moved abroad"})
+    assert left.status_code == 201
+    assert (left.get_json()["event"]["note"], left.get_json()["schedule"]["state"]) == (
+        "moved abroad", "off_study")
+    voided = record(client, writer, participant, {
+        "type": "correction", "event_id": event["id"], "reason": "wrong participant"})
+    assert voided.status_code == 201
+    labs = next(v for v in voided.get_json()["schedule"]["visits"] if v["id"] == "SCREEN-LABS")
+    # No longer done, it falls after leaving the study: cancelled like every later visit.
+    assert (labs["status"], labs["actual_date"], labs["date"]) == ("cancelled", None, None)
 
 
 def test_unknown_participant_is_404(client, writer):

@@ -77,7 +77,7 @@ def test_recording_recovery_then_a_dose_moves_the_first_dose_and_raises_sequence
         (1, "recovery_confirmed", "nurse"), (2, "dose_given", "nurse")]
 
 
-def test_a_correction_voids_the_dose_it_names(service):
+def test_a_correction_voids_the_dose_it_names_and_the_open_cycle_is_due_again(service):
     participant = service.enrol(ENROLMENT, "coordinator")
     service.record(participant.id, RecoveryConfirmed(D("2026-03-09")), "nurse", D("2026-03-09"))
     dose = service.record(participant.id, DoseGiven(1, D("2026-03-10")), "nurse",
@@ -85,7 +85,7 @@ def test_a_correction_voids_the_dose_it_names(service):
     undone = service.record(participant.id, Correction(dose.id, "wrong participant"), "nurse",
                             D("2026-03-10"))
     assert undone.event.corrects == dose.id
-    assert undone.schedule.visit("C1D1").status == "planned"
+    assert undone.schedule.visit("C1D1").status == "due"
     _, history = service.history(participant.id)
     assert voided_by(history) == {dose.id: undone.event.id}
 

@@ -1,0 +1,237 @@
+"""Visit outcomes on the in-memory store: one participant walked from enrolment to leaving the
+study through every event type, the site's today set to a new day at each step."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.persistence.memory import MemoryStore
+from api.usecases.common import AlreadyEnrolled
+from api.usecases.feed_tokens import FeedLinks, FeedTokens
+from api.usecases.participants import Participants
+from scheduler import ScheduleInputError
+from scheduler.history import (
+    Complication,
+    Correction,
+    CryoablationDone,
+    Discontinued,
+    DoseGiven,
+    DoseSkipped,
+    Enrolment,
+    HistoryConflict,
+    OffStudy,
+    RecoveryConfirmed,
+    UnscheduledVisit,
+    VisitDone,
+    VisitMissed,
+)
+from tests.conftest import PROTOCOL_V1, SITE, D
+
+ENROLMENT = Enrolment("ZS-101", D("2026-03-02"), childbearing_potential=True)
+
+
+@pytest.fixture
+def store():
+    return MemoryStore()
+
+
+@pytest.fixture
+def service(store):
+    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
+    # The walk's dates follow the first protocol version's windows (pregnancy test and
+    # baseline scan counted back from C1D1); revision 2's windows are walked in the
+    # database tests of the worklist.
+    return Participants(store, PROTOCOL_V1, SITE, tokens.issue_for_enrolment)
+
+
+def statuses(schedule, *ids):
+    return {visit_id: schedule.visit(visit_id).status for visit_id in ids}
+
+
+def done_ids(schedule):
+    return {v.id for v in schedule.visits if v.status == "done"}
+
+
+SCREENING = ("CRYO", "RECOVERY", "SCREEN-LABS", "BASELINE-IMAGING", "PREGNANCY", "C1D1")
+
+
+def test_one_participant_from_enrolment_to_off_study_through_every_event_type(service, store):
+    participant = service.enrol(ENROLMENT, "coordinator")
+    pid = participant.id
+
+    def on(today, *ids):
+        return statuses(service.schedule(pid, D(today))[1], *ids)
+
+    def record(event, today):
+        return service.record(pid, event, "nurse", D(today))
+
+    # Enrolled ahead of the cryoablation: nothing is done, the screening windows open.
+    assert on("2026-02-20", *SCREENING) == {
+        "CRYO": "planned", "RECOVERY": "provisional", "SCREEN-LABS": "provisional",
+        "BASELINE-IMAGING": "due", "PREGNANCY": "provisional", "C1D1": "provisional"}
+    assert done_ids(service.schedule(pid, D("2026-02-20"))[1]) == set()
+    assert on("2026-02-25", "SCREEN-LABS", "PREGNANCY") == {"SCREEN-LABS": "due",
+                                                            "PREGNANCY": "due"}
+
+    labs = record(VisitDone("SCREEN-LABS", D("2026-02-25")), "2026-02-25").schedule
+    assert (labs.visit("SCREEN-LABS").status, labs.visit("SCREEN-LABS").actual_date,
+            labs.visit("SCREEN-LABS").timing) == ("done", D("2026-02-25"), "in_window")
+    assert done_ids(labs) == {"SCREEN-LABS"}
+
+    # The day of the cryoablation: due until recorded, overdue the day after without it.
+    assert on("2026-03-02", "CRYO") == {"CRYO": "due"}
+    assert on("2026-03-03", "CRYO") == {"CRYO": "overdue"}
+    overdue = service.schedule(pid, D("2026-03-03"))[1]
+    assert [w.message for w in overdue.warnings if w.code == "visit-overdue"] == [
+        "CRYO (CT-guided cryoablation) is overdue: its window "
+        "2026-03-02 to 2026-03-02 closed and nothing is recorded by 2026-03-03 "
+        "(rule cryoablation)"]
+    cryo = record(CryoablationDone(D("2026-03-02")), "2026-03-03").schedule
+    assert (cryo.visit("CRYO").status, cryo.visit("CRYO").timing) == ("done", "in_window")
+    assert done_ids(cryo) == {"SCREEN-LABS", "CRYO"}
+
+    # A complication holds dosing; recovery confirmed a week later sets the first dose.
+    held = record(Complication(D("2026-03-04"), "bleeding"), "2026-03-04").schedule
+    assert (held.state, held.visit("C1D1").status) == ("on_hold", "held")
+    recovered = record(RecoveryConfirmed(D("2026-03-10")), "2026-03-10").schedule
+    assert statuses(recovered, *SCREENING) == {
+        "CRYO": "done", "RECOVERY": "done", "SCREEN-LABS": "done",
+        "BASELINE-IMAGING": "due", "PREGNANCY": "due", "C1D1": "due"}
+
+    missed = record(VisitMissed("PREGNANCY", "declined the test"), "2026-03-10").schedule
+    assert missed.visit("PREGNANCY").status == "missed"
+    # By 2026-03-12 the baseline imaging window (it closed on C1D1's planned day) has passed.
+    assert on("2026-03-12", "BASELINE-IMAGING", "C1D1", "PREGNANCY") == {
+        "BASELINE-IMAGING": "overdue", "C1D1": "due", "PREGNANCY": "missed"}
+
+    # Cycle 1 given: the screening visits do not become done with it.
+    dosed = record(DoseGiven(1, D("2026-03-12")), "2026-03-12").schedule
+    assert statuses(dosed, "C1D1", "BASELINE-IMAGING", "SCREEN-LABS") == {
+        "C1D1": "done", "BASELINE-IMAGING": "due", "SCREEN-LABS": "done"}
+    # The labs done 2026-02-25 now fall outside the window C1D1's new day gives them.
+    assert dosed.visit("SCREEN-LABS").timing == "out_of_window"
+    assert [w.message for w in dosed.warnings if w.code == "visit-out-of-window"] == [
+        "SCREEN-LABS was done on 2026-02-25, outside its window 2026-02-26 to 2026-03-12 "
+        "(rule screening-labs); recorded as done"]
+    imaging = record(VisitDone("BASELINE-IMAGING", D("2026-03-11")), "2026-03-12").schedule
+    assert (imaging.visit("BASELINE-IMAGING").actual_date,
+            imaging.visit("BASELINE-IMAGING").timing) == (D("2026-03-11"), "in_window")
+
+    # Unscheduled visits: listed done on their day, never moving a planned visit; a voided one
+    # keeps its number, so the next is UNS-2.
+    before = [(v.id, v.date) for v in imaging.visits]
+    first = record(UnscheduledVisit(D("2026-03-20"), "rash"), "2026-03-20")
+    uns = first.schedule.visit("UNS-1")
+    assert (uns.kind, uns.status, uns.date, uns.title) == ("unscheduled", "done",
+                                                          D("2026-03-20"), "Unscheduled visit")
+    assert [(v.id, v.date) for v in first.schedule.visits if v.id != "UNS-1"] == before
+    voided = record(Correction(first.event.id, "wrong participant"), "2026-03-20").schedule
+    assert "UNS-1" not in {v.id for v in voided.visits}
+    second = record(UnscheduledVisit(D("2026-03-21"), "rash review"), "2026-03-21").schedule
+    assert [v.id for v in second.visits if v.kind == "unscheduled"] == ["UNS-2"]
+
+    skipped = record(DoseSkipped(2, "pneumonitis"), "2026-04-02").schedule
+    assert statuses(skipped, "C2D1", "C2-LABS", "C3D1") == {
+        "C2D1": "skipped", "C2-LABS": "cancelled", "C3D1": "planned"}
+
+    # Discontinued: the follow-up goes on, and its visits can still be recorded.
+    stopped = record(Discontinued(D("2026-04-10"), "toxicity"), "2026-04-10").schedule
+    assert (stopped.state, stopped.visit("C3D1").status, stopped.visit("EOT").status) == (
+        "discontinued", "cancelled", "due")
+    eot = record(VisitDone("EOT", D("2026-04-12")), "2026-04-12").schedule
+    assert (eot.visit("EOT").status, eot.visit("EOT").timing) == ("done", "in_window")
+    assert on("2026-05-01", "IMG-1") == {"IMG-1": "overdue"}
+
+    # Off study: every later visit is cancelled and leaves the feed; the contraception end
+    # stays as information; nothing but a correction can follow.
+    left = record(OffStudy(D("2026-06-01"), "withdrawal_of_consent"), "2026-06-01")
+    after = left.schedule
+    assert after.state == "off_study"
+    later = [v for v in after.visits if v.rule.id == "off-study"]
+    assert {v.id for v in later} >= {"SAFETY-FU", "SURV-1", "OS-1Y", "IMG-2"}
+    assert all((v.status, v.date, v.window) == ("cancelled", None, None) for v in later)
+    assert statuses(after, "IMG-1", "EOT", "CONTRACEPTION-END") == {
+        "IMG-1": "overdue", "EOT": "done", "CONTRACEPTION-END": "planned"}
+    with store(readonly=True) as uow:
+        shown = {s.visit_id for s in uow.visit_states.of(pid).values() if s.present}
+    assert shown.isdisjoint(v.id for v in later)
+    assert done_ids(after) == {"SCREEN-LABS", "CRYO", "RECOVERY", "BASELINE-IMAGING", "C1D1",
+                               "UNS-2", "EOT"}
+    with pytest.raises(HistoryConflict) as caught:
+        record(VisitDone("IMG-1", D("2026-06-01")), "2026-06-02")
+    assert caught.value.error.rule == "off-study"
+    back = record(Correction(left.event.id, "entered for the wrong participant"),
+                  "2026-06-02").schedule
+    assert (back.state, back.visit("SAFETY-FU").status) == ("discontinued", "planned")
+
+
+def test_an_outcome_recorded_twice_is_a_conflict(service):
+    pid = service.enrol(ENROLMENT, "coordinator").id
+    service.record(pid, VisitDone("SCREEN-LABS", D("2026-03-01")), "nurse", D("2026-03-01"))
+    with pytest.raises(HistoryConflict) as caught:
+        service.record(pid, VisitMissed("SCREEN-LABS", "no show"), "nurse", D("2026-03-01"))
+    assert caught.value.error.field == "visit_id"
+    service.record(pid, CryoablationDone(D("2026-03-02")), "nurse", D("2026-03-02"))
+    with pytest.raises(HistoryConflict):
+        service.record(pid, CryoablationDone(D("2026-03-02")), "nurse", D("2026-03-02"))
+
+
+@pytest.mark.parametrize(("event", "field", "message"), [
+    (VisitDone("IMG-99", D("2026-03-01")), "visit_id",
+     "IMG-99 is not a visit of this participant's schedule"),
+    (VisitDone("C1D1", D("2026-03-01")), "visit_id",
+     "C1D1 is a infusion visit: record dose_given instead"),
+    (VisitMissed("CRYO", "no show"), "visit_id",
+     "CRYO is a cryoablation visit: record off_study instead"),
+    (VisitDone("BASELINE-IMAGING", D("2026-01-08")), "date",
+     "2026-01-08 is before BASELINE-IMAGING's window 2026-02-09 to 2026-03-09 opens, by more "
+     "than the window's length"),
+    (VisitDone("SCREEN-LABS", D("2026-03-05")), "date",
+     "2026-03-05 is after the site's today 2026-03-01"),
+    (CryoablationDone(D("2026-02-28")), "date",
+     "the cryoablation is enrolled for 2026-03-02; correct the enrolment's cryoablation_date "
+     "first"),
+])
+def test_an_impossible_outcome_is_refused_naming_its_field(service, event, field, message):
+    pid = service.enrol(ENROLMENT, "coordinator").id
+    with pytest.raises(ScheduleInputError) as caught:
+        service.record(pid, event, "nurse", D("2026-03-01"))
+    assert [(e.field, e.message) for e in caught.value.errors] == [(field, message)]
+    assert service.history(pid)[1] == []
+
+
+def test_a_visit_done_a_window_length_early_is_accepted_out_of_window(service):
+    pid = service.enrol(ENROLMENT, "coordinator").id
+    done = service.record(pid, VisitDone("BASELINE-IMAGING", D("2026-01-12")), "nurse",
+                          D("2026-03-01")).schedule.visit("BASELINE-IMAGING")
+    assert (done.status, done.timing) == ("done", "out_of_window")
+
+
+def test_a_duplicate_enrolment_names_the_participant_already_enrolled(service):
+    first = service.enrol(ENROLMENT, "coordinator")
+    with pytest.raises(AlreadyEnrolled) as caught:
+        service.enrol(ENROLMENT, "coordinator")
+    assert caught.value.existing_id == first.id
+
+
+def test_the_list_summary_gives_state_and_next_visit_as_of_the_day(service):
+    participant = service.enrol(ENROLMENT, "coordinator")
+    summary = service.summaries([participant], D("2026-03-03"))[participant.id]
+    assert (summary.state, summary.next_visit.id, summary.next_visit.status) == (
+        "provisional", "CRYO", "overdue")
+    assert service.by_subject_code("ZS-101") == participant
+    assert service.by_subject_code("ZS-999") is None
+
+
+def test_the_list_summary_follows_the_day_and_every_write(service):
+    participant = service.enrol(ENROLMENT, "coordinator")
+    before = service.summaries([participant], D("2026-02-01"))[participant.id]
+    assert (before.next_visit.id, before.next_visit.status) == ("CRYO", "planned")
+    # A visit due now comes before an earlier-dated one still ahead.
+    later = service.summaries([participant], D("2026-02-10"))[participant.id]
+    assert (later.next_visit.id, later.next_visit.status) == ("BASELINE-IMAGING", "due")
+    done = service.record(participant.id, VisitDone("BASELINE-IMAGING", D("2026-02-10")),
+                          "nurse", D("2026-02-10")).participant
+    after = service.summaries([done], D("2026-02-10"))[participant.id]
+    assert (after.state, after.next_visit.id, after.next_visit.status) == (
+        "provisional", "CRYO", "planned")
