@@ -62,6 +62,11 @@ def changed_states(old: Mapping[str, VisitState], schedule: Schedule, now: dt.da
         if before is not None and before.shows(visit):
             continue
         sequence = 0 if before is None else before.sequence + 1
+        if before is not None and before.kind is None and before.present and \
+                (before.date, before.earliest, before.latest, before.status) == _fields(visit):
+            # A state stored before the worklist columns existed: only what the worklist lists
+            # is filled in; subscribers already have the visit as it is, so SEQUENCE stays.
+            sequence = before.sequence
         changes.append(VisitState(visit.id, *_fields(visit), True, sequence, now,
                                   *_listed(visit)))
     kept = {visit.id for visit in shown}

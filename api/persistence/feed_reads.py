@@ -122,6 +122,8 @@ class FeedReads:
         return ApiKey(key_id, name, scope, digest, created, _timestamp(revoked_at))
 
     def _row(self, sql: str, value: str) -> Any:
+        if "\x00" in value:
+            return None  # no stored id holds NUL, and PostgreSQL refuses it in a text value
         if self.kind == "sqlite":
             try:
                 return self._sqlite().execute(sql, (value,)).fetchone()

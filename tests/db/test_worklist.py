@@ -9,10 +9,13 @@ import datetime as dt
 import io
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import scheduler
+from api import create_app
 from api.cli import main
 from api.http.context import container
 from scheduler.history import (
@@ -30,7 +33,7 @@ from scheduler.history import (
 )
 from scheduler.ical import visit_uid
 from tests.conftest import D
-from tests.db.conftest import bearer
+from tests.db.conftest import SITE_TODAY, bearer
 
 RECORDED_BY = dt.date(2026, 11, 20)  # the site's today while the histories are recorded
 DAYS = ("2026-02-01", "2026-04-15", "2026-07-01", "2026-10-01", "2026-11-20", "2027-02-01")
@@ -56,6 +59,18 @@ def history(stage: int, cryo: dt.date) -> list:
 
 
 @pytest.fixture
+def db_app(database_url, tmp_path):
+    """The service with the first protocol version current: the fifty histories below were
+    written on its windows (the pregnancy test and baseline scan counted back from C1D1)."""
+    v1 = Path(scheduler.__file__).parent / "protocols" / "NCT07064876.json"
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True,
+                      "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret",
+                      "TODAY": SITE_TODAY, "PROTOCOL_FILE": str(v1)})
+    yield app
+    container(app).engine.dispose()
+
+
+@pytest.fixture
 def site(db_app):
     """Fifty participants at different stages, cryoablations a week apart from January."""
     services = container(db_app)
@@ -77,7 +92,7 @@ def reference_worklist(db_app, ids, start, end, today):
     found = set()
     for pid in ids:
         participant, events = people.history(pid)
-        for visit in people.compute(participant.enrolment, events, today).visits:
+        for visit in people.compute(participant, events, today).visits:
             if visit.date is None or visit.window is None:
                 continue
             if visit.status in ("due", "overdue") or (
@@ -91,7 +106,7 @@ def reference_deviations(db_app, ids, today):
     found = set()
     for pid in ids:
         participant, events = people.history(pid)
-        for visit in people.compute(participant.enrolment, events, today).visits:
+        for visit in people.compute(participant, events, today).visits:
             if visit.timing == "out_of_window":
                 rule = "dose-window" if visit.kind == "infusion" else visit.rule.id
                 found.add((pid, visit.id, "out_of_window", rule))
