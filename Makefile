@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint openapi bench clean
+.PHONY: run test lint openapi bench clean browser screenshots translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --silent; \
 	else echo "npm not found: the ical.js feed reader will be skipped"; fi
 
-test: $(VENV)/.installed-test node_modules/.package-lock.json
+# The web pages' browser tests drive Debian's chromium (and a font with Chinese glyphs);
+# installed here when missing and run as root, else those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; } || \
+	    echo "chromium not installed: the browser tests will be skipped"
+
+test: $(VENV)/.installed-test node_modules/.package-lock.json browser
 	$(BIN)/ruff check scheduler api tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -46,6 +53,20 @@ bench: $(VENV)/.installed-test
 
 openapi: $(VENV)/.installed-run
 	$(BIN)/trial-schedule openapi > openapi.yaml
+
+# Retake docs/screenshots/*.png from the browser tests.
+screenshots: $(VENV)/.installed-test node_modules/.package-lock.json browser
+	UPDATE_SCREENSHOTS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/browser -q
+
+# After changing interface text: refresh the catalogue, translate the new entries in
+# api/web/translations/zh_Hans_CN/LC_MESSAGES/messages.po, then compile (the .mo is committed,
+# so running the service needs no build step).
+translations: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F api/web/babel.cfg -k lazy_gettext --no-location --omit-header \
+	    --sort-output -o api/web/translations/messages.pot .
+	$(BIN)/pybabel update -i api/web/translations/messages.pot -d api/web/translations \
+	    --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d api/web/translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

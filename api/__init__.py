@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import auth, calculator, feeds, ops, participants, problems
+from api import auth, calculator, feeds, ops, participants, problems, web
 from api.feed_service import FeedLinks, Feeds
 from api.persistence.database import create_db_engine, default_url
 from api.service import Service
@@ -73,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(auth.authenticate)
     app.before_request(require_json_body)
     app.extensions["trial_schedule_api"] = api
+    web.init_app(app)  # the coordinator pages, sign-in and their extensions
     return app
 
 

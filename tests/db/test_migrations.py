@@ -25,7 +25,7 @@ def test_upgrade_twice_changes_nothing(database_url):
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert version == "0002"
+    assert version == "web_0001_users"
 
 
 def test_sqlite_runs_with_foreign_keys_and_wal(tmp_path):
