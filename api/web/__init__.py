@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import partial
 from pathlib import Path
 
-from flask import Flask, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -27,12 +28,22 @@ from api.web.views import blp
 TRANSLATIONS = Path(__file__).with_name("translations")
 
 
+# Paths that machines call: they never carry a session, so none is opened or saved for them.
+MACHINE_PATHS = ("/v1/", "/feeds/", "/healthz", "/readyz", "/openapi")
+
+
 class SessionCookies(SecureCookieSessionInterface):
     """The session cookie is HttpOnly and SameSite=Lax always, and Secure whenever the
-    request came over https (directly, or through a proxy the app trusts)."""
+    request came over https (directly, or through a proxy the app trusts). API and feed
+    requests get no session at all."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(MACHINE_PATHS):
+            return self.null_session_class()
+        return super().open_session(app, request)
 
 
 def init_app(app: Flask) -> None:
@@ -60,10 +71,16 @@ def init_app(app: Flask) -> None:
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale,
           default_translation_directories=str(TRANSLATIONS))
-    # Sign-in is the only limited route; nothing else is counted.
-    app.extensions["trial_schedule_web_limiter"] = Limiter(
-        get_remote_address, app=app, storage_uri=config["RATELIMIT_STORAGE_URI"],
-        default_limits=[], key_prefix="web")
+    # Sign-in is the only limited route, checked in its view; the check Flask-Limiter would
+    # run before every request (API calls included) is taken off again, as it has nothing
+    # to count there.
+    limiter = Limiter(get_remote_address, app=app, storage_uri=config["RATELIMIT_STORAGE_URI"],
+                      default_limits=[], key_prefix="web")
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    app.after_request_funcs[None] = [
+        hook for hook in app.after_request_funcs[None]
+        if not (isinstance(hook, partial) and limiter in hook.args)]
+    app.extensions["trial_schedule_web_limiter"] = limiter
     accounts = Accounts(backend.engine_of(app))
     app.extensions["trial_schedule_web_accounts"] = accounts
 
