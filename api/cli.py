@@ -6,12 +6,16 @@ import datetime as dt
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from scheduler import ScheduleInputError, compute_schedule, load_protocol, load_site
 from scheduler.model import Discontinuation, DoseRecord, ParticipantFacts, Recovery
 from scheduler.report import render_table
+
+if TYPE_CHECKING:
+    from api.usecases.container import Container
 
 
 def _date(value: str, option: str) -> dt.date:
@@ -35,6 +39,14 @@ def _doses(given: tuple[str, ...], skipped: tuple[str, ...]) -> tuple[DoseRecord
             raise click.BadParameter(f"{item!r} is not CYCLE[=REASON]", param_hint="--skip")
         records.append(DoseRecord(int(cycle), "skipped", reason=reason or None))
     return tuple(records)
+
+
+def _container() -> Container:
+    """The use cases over the configured database, as the served app has them."""
+    from api import create_app
+    from api.http.context import container
+
+    return container(create_app())
 
 
 @click.group()
@@ -79,7 +91,9 @@ def schedule(cryoablation: str, recovered: str | None, complication: bool,
             click.echo(f"error: {item.field}: {item.message} (rule {item.rule})", err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        from api.http.schemas import schedule_dict
+
+        click.echo(json.dumps(schedule_dict(result), indent=2, ensure_ascii=False))
     else:
         click.echo(render_table(result), nl=False)
 
@@ -106,14 +120,13 @@ def db() -> None:
               help="On a database with no API keys, create a local admin key and print it.")
 def db_upgrade(bootstrap_admin_key: bool) -> None:
     """Migrate the database to the latest schema."""
-    from api import create_app
     from api.persistence.migrate import upgrade
 
-    app = create_app()
-    engine = app.extensions["trial_schedule_engine"]
-    upgrade(engine)
-    click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
-    keys = app.extensions["trial_schedule_keys"]
+    services = _container()
+    upgrade(services.engine)
+    url = services.engine.url.render_as_string(hide_password=True)
+    click.echo(f"database at {url} is up to date")
+    keys = services.api_keys
     if bootstrap_admin_key and keys.count() == 0:
         secret = keys.create("local-admin", "admin")
         click.echo("\nA local admin API key was created. It is shown only this once:\n\n"
@@ -125,9 +138,7 @@ def db_upgrade(bootstrap_admin_key: bool) -> None:
 @click.option("--scope", required=True, type=click.Choice(["read", "write", "admin"]))
 def create_api_key(name: str, scope: str) -> None:
     """Create an API key and print it; only its digest is stored."""
-    from api import create_app
-
-    keys = create_app().extensions["trial_schedule_keys"]
+    keys = _container().api_keys
     try:
         click.echo(keys.create(name, scope))
     except ValueError as error:
@@ -138,9 +149,7 @@ def create_api_key(name: str, scope: str) -> None:
 @click.option("--name", required=True)
 def revoke_api_key(name: str) -> None:
     """Revoke an API key at once."""
-    from api import create_app
-
-    if not create_app().extensions["trial_schedule_keys"].revoke(name):
+    if not _container().api_keys.revoke(name):
         raise click.ClickException(f"no live API key named {name!r}")
     click.echo(f"revoked {name}")
 
@@ -170,7 +179,7 @@ def create_user(email: str, role: str) -> None:
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document generated from the code."""
-    from api.spec import render_openapi
+    from api.http.openapi import render_openapi
 
     click.echo(render_openapi(), nl=False)
 

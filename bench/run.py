@@ -31,15 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api import create_app  # noqa: E402
+from api.http.context import container  # noqa: E402
 from api.persistence.database import create_db_engine, scratch_database  # noqa: E402
 from api.persistence.migrate import upgrade  # noqa: E402
 from scheduler import compute_schedule, load_protocol, load_site  # noqa: E402
-from scheduler.history import Enrolment  # noqa: E402
+from scheduler.history import Enrolment, RecoveryConfirmed  # noqa: E402
 from scheduler.ical import render_calendar, schedule_events  # noqa: E402
 from scheduler.model import ParticipantFacts, Recovery  # noqa: E402
 
@@ -222,19 +224,18 @@ def timed_download(url: str) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
-def seed(app: object, start: int, count: int) -> list[str]:
+def seed(app: Flask, start: int, count: int) -> list[str]:
     """Enrol participants and confirm their recovery through the service layer, a few hundred
     to a transaction; returns their ids."""
-    service = app.extensions["trial_schedule_participants"]  # type: ignore[attr-defined]
+    service = container(app).participants
     ids = []
     for first in range(start, start + count, 250):
         with service.unit() as uow:
             for n in range(first, min(first + 250, start + count)):
                 cryo = dt.date(2025, 11, 3) + dt.timedelta(days=n % 600)
                 participant = service.enrol_in(uow, Enrolment(f"BENCH-{n:05d}", cryo), "bench")
-                service.record_in(uow, participant.id, {
-                    "type": "recovery_confirmed", "date": cryo + dt.timedelta(days=7)},
-                    "bench", None)
+                service.record_in(uow, participant.id,
+                                  RecoveryConfirmed(cryo + dt.timedelta(days=7)), "bench", None)
                 ids.append(participant.id)
             uow.commit()
     return ids
@@ -264,8 +265,8 @@ def bench_database(label: str, url: str, seconds: int, sizes: list[int], hello_r
     engine.dispose()
     secret = secrets.token_hex(16)
     app = create_app({"DATABASE_URL": url, "FEED_SECRET": secret})
-    key = app.extensions["trial_schedule_keys"].create("bench", "admin")
-    feeds = app.extensions["trial_schedule_feeds"]
+    key = container(app).api_keys.create("bench", "admin")
+    feeds = container(app).feeds
     ids = seed(app, 0, sizes[0])
     settle(url)
     site_path = path_of(feeds.links.site_links(feeds.rotate("site"))["https"])
@@ -281,7 +282,7 @@ def bench_database(label: str, url: str, seconds: int, sizes: list[int], hello_r
                 requests(server, app, key, ids, label, seconds, hello_rps, results)
     finally:
         server.stop()
-        app.extensions["trial_schedule_engine"].dispose()
+        container(app).engine.dispose()
 
 
 def settle(url: str) -> None:
@@ -304,9 +305,9 @@ def path_of(link: str) -> str:
     return "/" + link.split("://", 1)[1].split("/", 1)[1]
 
 
-def requests(server: Server, app: object, key: str, ids: list[str], label: str, seconds: int,
+def requests(server: Server, app: Flask, key: str, ids: list[str], label: str, seconds: int,
              hello_rps: float, results: list[Result]) -> None:
-    feeds = app.extensions["trial_schedule_feeds"]  # type: ignore[attr-defined]
+    feeds = container(app).feeds
     participant = ids[0]
     feed_path = path_of(feeds.links_for([participant])[participant]["https"])
     etag = urllib.request.urlopen(server.base + feed_path).headers["ETag"]

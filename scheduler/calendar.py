@@ -20,6 +20,25 @@ from holidays.countries.china import China, ChinaStaticHolidays
 
 from scheduler.errors import ProtocolError
 
+# Our words for the holidays package's names, which are not shown to anyone: "Day off
+# (substituted from 02/28/2026)" becomes "a Spring Festival holiday".
+FESTIVALS = (
+    ("New Year's Day", "New Year's Day"),
+    ("Chinese New Year", "Spring Festival"),
+    ("Tomb-Sweeping", "Qingming Festival"),
+    ("Labor Day", "Labour Day"),
+    ("Dragon Boat", "Dragon Boat Festival"),
+    ("Mid-Autumn", "Mid-Autumn Festival"),
+    ("National Day", "National Day"),
+)
+
+
+def _festival(name: str) -> str | None:
+    for package_name, ours in FESTIVALS:
+        if package_name in name:
+            return ours
+    return None
+
 
 @dataclass(frozen=True)
 class Shift:
@@ -74,6 +93,62 @@ class SiteCalendar:
             return f"{day.isoformat()} is not a working day ({name})"
         return f"{day.isoformat()} is a {day.strftime('%A')}"
 
+    def reason_closed(self, day: dt.date) -> str:
+        """Why the clinic is closed on `day`, in our words (protocol revision 2).
+
+        >>> site = load_site()
+        >>> site.reason_closed(dt.date(2026, 2, 23))
+        '2026-02-23 is a Spring Festival holiday'
+        >>> site.reason_closed(dt.date(2026, 3, 1))
+        '2026-03-01 is a Sunday'
+        """
+        if day in self.extra_closures:
+            return f"{day.isoformat()} is a site closure"
+        festival = self.festival(day)
+        if festival is not None:
+            return f"{day.isoformat()} is a {festival} holiday"
+        if self._holidays.get(day):
+            return f"{day.isoformat()} is a public holiday"
+        return f"{day.isoformat()} is a {day.strftime('%A')}"
+
+    def festival(self, day: dt.date) -> str | None:
+        """The festival a public holiday belongs to; a substituted day off takes the festival
+        of the nearest named holiday within a week."""
+        name = self._holidays.get(day)
+        if not name:
+            return None
+        named = _festival(name)
+        if named is not None:
+            return named
+        for distance in range(1, 8):
+            for near in (day - dt.timedelta(distance), day + dt.timedelta(distance)):
+                found = _festival(self._holidays.get(near) or "")
+                if found is not None:
+                    return found
+        return None
+
+    def reason_open(self, day: dt.date) -> str | None:
+        """Why a weekend day is a working day, or None on an ordinary weekday.
+
+        >>> load_site().reason_open(dt.date(2026, 9, 20))
+        'Sunday 2026-09-20 is a working day: National Day make-up day'
+        """
+        if day.weekday() < 5 or not self.is_working_day(day):
+            return None
+        weekday = day.strftime("%A")
+        if day in self.extra_openings:
+            return f"{weekday} {day.isoformat()} is a working day: the site is open"
+        swapped = f"(substituted from {day.strftime('%m/%d/%Y')})"
+        for other in self._holidays_of(day.year):
+            if swapped in (self._holidays.get(other) or ""):
+                festival = self.festival(other) or "public holiday"
+                return f"{weekday} {day.isoformat()} is a working day: {festival} make-up day"
+        return f"{weekday} {day.isoformat()} is a working day: a make-up day"
+
+    def _holidays_of(self, year: int) -> list[dt.date]:
+        self._holidays.get(dt.date(year, 1, 1))  # fills the year in
+        return sorted(day for day in self._holidays if day.year == year)
+
     def has_official_notice(self, year: int) -> bool:
         """True when the State Council's holiday notice for `year` is in the holiday data.
 
@@ -83,7 +158,8 @@ class SiteCalendar:
         """
         return year in ChinaStaticHolidays.special_public_holidays
 
-    def nearest_working_day(self, target: dt.date, earliest: dt.date, latest: dt.date) -> Shift:
+    def nearest_working_day(self, target: dt.date, earliest: dt.date, latest: dt.date,
+                            plain: bool = False) -> Shift:
         """Move `target` to the nearest working day inside [earliest, latest], earlier on a tie.
 
         With no working day in the window the date stays and the result is `stranded`, so the
@@ -99,7 +175,8 @@ class SiteCalendar:
         for distance in range(1, (latest - earliest).days + 1):
             for candidate in (target - dt.timedelta(distance), target + dt.timedelta(distance)):
                 if earliest <= candidate <= latest and self.is_working_day(candidate):
-                    return Shift(candidate, target, self.why_closed(target))
+                    why = self.reason_closed(target) if plain else self.why_closed(target)
+                    return Shift(candidate, target, why)
         return Shift(target, None, None, stranded=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from calendar import monthrange
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -27,6 +28,11 @@ from scheduler.model import (
 )
 from scheduler.protocol import Protocol, Rule
 from scheduler.validation import infusion_slots, validate_facts
+
+# Single obligations that protocol revision 2 keeps after the estimated study completion
+# (rule study-period); repeating series end at it.
+SINGLE_OBLIGATIONS = frozenset({"end_of_treatment", "safety_follow_up", "os_landmark",
+                                "contraception_end"})
 
 
 @lru_cache(maxsize=1024)
@@ -66,6 +72,11 @@ class _Planner:
     no_notice: dict[int, list[str]] = field(default_factory=dict)
 
     @property
+    def corrected(self) -> bool:
+        """Protocol revision 2 or later: the clinical review's corrections apply."""
+        return self.protocol.corrected
+
+    @property
     def movable(self) -> frozenset[str]:
         """Visit kinds the working-day policy may move (rule working-days)."""
         return self.protocol.movable_kinds
@@ -102,12 +113,20 @@ class _Planner:
         if visit.date is None or visit.window is None:
             return visit
         completion = self.protocol.study_completion
-        if visit.date > completion:
+        kept = self.corrected and visit.kind in SINGLE_OBLIGATIONS
+        if visit.date > completion and not kept:
             self.cut.append(f"{visit.id} (due {visit.date.isoformat()})")
             return None
-        if visit.window.latest > completion:
+        if visit.window.latest > completion and not kept:
             visit = replace(visit, window=Window(visit.window.earliest, completion))
-        return self._without_notice(self._to_working_day(visit))
+        settled = self._without_notice(self._to_working_day(visit))
+        if kept and settled.date is not None and settled.date > completion:
+            self.warn("after-estimated-study-completion",
+                      f"{settled.id} on {settled.date.isoformat()} falls after the estimated "
+                      f"study completion on {completion.isoformat()}; it is kept, because a "
+                      "participant's obligations outlast the study's estimate (rule "
+                      "study-period)", settled.id)
+        return settled
 
     def _without_notice(self, visit: Visit) -> Visit:
         """A planned clinic date in a year with no official holiday notice is provisional."""
@@ -122,14 +141,18 @@ class _Planner:
         return visit
 
     def _to_working_day(self, visit: Visit) -> Visit:
-        if visit.kind not in self.movable or visit.date is None or visit.window is None \
-                or self.site.is_working_day(visit.date):
+        if visit.kind not in self.movable or visit.date is None or visit.window is None:
             return visit
+        if self.site.is_working_day(visit.date):
+            return self._open_note(visit)
         shift = self.site.nearest_working_day(visit.date, visit.window.earliest,
-                                              visit.window.latest)
+                                              visit.window.latest, plain=self.corrected)
         if shift.stranded:
+            opening = f"{visit.id}: {self.site.reason_closed(visit.date)}, and" \
+                if self.corrected else \
+                f"{visit.id} falls on {self.site.why_closed(visit.date)} and"
             self.warn("no-working-day-in-window",
-                      f"{visit.id} falls on {self.site.why_closed(visit.date)} and its window "
+                      f"{opening} its window "
                       f"{visit.window.earliest.isoformat()} to {visit.window.latest.isoformat()} "
                       "holds no working day: an investigator must decide (rule working-days)",
                       visit.id)
@@ -137,9 +160,22 @@ class _Planner:
         if shift.shifted_from is None:
             return visit
         ref = visit.rule
-        moved = RuleRef(ref.id, ref.source, ref.text, ref.anchor, shift.shifted_from, shift.reason)
+        reason = shift.reason
+        opened = self.site.reason_open(shift.date) if self.corrected else None
+        if opened is not None:
+            reason = f"{reason}; {opened}"
+        moved = RuleRef(ref.id, ref.source, ref.text, ref.anchor, shift.shifted_from, reason)
         return Visit(visit.id, visit.kind, visit.title, visit.cycle, shift.date, visit.window,
                      visit.status, moved)
+
+    def _open_note(self, visit: Visit) -> Visit:
+        """A visit kept on a weekend make-up working day says so (revision 2)."""
+        if not self.corrected or visit.date is None:
+            return visit
+        opened = self.site.reason_open(visit.date)
+        if opened is None:
+            return visit
+        return replace(visit, rule=replace(visit.rule, shift_reason=opened))
 
     def finish(self, state: State, first_dose_date: dt.date | None) -> Schedule:
         self._warn_years_without_notice()
@@ -147,7 +183,14 @@ class _Planner:
             self.warn("cut-at-study-completion",
                       "Not scheduled because it falls after study completion on "
                       f"{self.protocol.study_completion.isoformat()}: " + ", ".join(self.cut))
-        ordered = sorted(self.visits, key=lambda v: (v.date is None, v.date or dt.date.min, v.id))
+        if self.protocol.has("same-day-order"):
+            rank = {kind: index for index, kind in
+                    enumerate(self.protocol.rule("same-day-order").words("kinds"))}
+            ordered = sorted(self.visits, key=lambda v: (
+                v.date is None, v.date or dt.date.min, rank[v.kind], _number(v.id), v.id))
+        else:
+            ordered = sorted(self.visits,
+                             key=lambda v: (v.date is None, v.date or dt.date.min, v.id))
         return Schedule(self.protocol.id, self.protocol.version, state, first_dose_date,
                         tuple(ordered), tuple(self.warnings))
 
@@ -156,6 +199,12 @@ class _Planner:
             self.warn("holiday-data-provisional",
                       f"The holiday data has no official notice for {year} (make-up working days "
                       f"are unknown), so these dates are provisional: {', '.join(ids)}")
+
+
+def _number(visit_id: str) -> int:
+    """The number in an id (IMG-10 after IMG-9), 0 when there is none."""
+    digits = "".join(char for char in visit_id.split("-")[-1] if char.isdigit())
+    return int(digits) if digits and visit_id[-1].isdigit() else 0
 
 
 @lru_cache(maxsize=4096)
@@ -171,20 +220,33 @@ def compute_schedule(protocol: Protocol, facts: ParticipantFacts, site: SiteCale
     """
     validate_facts(protocol, facts)
     # Dates rest on a projected recovery only while recovery is pending and treatment goes on.
-    provisional = facts.recovery.status == "pending" and facts.discontinuation is None
+    provisional = facts.recovery.status == "pending" and facts.discontinuation is None \
+        and facts.off_study is None
     planner = _Planner(protocol, site, facts, provisional=provisional)
-    _cryoablation(planner)
+    cryo = _cryoablation(planner)
     _recovery(planner)
     infusions = _infusions(planner, _first_dose_target(planner))
     first = _first_dose(infusions)
     if first is not None and first.date is not None:
         _first_dose_lookbacks(planner, first)
         _predose_labs(planner, infusions)
-        _response_imaging(planner, first, _treatment_end(protocol, infusions))
-        _lookback_conflicts(planner, first)
-    _pregnancy_before_cryoablation(planner)
+        end = _treatment_end(protocol, infusions)
+        if planner.corrected:
+            _response_imaging_v2(planner, first, end)
+        else:
+            _response_imaging(planner, first, end)
+    if planner.corrected:
+        _baseline_and_pregnancy_before_cryoablation(planner, cryo, first)
+        _lookback_conflicts_v2(planner, first)
+    else:
+        if first is not None and first.date is not None:
+            _lookback_conflicts(planner, first)
+        _pregnancy_before_cryoablation(planner)
     _after_treatment(planner, infusions)
     _os_landmark(planner, first)
+    if planner.corrected:
+        _one_trip(planner)
+        _leave_study(planner)
     return planner.finish(_state(planner, infusions), first.date if first else None)
 
 
@@ -198,6 +260,8 @@ def _first_dose(infusions: list[Visit]) -> Visit | None:
 
 def _state(planner: _Planner, infusions: list[Visit]) -> State:
     facts = planner.facts
+    if facts.off_study is not None and planner.corrected:
+        return "off_study"
     if facts.discontinuation is not None:
         return "discontinued"
     if facts.recovery.status == "complication":
@@ -213,11 +277,18 @@ def _fixed(day: dt.date) -> Window:
     return Window(day, day)
 
 
-def _cryoablation(planner: _Planner) -> None:
+def _cryoablation(planner: _Planner) -> Visit:
+    """The anchor; from revision 2 a cryoablation after the site's today is still planned
+    (rule future-facts)."""
     day = planner.facts.cryoablation_date
-    planner.place(Visit("CRYO", "cryoablation", planner.title("cryoablation"), None, day,
-                        _fixed(day), "done",
-                        planner.ref("cryoablation", f"cryoablation {day.isoformat()}")), fact=True)
+    as_of = planner.facts.as_of
+    status: VisitStatus = "done"
+    if planner.corrected and as_of is not None and day > as_of:
+        status = "planned"
+    visit = Visit("CRYO", "cryoablation", planner.title("cryoablation"), None, day, _fixed(day),
+                  status, planner.ref("cryoablation", f"cryoablation {day.isoformat()}"))
+    planner.place(visit, fact=True)
+    return visit
 
 
 def _recovery(planner: _Planner) -> None:
@@ -244,7 +315,8 @@ def _recovery(planner: _Planner) -> None:
                                         f"{(projected - facts.cryoablation_date).days} days")))
     else:
         observed = f" observed {recovery.date.isoformat()}" if recovery.date else ""
-        planner.place(Visit("RECOVERY", "recovery_check", title + " (on hold)", None,
+        held_title = title if planner.corrected else title + " (on hold)"
+        planner.place(Visit("RECOVERY", "recovery_check", held_title, None,
                             recovery.date, None, "held",
                             planner.ref("complication-hold", f"complication{observed}")))
         planner.warn("dosing-on-hold",
@@ -317,13 +389,19 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
     visit_id = f"C{cycle}D1"
     title = planner.title("serplulimab", dose=drug.word("dose"), cycle=cycle)
     stop = planner.facts.discontinuation
+    leave = planner.facts.off_study if planner.corrected else None
     if record is None and stop is not None:
         return Visit(visit_id, "infusion", title, cycle, None, None, "cancelled",
                      planner.ref("discontinuation", f"discontinued {stop.date.isoformat()}"))
+    if record is None and leave is not None:
+        return Visit(visit_id, "infusion", title, cycle, None, None, "cancelled",
+                     planner.ref("off-study", f"left the study {leave.date.isoformat()}"))
     if first is None or (cycle > 1 and chain_from is None):
         if cycle == 1:
-            _warn_overdue(planner, visit_id, _earliest_possible_first_dose(planner))
-        return Visit(visit_id, "infusion", title + " (held)", cycle, None, None, "held",
+            _warn_overdue(planner, visit_id, _earliest_possible_first_dose(planner),
+                          before_first_dose=True)
+        held_title = title if planner.corrected else title + " (held)"
+        return Visit(visit_id, "infusion", held_title, cycle, None, None, "held",
                      planner.ref("complication-hold", "recovery not confirmed"))
     target, window, ref = _cycle_target(planner, cycle, first, chain_from)
     due = Visit(visit_id, "infusion", title, cycle, target, window, planner.planned_status(), ref)
@@ -332,7 +410,9 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
     planned = planner.settle(due)
     if planned is None or record is None:
         if planned is not None and _first_open_cycle(planner, cycle):
-            _warn_overdue(planner, visit_id, target)
+            # Revision 2 names the planned (moved) date the visit list shows.
+            shown = planned.date if planner.corrected and planned.date else target
+            _warn_overdue(planner, visit_id, shown)
         return planned
     if record.status == "skipped":
         # The skipped-dose rule explains it; any move onto a working day still holds.
@@ -376,7 +456,10 @@ def _given_infusion(planner: _Planner, planned: Visit, record: DoseRecord) -> Vi
                      f"{planned.id} was given on {record.date.isoformat()}, outside its window "
                      f"{window.earliest.isoformat()} to {window.latest.isoformat()} "
                      "(rule dose-window); recorded as given", planned.id)
-    _warn_hold_limit(planner, planned.id, planned.date, record.date)
+    due = planned.date
+    if planner.corrected and planned.kind in planner.movable:
+        due = planner.site.nearest_working_day(due, window.earliest, window.latest, True).date
+    _warn_hold_limit(planner, planned.id, due, record.date)
     return replace(planned, date=record.date, status="done")
 
 
@@ -403,13 +486,23 @@ def _warn_hold_limit(planner: _Planner, visit_id: str, due: dt.date, given: dt.d
                      "discontinuation (rule hold-limit)", visit_id)
 
 
-def _warn_overdue(planner: _Planner, visit_id: str, due: dt.date) -> None:
+def _warn_overdue(planner: _Planner, visit_id: str, due: dt.date,
+                  before_first_dose: bool = False) -> None:
     as_of = planner.facts.as_of
-    if as_of is not None and as_of - due > _hold_limit(planner):
-        planner.warn("hold-limit-exceeded",
-                     f"{visit_id} was due {due.isoformat()} and is not recorded by "
-                     f"{as_of.isoformat()}, beyond the hold limit: the protocol requires "
-                     "permanent discontinuation (rule hold-limit)", visit_id)
+    if as_of is None or as_of - due <= _hold_limit(planner):
+        return
+    if before_first_dose and planner.corrected:
+        weeks = planner.protocol.rule("hold-limit").number("weeks")
+        planner.warn("eligibility-question",
+                     f"{visit_id} could be given from {due.isoformat()} and is still held on "
+                     f"{as_of.isoformat()}, more than {weeks} weeks later: whether the "
+                     "participant is still eligible is a question for the investigator (rule "
+                     "hold-limit)", visit_id)
+        return
+    planner.warn("hold-limit-exceeded",
+                 f"{visit_id} was due {due.isoformat()} and is not recorded by "
+                 f"{as_of.isoformat()}, beyond the hold limit: the protocol requires "
+                 "permanent discontinuation (rule hold-limit)", visit_id)
 
 
 def _status_like(dose: Visit) -> VisitStatus:
@@ -436,6 +529,8 @@ def _first_dose_lookbacks(planner: _Planner, first: Visit) -> None:
     labs = protocol.rule("screening-labs")
     _lookback_visit(planner, "SCREEN-LABS", "screening_labs", labs, first.id, first.date,
                     labs.number("days_before_first_dose"), status)
+    if planner.corrected:
+        return  # revision 2 places the baseline scan and pregnancy test before cryoablation
     imaging = protocol.rule("baseline-imaging")
     _lookback_visit(planner, "BASELINE-IMAGING", "baseline_imaging", imaging, first.id,
                     first.date, imaging.number("days_before_first_dose"), status)
@@ -452,6 +547,80 @@ def _pregnancy_before_cryoablation(planner: _Planner) -> None:
         return
     _lookback_visit(planner, "PREGNANCY", "pregnancy_test", pregnancy, "cryoablation",
                     planner.facts.cryoablation_date, pregnancy.number("days_before"), "done")
+
+
+def _baseline_and_pregnancy_before_cryoablation(planner: _Planner, cryo: Visit,
+                                                first: Visit | None) -> None:
+    """Revision 2 (rules baseline-imaging, pregnancy-test): both come before the CT-guided
+    cryoablation, the first component of study treatment."""
+    day = planner.facts.cryoablation_date
+    status = _status_like(cryo)
+    if first is not None and first.date is not None:
+        _baseline_imaging_v2(planner, day, first, status)
+    if not planner.facts.childbearing_potential:
+        return
+    rule = planner.protocol.rule("pregnancy-test")
+    before, last = rule.number("days_before"), rule.number("last_day_before_anchor")
+    latest = day - days(last)
+    test = planner.place(Visit(
+        "PREGNANCY", "pregnancy_test", planner.title(rule.id), None, latest,
+        Window(day - days(before), latest), status,
+        planner.ref(rule.id, f"cryoablation {day.isoformat()} - {last} day, within {before} "
+                             "days before study treatment")))
+    repeat = rule.number("repeat_days_before_first_dose")
+    if first is None or first.date is None or test is None or test.date is None \
+            or (first.date - test.date).days <= repeat:
+        return
+    planner.place(Visit(
+        "PREGNANCY-C1", "pregnancy_test", planner.title(rule.id) + " (repeat before C1D1)",
+        None, first.date, Window(first.date - days(repeat), first.date), _status_like(first),
+        planner.ref(rule.id, f"{first.id} {first.date.isoformat()} is more than {repeat} days "
+                             f"after the test on {test.date.isoformat()}: repeated within "
+                             f"{repeat} days before {first.id}")))
+
+
+def _baseline_imaging_v2(planner: _Planner, cryo: dt.date, first: Visit,
+                         status: VisitStatus) -> None:
+    """Window [C1D1 - 28, cryoablation - 1], target cryoablation - 7; when no day is in both,
+    the target stays and an investigator is asked."""
+    assert first.date is not None
+    rule = planner.protocol.rule("baseline-imaging")
+    within = rule.number("days_before_first_dose")
+    earliest = first.date - days(within)
+    latest = cryo - days(rule.number("last_day_before_cryoablation"))
+    target = cryo - days(rule.number("target_days_before_cryoablation"))
+    title = planner.title(rule.id)
+    anchor = (f"cryoablation {cryo.isoformat()} - "
+              f"{rule.number('target_days_before_cryoablation')} days, within {within} days "
+              f"before {first.id} {first.date.isoformat()}")
+    recorded = planner.facts.baseline_imaging_date
+    if earliest > latest:
+        planner.warn("baseline-imaging-window-empty",
+                     f"No day is both before the cryoablation on {cryo.isoformat()} and within "
+                     f"{within} days before {first.id} on {first.date.isoformat()}: the "
+                     f"baseline scan is planned in the week before the cryoablation and an "
+                     "investigator must decide whether it still serves as baseline (rule "
+                     "baseline-imaging)", "BASELINE-IMAGING")
+        if recorded is None:
+            planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, target,
+                                Window(target, latest), status, planner.ref(rule.id, anchor)))
+            return
+    if recorded is not None:
+        if earliest <= latest and not earliest <= recorded <= latest:
+            planner.warn("baseline-imaging-outside-window",
+                         f"The baseline scan recorded on {recorded.isoformat()} is outside its "
+                         f"window {earliest.isoformat()} to {latest.isoformat()} (before the "
+                         f"cryoablation and within {within} days before {first.id}): an "
+                         "investigator must decide whether it serves as baseline (rule "
+                         "baseline-imaging)", "BASELINE-IMAGING")
+        planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, recorded,
+                            _fixed(recorded), "done",
+                            planner.ref(rule.id, f"recorded {recorded.isoformat()}")),
+                      fact=True)
+        return
+    day = min(max(target, earliest), latest)
+    planner.place(Visit("BASELINE-IMAGING", "baseline_imaging", title, None, day,
+                        Window(earliest, latest), status, planner.ref(rule.id, anchor)))
 
 
 def _predose_labs(planner: _Planner, infusions: list[Visit]) -> None:
@@ -504,6 +673,52 @@ def _response_imaging(planner: _Planner, first: Visit, treatment_end: dt.date) -
                             planner.ref(rule.id, f"{first.id} {c1d1.isoformat()} {how}")))
 
 
+def _response_imaging_v2(planner: _Planner, first: Visit, treatment_end: dt.date) -> None:
+    """Revision 2 (rule response-imaging): the 6-weekly phase includes the first grid point on
+    or after the end of the last cycle; a grid point less than the minimum spacing after the
+    previous scan is left out; imaging stops after a discontinuation for progression."""
+    assert first.date is not None
+    c1d1 = first.date
+    rule = planner.protocol.rule("response-imaging")
+    completion = planner.protocol.study_completion
+    weeks = rule.number("on_treatment_every_weeks")
+    grid: list[tuple[dt.date, int, str]] = []
+    step = 1
+    while (scan := c1d1 + dt.timedelta(weeks=weeks * step)) <= completion:
+        grid.append((scan, rule.number("on_treatment_window_days"), f"+ {weeks} weeks x {step}"))
+        if scan >= treatment_end:
+            break
+        step += 1
+    six_weekly_end = grid[-1][0] if grid else c1d1
+    for months, window, month in _imaging_months(planner.protocol):
+        scan = add_months(c1d1, month)
+        if scan > completion:
+            break
+        if scan > six_weekly_end:
+            grid.append((scan, window, f"+ {month} months ({months}-monthly)"))
+    spacing = dt.timedelta(weeks=rule.number("minimum_spacing_weeks"))
+    kept: list[tuple[dt.date, int, str]] = []
+    for point in grid:
+        if not kept or point[0] - kept[-1][0] >= spacing:
+            kept.append(point)
+    stop = planner.facts.discontinuation
+    stops = planner.protocol.rule("discontinuation").words("stops_response_imaging")
+    stopped = stop if stop is not None and stop.reason_code in stops else None
+    for number, (scan, window, how) in enumerate(kept, start=1):
+        visit_id = f"IMG-{number}"
+        title = planner.title(rule.id, number=number)
+        if stopped is not None and scan > stopped.date:
+            planner.visits.append(Visit(
+                visit_id, "response_imaging", title, None, None, None, "cancelled",
+                planner.ref("discontinuation", f"discontinued {stopped.date.isoformat()} for "
+                                               f"{stopped.reason_code}")))
+            continue
+        planner.place(Visit(visit_id, "response_imaging", title, None, scan,
+                            Window(scan - days(window), scan + days(window)),
+                            planner.planned_status(),
+                            planner.ref(rule.id, f"{first.id} {c1d1.isoformat()} {how}")))
+
+
 @lru_cache(maxsize=16)
 def _imaging_months(protocol: Protocol) -> tuple[tuple[int, int, int], ...]:
     """(interval in months, window in days, month from C1D1) for the grid after treatment,
@@ -541,7 +756,10 @@ def _after_treatment(planner: _Planner, infusions: list[Visit]) -> None:
     else:
         return
     eot = planner.protocol.rule("end-of-treatment")
-    _follow_up_visit(planner, "EOT", "end_of_treatment", eot, anchor_day, anchor)
+    if planner.corrected and stop is not None:
+        _end_of_treatment_v2(planner, eot, anchor_day, anchor, stop.date)
+    else:
+        _follow_up_visit(planner, "EOT", "end_of_treatment", eot, anchor_day, anchor)
     safety = planner.protocol.rule("safety-follow-up")
     _follow_up_visit(planner, "SAFETY-FU", "safety_follow_up", safety, anchor_day, anchor)
     _survival_follow_up(planner, anchor_day + days(safety.number("days_after_last_dose")))
@@ -557,6 +775,24 @@ def _follow_up_visit(planner: _Planner, visit_id: str, kind: str, rule: Rule,
     planner.place(Visit(visit_id, kind, planner.title(rule.id), None, target,
                         Window(target - window, target + window), planner.planned_status(),
                         planner.ref(rule.id, f"{anchor} + {offset} days")))
+
+
+def _end_of_treatment_v2(planner: _Planner, rule: Rule, anchor_day: dt.date, anchor: str,
+                         stopped: dt.date) -> None:
+    """Revision 2: 30 days after the last dose, or 7 days after the discontinuation when that
+    is later; never before the discontinuation date."""
+    offset = rule.number("days_after_last_dose")
+    after_stop = rule.number("days_after_discontinuation")
+    window = days(rule.number("window_days"))
+    target = anchor_day + days(offset)
+    why = f"{anchor} + {offset} days"
+    if stopped + days(after_stop) > target:
+        target = stopped + days(after_stop)
+        why = (f"discontinued {stopped.isoformat()} + {after_stop} days, later than {anchor} + "
+               f"{offset} days")
+    planner.place(Visit("EOT", "end_of_treatment", planner.title(rule.id), None, target,
+                        Window(max(target - window, stopped), target + window),
+                        planner.planned_status(), planner.ref(rule.id, why)))
 
 
 def _survival_follow_up(planner: _Planner, safety_day: dt.date) -> None:
@@ -607,18 +843,24 @@ def earliest_first_dose_after(rule: Rule, event: dt.date, half_life_days: float 
     """The earliest permissible first dose after a past event, for one look-back rule.
 
     The other-trial rule takes whichever is longer of its months and its half-lives
-    ("3 months or 5 half-lives (whichever is longer)").
+    ("3 months or 5 half-lives (whichever is longer)"). From revision 2 the boundary is
+    inclusive ("within 28 days" includes day -28), so the earliest day is one later.
 
     >>> from scheduler.protocol import load_protocol
-    >>> rule = load_protocol().rule("lookback-other-trial")
-    >>> earliest_first_dose_after(rule, dt.date(2026, 1, 10), 30.0)
+    >>> first = load_protocol(version="2025-09-15.1").rule("lookback-other-trial")
+    >>> earliest_first_dose_after(first, dt.date(2026, 1, 10), 30.0)
     datetime.date(2026, 6, 9)
+    >>> earliest_first_dose_after(load_protocol().rule("lookback-other-trial"),
+    ...                           dt.date(2026, 1, 10), 30.0)
+    datetime.date(2026, 6, 10)
     """
     earliest = add_months(event, rule.number("months_after_event")) + days(
         rule.number("days_after_event"))
     if "half_lives" in rule.params and half_life_days is not None:
         by_half_life = event + days(math.ceil(rule.number("half_lives") * half_life_days))
         earliest = max(earliest, by_half_life)
+    if rule.params.get("inclusive"):
+        earliest += days(1)
     return earliest
 
 
@@ -644,3 +886,114 @@ def _lookback_conflicts(planner: _Planner, first: Visit) -> None:
                          "the earliest "
                          f"first dose after {rule.word('field')} on {event.isoformat()} "
                          f"(rule {rule.id}: \"{rule.text}\")", first.id)
+
+
+def _lookback_conflicts_v2(planner: _Planner, first: Visit | None) -> None:
+    """Revision 2: inclusive boundaries; the other-trial and prior-malignancy look-backs count
+    to the screening date (the cryoablation date, with a warning, when it is not known)."""
+    facts = planner.facts
+    lookbacks = facts.lookbacks
+    asked = False
+    for rule in planner.protocol.lookbacks:
+        name = rule.word("field")
+        event = getattr(lookbacks, name)
+        if event is None:
+            continue
+        if rule.word("before") == "screening":
+            anchor_name, anchor_day = "screening", facts.screening_date
+            if anchor_day is None:
+                anchor_name, anchor_day = "cryoablation", facts.cryoablation_date
+                if not asked:
+                    planner.warn("screening-date-missing",
+                                 "The screening date is not recorded: the look-backs counted "
+                                 "to screening are checked against the cryoablation on "
+                                 f"{anchor_day.isoformat()} instead; please record it")
+                    asked = True
+            visit_id = None
+        elif first is not None and first.date is not None:
+            anchor_name, anchor_day, visit_id = first.id, first.date, first.id
+        else:
+            continue
+        if rule.flag("forbidden_during_study") and first is not None and first.date \
+                and event >= first.date:
+            planner.warn("lookback-conflict",
+                         f"{name} on {event.isoformat()} falls during the study ({first.id} "
+                         f"{first.date.isoformat()}), which rule {rule.id} forbids: "
+                         f"\"{rule.text}\"", first.id)
+            continue
+        earliest = earliest_first_dose_after(rule, event, lookbacks.other_trial_half_life_days)
+        if anchor_day >= earliest:
+            continue
+        message = (f"{anchor_name} {anchor_day.isoformat()} is before {earliest.isoformat()}, "
+                   f"the earliest allowed after {name} on {event.isoformat()} (rule {rule.id}: "
+                   f"\"{rule.text}\")")
+        if "exceptions" in rule.params:
+            message += (": a conflict for the investigator to judge; the record excepts "
+                        f"{rule.word('exceptions')}")
+        planner.warn("lookback-conflict", message, visit_id)
+
+
+def _one_trip(planner: _Planner) -> None:
+    """Revision 2 (rule one-trip): a planned scan or follow-up visit with another clinic visit
+    within a few days and inside its window is planned on that visit's day. Infusions, labs
+    and done visits never move; a visit that moved to join another is not joined in turn."""
+    rule = planner.protocol.rule("one-trip")
+    within = rule.number("within_days")
+    joining = frozenset(rule.words("joining_kinds"))
+    clinic = planner.movable
+    fixed = [v for v in planner.visits if v.kind in clinic and v.kind not in joining
+             and v.date is not None and v.status in ("planned", "provisional", "done")]
+    rank = _clinical_rank(planner.protocol)
+    result: dict[str, Visit] = {}
+    for visit in sorted(planner.visits, key=lambda v: (v.date or dt.date.max, v.id)):
+        if visit.kind not in joining or visit.date is None or visit.window is None \
+                or visit.status not in ("planned", "provisional"):
+            continue
+        day = visit.date
+        others = [v for v in fixed if v.date is not None and v.id != visit.id
+                  and abs((v.date - day).days) <= within
+                  and visit.window.earliest <= v.date <= visit.window.latest]
+        if not others or any(v.date == day for v in others):
+            fixed.append(visit)
+            continue
+        best = min(others, key=lambda v: (abs(((v.date or day) - day).days), v.date, rank(v)))
+        assert best.date is not None
+        if not planner.site.is_working_day(best.date):
+            fixed.append(visit)
+            continue
+        same_day = sorted((v for v in others if v.date == best.date), key=rank)
+        named = [v.id for v in same_day if v.kind != "predose_labs"] or [same_day[0].id]
+        joined = f"with {' and '.join(named)} (rule one-trip)"
+        ref = visit.rule
+        reason = f"{ref.shift_reason}; {joined}" if ref.shifted_from else joined
+        moved = replace(visit, date=best.date,
+                        rule=replace(ref, shifted_from=ref.shifted_from or day,
+                                     shift_reason=reason))
+        result[visit.id] = moved
+        fixed.append(moved)
+    if result:
+        planner.visits = [result.get(v.id, v) for v in planner.visits]
+
+
+def _clinical_rank(protocol: Protocol) -> Callable[[Visit], tuple[int, str]]:
+    order = {kind: index for index, kind in
+             enumerate(protocol.rule("same-day-order").words("kinds"))}
+    return lambda visit: (order.get(visit.kind, len(order)), visit.id)
+
+
+def _leave_study(planner: _Planner) -> None:
+    """Revision 2 (rule off-study): every visit after the participant leaves the study is
+    cancelled; the contraception end and the survival landmark stay as dates, not visits."""
+    leave = planner.facts.off_study
+    if leave is None:
+        return
+    ref = planner.ref("off-study", f"left the study {leave.date.isoformat()} ({leave.reason})")
+    kept = []
+    for visit in planner.visits:
+        if visit.kind not in ("contraception_end", "os_landmark") \
+                and visit.status in ("planned", "provisional", "held") \
+                and (visit.date is None or visit.date > leave.date):
+            visit = Visit(visit.id, visit.kind, visit.title, visit.cycle, None, None,
+                          "cancelled", ref)
+        kept.append(visit)
+    planner.visits = kept

@@ -11,14 +11,15 @@ the protocol rules out raises the engine's `ScheduleInputError` (HTTP 422).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal, get_type_hints
 
 from scheduler.errors import FactError, ScheduleInputError
 from scheduler.model import (
     Discontinuation,
     DoseRecord,
     Lookbacks,
+    OffStudy,
     ParticipantFacts,
     Recovery,
 )
@@ -26,11 +27,74 @@ from scheduler.protocol import Protocol
 from scheduler.validation import validate_facts
 
 EventType = Literal["recovery_confirmed", "complication", "dose_given", "dose_skipped",
-                    "discontinued", "correction", "enrolment_corrected"]
-# What a caller may record; `enrolment_corrected` is written by the service itself when
-# enrolment data is corrected, so that the history shows it too.
-RECORDABLE = ("recovery_confirmed", "complication", "dose_given", "dose_skipped",
-              "discontinued", "correction")
+                    "discontinued", "off_study", "correction",
+                    "enrolment_corrected"]
+
+# The look-back names, read off the Lookbacks type: every field, and the ones that are dates.
+LOOKBACK_NAMES: tuple[str, ...] = tuple(item.name for item in fields(Lookbacks))
+LOOKBACK_DATES: tuple[str, ...] = tuple(
+    name for name, kind in get_type_hints(Lookbacks).items() if kind == (dt.date | None))
+
+
+# What a caller may record, one value type per event type; every field is required.
+# `enrolment_corrected` is not among them: the service writes it itself when enrolment data
+# is corrected, so that the history shows it too.
+@dataclass(frozen=True)
+class RecoveryConfirmed:
+    type: ClassVar[EventType] = "recovery_confirmed"
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class Complication:
+    type: ClassVar[EventType] = "complication"
+    date: dt.date
+    description: str
+
+
+@dataclass(frozen=True)
+class DoseGiven:
+    type: ClassVar[EventType] = "dose_given"
+    cycle: int
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class DoseSkipped:
+    type: ClassVar[EventType] = "dose_skipped"
+    cycle: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discontinued:
+    type: ClassVar[EventType] = "discontinued"
+    date: dt.date
+    reason: str
+
+
+@dataclass(frozen=True)
+class Correction:
+    """Voids the event `event_id` names."""
+
+    type: ClassVar[EventType] = "correction"
+    event_id: str
+    reason: str
+
+
+NewEvent = RecoveryConfirmed | Complication | DoseGiven | DoseSkipped | Discontinued | Correction
+EVENT_TYPES: dict[str, type[NewEvent]] = {kind.type: kind for kind in (
+    RecoveryConfirmed, Complication, DoseGiven, DoseSkipped, Discontinued, Correction)}
+RECORDABLE: tuple[str, ...] = tuple(EVENT_TYPES)
+
+
+def event_fields(kind: str) -> tuple[str, ...]:
+    """The fields an event of this recordable type takes, all required.
+
+    >>> event_fields("dose_given")
+    ('cycle', 'date')
+    """
+    return tuple(item.name for item in fields(EVENT_TYPES[kind]))
 
 
 @dataclass(frozen=True)
@@ -41,6 +105,7 @@ class Enrolment:
     cryoablation_date: dt.date
     childbearing_potential: bool = False
     lookbacks: Lookbacks = field(default_factory=Lookbacks)
+    screening_date: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +123,17 @@ class Event:
     description: str | None = None
     corrects: str | None = None
     changes: tuple[str, ...] = ()
+    reason_code: str | None = None
+
+
+def recorded(new: NewEvent, id: str, seq: int, recorded_by: str,
+             recorded_at: dt.datetime) -> Event:
+    """`new` as the history keeps it: numbered, and saying who recorded it and when."""
+    values: dict[str, Any] = {item.name: getattr(new, item.name) for item in fields(new)}
+    if "event_id" in values:
+        values["corrects"] = values.pop("event_id")
+    return Event(id=id, seq=seq, type=new.type, recorded_by=recorded_by,
+                 recorded_at=recorded_at, **values)
 
 
 class HistoryConflict(Exception):
@@ -68,8 +144,13 @@ class HistoryConflict(Exception):
         self.error = FactError(field, rule, message)
 
 
+def voided_by(events: list[Event]) -> dict[str, str]:
+    """Each voided event's id, with the id of the correction that voids it."""
+    return {e.corrects: e.id for e in events if e.type == "correction" and e.corrects}
+
+
 def voided_ids(events: list[Event]) -> set[str]:
-    return {e.corrects for e in events if e.type == "correction" and e.corrects}
+    return set(voided_by(events))
 
 
 def active_events(events: list[Event]) -> list[Event]:
@@ -79,45 +160,62 @@ def active_events(events: list[Event]) -> list[Event]:
         "correction", "enrolment_corrected")), key=lambda e: e.seq)
 
 
-def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None) \
-        -> ParticipantFacts:
-    """The facts the whole history amounts to; the latest recovery or complication wins."""
+def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None,
+         protocol: Protocol | None = None) -> ParticipantFacts:
+    """The facts the whole history amounts to; the latest recovery or complication wins.
+
+    "Latest" is by date (rule fact-order, protocol revision 2 and the default): a
+    complication dated before the confirmed recovery does not reopen the hold, whichever was
+    entered first. Under a protocol without that rule (revision 1) it is the latest entered.
+    """
     recovery = Recovery("pending")
     doses: list[DoseRecord] = []
     stop: Discontinuation | None = None
-    for event in active_events(events):
+    leave: OffStudy | None = None
+    active = active_events(events)
+    by_date = protocol is None or protocol.has("fact-order")
+    gate = [e for e in active if e.type in ("recovery_confirmed", "complication")]
+    if by_date:
+        gate.sort(key=lambda e: (e.date or dt.date.min, e.seq))
+    for event in gate:
         if event.type == "recovery_confirmed":
             recovery = Recovery("recovered", event.date)
-        elif event.type == "complication":
+        else:
             recovery = Recovery("complication", event.date)
+    for event in active:
+        if event.type in ("recovery_confirmed", "complication"):
+            continue
         elif event.type == "dose_given" and event.cycle is not None:
             doses.append(DoseRecord(event.cycle, "given", event.date))
         elif event.type == "dose_skipped" and event.cycle is not None:
             doses.append(DoseRecord(event.cycle, "skipped", reason=event.reason))
         elif event.type == "discontinued" and event.date is not None:
-            stop = Discontinuation(event.date, event.reason)
+            stop = Discontinuation(event.date, event.reason, event.reason_code or "other")
+        elif event.type == "off_study" and event.date is not None:
+            leave = OffStudy(event.date, event.reason or "other")
     return ParticipantFacts(enrolment.cryoablation_date, recovery,
                             enrolment.childbearing_potential, tuple(doses), stop,
-                            enrolment.lookbacks, as_of)
+                            enrolment.lookbacks, as_of, enrolment.screening_date, leave)
 
 
 def check_append(protocol: Protocol, enrolment: Enrolment, events: list[Event],
-                 new: Event) -> None:
-    """Raise unless `new` may be appended to `events`."""
+                 new: Event, today: dt.date | None = None) -> None:
+    """Raise unless `new` may be appended to `events`; `today` is the site's today (rule
+    future-facts refuses a fact dated after it)."""
     if new.type == "correction":
         _check_correction(events, new)
     else:
         _check_against_history(events, new)
-    facts = fold(enrolment, [*events, new])
+    facts = fold(enrolment, [*events, new], protocol=protocol)
     try:
-        validate_facts(protocol, facts)
+        validate_facts(protocol, facts, today)
     except ScheduleInputError as error:
         raise _as_event_fields(error, new, len(facts.doses) - 1) from None
 
 
 def check_enrolment(protocol: Protocol, enrolment: Enrolment, events: list[Event]) -> None:
     """Raise unless the recorded history still holds under corrected enrolment data."""
-    validate_facts(protocol, fold(enrolment, events))
+    validate_facts(protocol, fold(enrolment, events, protocol=protocol))
 
 
 def _check_correction(events: list[Event], new: Event) -> None:
@@ -135,8 +233,13 @@ def _check_correction(events: list[Event], new: Event) -> None:
 
 def _check_against_history(events: list[Event], new: Event) -> None:
     active = active_events(events)
+    leave = next((e for e in active if e.type == "off_study"), None)
+    if leave is not None:
+        raise HistoryConflict("type", "off-study",
+                              f"the participant left the study on {_iso(leave.date)} (event "
+                              f"{leave.id}); correct that event first")
     stop = next((e for e in active if e.type == "discontinued"), None)
-    if stop is not None:
+    if stop is not None and new.type != "off_study":
         raise HistoryConflict("type", "discontinuation",
                               f"treatment was discontinued on {_iso(stop.date)} (event "
                               f"{stop.id}); correct that event first")
@@ -166,7 +269,7 @@ def _as_event_fields(error: ScheduleInputError, new: Event, last_dose: int) \
     """Name the new event's own fields (`date`, `cycle`) where the problem lies in them; the
     new dose is the last one folded in."""
     own_prefix = {"recovery_confirmed": "recovery.", "complication": "recovery.",
-                  "discontinued": "discontinuation."}.get(new.type)
+                  "discontinued": "discontinuation.", "off_study": "off_study."}.get(new.type)
     if new.type in ("dose_given", "dose_skipped"):
         own_prefix = f"doses.{last_dose}."
     renamed = [replace(item, field=item.field.removeprefix(own_prefix))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 RecoveryStatus = Literal["pending", "recovered", "complication"]
 DoseStatus = Literal["given", "skipped"]
-State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed"]
+State = Literal["provisional", "on_hold", "scheduled", "discontinued", "completed", "off_study"]
 VisitStatus = Literal["planned", "provisional", "done", "skipped", "held", "cancelled"]
 
 
@@ -32,10 +32,20 @@ class DoseRecord:
 
 @dataclass(frozen=True)
 class Discontinuation:
-    """Permanent end of study treatment."""
+    """Permanent end of study treatment: the date, a free-text reason, and (from protocol
+    revision 2) a reason code the protocol lists; `other` when none is given."""
 
     date: dt.date
     reason: str | None = None
+    reason_code: str = "other"
+
+
+@dataclass(frozen=True)
+class OffStudy:
+    """The participant leaves the study (rule off-study): every later visit is cancelled."""
+
+    date: dt.date
+    reason: str = "other"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Lookbacks:
     myocardial_infarction: dt.date | None = None
     other_trial_last_dose: dt.date | None = None
     other_trial_half_life_days: float | None = None
+    prior_malignancy: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,10 @@ class ParticipantFacts:
     """Everything known about one participant that the schedule depends on.
 
     `as_of` is the date the schedule is computed for (the site's today, passed in, never read
-    from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit.
+    from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit
+    and whether a cryoablation has happened yet. `screening_date` is the date of consent and
+    screening, which the other-trial and prior-malignancy look-backs count to;
+    `baseline_imaging_date` the day a baseline scan was done, when one is recorded.
     """
 
     cryoablation_date: dt.date
@@ -66,6 +80,9 @@ class ParticipantFacts:
     discontinuation: Discontinuation | None = None
     lookbacks: Lookbacks = Lookbacks()
     as_of: dt.date | None = None
+    screening_date: dt.date | None = None
+    off_study: OffStudy | None = None
+    baseline_imaging_date: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -120,43 +137,3 @@ class Schedule:
             if visit.id == visit_id:
                 return visit
         raise KeyError(visit_id)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The wire shape of api-contract.md, with ISO dates."""
-        return {
-            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
-            "state": self.state,
-            "first_dose_date": _iso(self.first_dose_date),
-            "visits": [_visit_dict(visit) for visit in self.visits],
-            "warnings": [
-                {"code": w.code, "message": w.message, "visit_id": w.visit_id}
-                for w in self.warnings
-            ],
-        }
-
-
-def _iso(day: dt.date | None) -> str | None:
-    return None if day is None else day.isoformat()
-
-
-def _visit_dict(visit: Visit) -> dict[str, Any]:
-    window = None
-    if visit.window is not None:
-        window = {"earliest": _iso(visit.window.earliest), "latest": _iso(visit.window.latest)}
-    return {
-        "id": visit.id,
-        "kind": visit.kind,
-        "title": visit.title,
-        "cycle": visit.cycle,
-        "date": _iso(visit.date),
-        "window": window,
-        "status": visit.status,
-        "rule": {
-            "id": visit.rule.id,
-            "source": visit.rule.source,
-            "text": visit.rule.text,
-            "anchor": visit.rule.anchor,
-            "shifted_from": _iso(visit.rule.shifted_from),
-            "shift_reason": visit.rule.shift_reason,
-        },
-    }

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,18 @@ VISIT_KINDS = (
 )
 LOOKBACK_FIELDS = (
     "live_vaccine", "major_surgery", "systemic_antimicrobials_end", "radical_radiotherapy",
-    "myocardial_infarction", "other_trial_last_dose",
+    "myocardial_infarction", "other_trial_last_dose", "prior_malignancy",
 )
+DISCONTINUATION_REASONS = (
+    "progression", "toxicity", "participant_decision", "investigator_decision", "other",
+)
+OFF_STUDY_REASONS = (
+    "withdrawal_of_consent", "lost_to_follow_up", "death", "study_closed", "other",
+)
+# The protocol file of each revision, oldest first; the newest is the default for new
+# computations, and every older one stays loadable so a schedule computed under it can be
+# computed again byte for byte.
+PROTOCOL_FILES = ("protocols/NCT07064876.json", "protocols/NCT07064876.v2.json")
 
 Check = Callable[[Any], bool]
 
@@ -65,11 +75,26 @@ def _kinds(value: Any) -> bool:
     return isinstance(value, list) and all(kind in VISIT_KINDS for kind in value)
 
 
+def _ordered_kinds(value: Any) -> bool:
+    return _kinds(value) and len(set(value)) == len(value) == len(VISIT_KINDS)
+
+
+def _words_of(*choices: str) -> Check:
+    return lambda value: isinstance(value, list) and bool(value) and \
+        all(word in choices for word in value) and len(set(value)) == len(value)
+
+
 _LOOKBACK = {
     "field": _one_of(*LOOKBACK_FIELDS),
     "days_after_event": _count,
     "months_after_event": _count,
     "forbidden_during_study": _flag,
+}
+
+_LOOKBACK_V2 = {
+    **_LOOKBACK,
+    "before": _one_of("first_dose", "screening"),
+    "inclusive": _flag,
 }
 
 # The parameters each rule must carry, and what each must be. A rule that is missing, unknown
@@ -120,6 +145,40 @@ RULE_PARAMS: Mapping[str, Mapping[str, Check]] = {
     "lookback-other-trial": {**_LOOKBACK, "half_lives": _positive},
 }
 
+# Revision 2 (the clinical review's corrections): rules whose parameters changed, and the
+# rules it adds. A revision-2 file must carry every one of them.
+RULE_PARAMS_V2: Mapping[str, Mapping[str, Check]] = {
+    **RULE_PARAMS,
+    "discontinuation": {
+        "reason_codes": _words_of(*DISCONTINUATION_REASONS),
+        "default_reason_code": _one_of(*DISCONTINUATION_REASONS),
+        "stops_response_imaging": _words_of(*DISCONTINUATION_REASONS),
+    },
+    "off-study": {"reasons": _words_of(*OFF_STUDY_REASONS)},
+    "pregnancy-test": {
+        "days_before": _count, "anchor": _one_of("cryoablation"),
+        "last_day_before_anchor": _count, "repeat_days_before_first_dose": _count,
+    },
+    "baseline-imaging": {
+        "days_before_first_dose": _count, "last_day_before_cryoablation": _count,
+        "target_days_before_cryoablation": _count,
+    },
+    "response-imaging": {**RULE_PARAMS["response-imaging"], "minimum_spacing_weeks": _positive},
+    "end-of-treatment": {**RULE_PARAMS["end-of-treatment"], "days_after_discontinuation": _count},
+    "same-day-order": {"kinds": _ordered_kinds},
+    "one-trip": {"within_days": _count, "joining_kinds": _kinds},
+    "future-facts": {},
+    "fact-order": {},
+    "lookback-live-vaccine": _LOOKBACK_V2,
+    "lookback-major-surgery": _LOOKBACK_V2,
+    "lookback-systemic-antimicrobials": _LOOKBACK_V2,
+    "lookback-radical-radiotherapy": _LOOKBACK_V2,
+    "lookback-myocardial-infarction": _LOOKBACK_V2,
+    "lookback-other-trial": {**_LOOKBACK_V2, "half_lives": _positive},
+    "lookback-prior-malignancy": {**_LOOKBACK_V2, "exceptions": _text},
+}
+SCHEMAS: Mapping[int, Mapping[str, Mapping[str, Check]]] = {1: RULE_PARAMS, 2: RULE_PARAMS_V2}
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -158,9 +217,19 @@ class Protocol:
     title: str
     response_criteria: str
     rules: Mapping[str, Rule]
+    revision: int = 1
 
     def rule(self, rule_id: str) -> Rule:
         return self.rules[rule_id]
+
+    def has(self, rule_id: str) -> bool:
+        """True when this revision of the protocol carries the rule."""
+        return rule_id in self.rules
+
+    @property
+    def corrected(self) -> bool:
+        """True from revision 2 on: the clinical review's corrections apply."""
+        return self.revision >= 2
 
     @cached_property
     def study_start(self) -> dt.date:
@@ -179,14 +248,41 @@ class Protocol:
         return tuple(rule for rule in self.rules.values() if rule.id.startswith("lookback-"))
 
 
-def load_protocol(path: str | Path | None = None) -> Protocol:
-    """Load and validate a protocol file; the packaged NCT07064876 definition by default."""
+@cache
+def _packaged() -> tuple[Protocol, ...]:
+    """Every packaged revision, oldest first, each loaded once."""
+    loaded = []
+    for name in PROTOCOL_FILES:
+        text = resources.files("scheduler").joinpath(name).read_text(encoding="utf-8")
+        loaded.append(parse_protocol(json.loads(text), name.removeprefix("protocols/")))
+    return tuple(loaded)
+
+
+def available_versions() -> tuple[str, ...]:
+    """The versions of the packaged protocol, oldest first; the last is the default.
+
+    >>> available_versions()
+    ('2025-09-15.1', '2026-11-25.2')
+    """
+    return tuple(protocol.version for protocol in _packaged())
+
+
+def protocol_version(version: str) -> Protocol:
+    """The packaged protocol of one version; `ProtocolError` naming the known ones otherwise."""
+    for protocol in _packaged():
+        if protocol.version == version:
+            return protocol
+    raise ProtocolError(f"no protocol version {version!r}; available: "
+                        f"{', '.join(available_versions())}")
+
+
+def load_protocol(path: str | Path | None = None, version: str | None = None) -> Protocol:
+    """Load and validate a protocol file: the newest packaged NCT07064876 definition by
+    default, a given packaged `version`, or a file on disk."""
     if path is None:
-        text = resources.files("scheduler").joinpath("protocols/NCT07064876.json").read_text()
-        where = "NCT07064876.json"
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-        where = str(path)
+        return protocol_version(version) if version else _packaged()[-1]
+    text = Path(path).read_text(encoding="utf-8")
+    where = str(path)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -201,22 +297,27 @@ def parse_protocol(document: Any, where: str = "protocol") -> Protocol:
     for key in ("id", "version", "title", "response_criteria"):
         if not _text(document.get(key)):
             raise ProtocolError(f"{where}: field '{key}' must be a non-empty string")
+    revision = document.get("revision", 1)
+    if isinstance(revision, bool) or revision not in SCHEMAS:
+        raise ProtocolError(f"{where}: field 'revision' must be one of "
+                            f"{', '.join(str(known) for known in SCHEMAS)}")
+    schema = SCHEMAS[revision]
     raw_rules = document.get("rules")
     if not isinstance(raw_rules, list):
         raise ProtocolError(f"{where}: field 'rules' must be a list")
     rules: dict[str, Rule] = {}
     for index, raw in enumerate(raw_rules):
-        rule = _parse_rule(raw, f"{where}: rules[{index}]")
+        rule = _parse_rule(raw, f"{where}: rules[{index}]", schema)
         if rule.id in rules:
             raise ProtocolError(f"{where}: rule '{rule.id}' is defined twice")
         rules[rule.id] = rule
-    missing = sorted(set(RULE_PARAMS) - set(rules))
+    missing = sorted(set(schema) - set(rules))
     if missing:
         raise ProtocolError(f"{where}: missing rules: {', '.join(missing)}")
     protocol = Protocol(
         id=document["id"], version=document["version"], modified=_utc(document, where),
         title=document["title"],
-        response_criteria=document["response_criteria"], rules=rules,
+        response_criteria=document["response_criteria"], rules=rules, revision=revision,
     )
     if protocol.study_completion <= protocol.study_start:
         raise ProtocolError(f"{where}: rule 'study-period' field 'params.completion' "
@@ -235,11 +336,11 @@ def _utc(document: dict[str, Any], where: str) -> dt.datetime:
     return modified.astimezone(dt.UTC)
 
 
-def _parse_rule(raw: Any, where: str) -> Rule:
+def _parse_rule(raw: Any, where: str, schema: Mapping[str, Mapping[str, Check]]) -> Rule:
     if not isinstance(raw, dict):
         raise ProtocolError(f"{where}: each rule must be an object")
     rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or rule_id not in RULE_PARAMS:
+    if not isinstance(rule_id, str) or rule_id not in schema:
         raise ProtocolError(f"{where}: unknown rule id {rule_id!r}")
     where = f"rule '{rule_id}'"
     if raw.get("source") not in SOURCES:
@@ -252,7 +353,7 @@ def _parse_rule(raw: Any, where: str) -> Rule:
     params = raw.get("params")
     if not isinstance(params, dict):
         raise ProtocolError(f"{where} field 'params' must be an object")
-    expected = RULE_PARAMS[rule_id]
+    expected = schema[rule_id]
     for name in sorted(set(params) - set(expected)):
         raise ProtocolError(f"{where} field 'params.{name}' is not a parameter of this rule")
     for name, check in expected.items():

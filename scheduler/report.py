@@ -12,9 +12,12 @@ def _cells(visit: Visit) -> list[str]:
     moved = ""
     if visit.rule.shifted_from is not None:
         moved = f" (moved from {visit.rule.shifted_from.isoformat()}: {visit.rule.shift_reason})"
+    elif visit.rule.shift_reason:
+        moved = f" ({visit.rule.shift_reason})"
     return [
-        visit.date.isoformat() if visit.date else "-",
+        f"{visit.date.isoformat()} {visit.date.strftime('%a')}" if visit.date else "-",
         visit.id,
+        visit.title,
         visit.status,
         window,
         f"{visit.rule.id} [{visit.rule.source}]",
@@ -24,7 +27,7 @@ def _cells(visit: Visit) -> list[str]:
 
 def render_table(schedule: Schedule) -> str:
     """The schedule as aligned columns, followed by its warnings."""
-    header = ["date", "visit", "status", "window", "rule [source]", "why"]
+    header = ["date", "visit", "title", "status", "window", "rule [source]", "why"]
     rows = [header] + [_cells(visit) for visit in schedule.visits]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = [

@@ -30,14 +30,25 @@ def infusion_slots(protocol: Protocol, doses: tuple[DoseRecord, ...]) -> int:
     return max_cycles + sum(1 for dose in doses if dose.status == "skipped")
 
 
-def validate_facts(protocol: Protocol, facts: ParticipantFacts) -> None:
-    """Raise `ScheduleInputError` listing every impossible fact; return quietly otherwise."""
+def validate_facts(protocol: Protocol, facts: ParticipantFacts,
+                   today: dt.date | None = None) -> None:
+    """Raise `ScheduleInputError` listing every impossible fact; return quietly otherwise.
+
+    `today` is the site's today, passed in (this module reads no clock): from protocol
+    revision 2 a fact dated after it is refused (rule future-facts), except the cryoablation,
+    which may be planned ahead of enrolment.
+    """
     errors: list[FactError] = []
     errors += _check_study_dates(protocol, facts)
     errors += _check_recovery(facts)
     errors += _check_doses(protocol, facts)
     errors += _check_discontinuation(facts)
     errors += _check_lookbacks(protocol, facts)
+    if protocol.corrected:
+        errors += _check_reason_codes(protocol, facts)
+        errors += _check_off_study(facts)
+        if today is not None:
+            errors += _check_future(facts, today)
     if errors:
         raise ScheduleInputError(errors)
 
@@ -53,14 +64,61 @@ def _period_error(protocol: Protocol, path: str, day: dt.date) -> FactError:
                      f"{protocol.study_completion.isoformat()}")
 
 
-def _check_study_dates(protocol: Protocol, facts: ParticipantFacts) -> list[FactError]:
-    dated = [("cryoablation_date", facts.cryoablation_date)]
+def _dated_facts(facts: ParticipantFacts) -> list[tuple[str, dt.date]]:
+    """Every dated fact after the cryoablation, by the field it sits in."""
+    dated = []
     if facts.recovery.date is not None:
         dated.append(("recovery.date", facts.recovery.date))
     dated += [(f"doses.{i}.date", d.date) for i, d in enumerate(facts.doses) if d.date]
     if facts.discontinuation is not None:
         dated.append(("discontinuation.date", facts.discontinuation.date))
+    if facts.off_study is not None:
+        dated.append(("off_study.date", facts.off_study.date))
+    return dated
+
+
+def _check_study_dates(protocol: Protocol, facts: ParticipantFacts) -> list[FactError]:
+    dated = [("cryoablation_date", facts.cryoablation_date), *_dated_facts(facts)]
     return [_period_error(protocol, path, day) for path, day in dated if _outside(protocol, day)]
+
+
+def _check_future(facts: ParticipantFacts, today: dt.date) -> list[FactError]:
+    """Rule future-facts: nothing that happened can be dated after the site's today."""
+    dated = _dated_facts(facts)
+    if facts.baseline_imaging_date is not None:
+        dated.append(("baseline_imaging_date", facts.baseline_imaging_date))
+    return [FactError(path, "future-facts",
+                      f"{day.isoformat()} is after the site's today {today.isoformat()}")
+            for path, day in dated if day > today]
+
+
+def _check_reason_codes(protocol: Protocol, facts: ParticipantFacts) -> list[FactError]:
+    errors = []
+    stop = facts.discontinuation
+    codes = protocol.rule("discontinuation").words("reason_codes")
+    if stop is not None and stop.reason_code not in codes:
+        errors.append(FactError("discontinuation.reason_code", "discontinuation",
+                                f"{stop.reason_code!r} is not one of {', '.join(codes)}"))
+    leave = facts.off_study
+    reasons = protocol.rule("off-study").words("reasons")
+    if leave is not None and leave.reason not in reasons:
+        errors.append(FactError("off_study.reason", "off-study",
+                                f"{leave.reason!r} is not one of {', '.join(reasons)}"))
+    return errors
+
+
+def _check_off_study(facts: ParticipantFacts) -> list[FactError]:
+    leave = facts.off_study
+    if leave is None:
+        return []
+    if leave.date < facts.cryoablation_date:
+        return [FactError("off_study.date", "off-study",
+                          f"{leave.date.isoformat()} is before the cryoablation on "
+                          f"{facts.cryoablation_date.isoformat()}")]
+    return [FactError(f"doses.{i}.date", "off-study",
+                      f"{dose.date.isoformat()} is after the participant left the study on "
+                      f"{leave.date.isoformat()}")
+            for i, dose in enumerate(facts.doses) if dose.date and dose.date > leave.date]
 
 
 def _check_recovery(facts: ParticipantFacts) -> list[FactError]:
@@ -157,7 +215,10 @@ def _check_lookbacks(protocol: Protocol, facts: ParticipantFacts) -> list[FactEr
     rule_for = {rule.word("field"): rule.id for rule in protocol.lookbacks}
     for item in fields(lookbacks):
         value = getattr(lookbacks, item.name)
-        if isinstance(value, dt.date) and value > protocol.study_completion:
+        # A look-back this protocol version does not have is not checked (prior_malignancy
+        # before revision 2).
+        if isinstance(value, dt.date) and item.name in rule_for \
+                and value > protocol.study_completion:
             errors.append(FactError(f"lookbacks.{item.name}", rule_for[item.name],
                                     f"{value.isoformat()} is after study completion"))
     half_life = lookbacks.other_trial_half_life_days

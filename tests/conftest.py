@@ -20,15 +20,19 @@ def D(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
-def protocol_document() -> dict[str, Any]:
-    text = resources.files("scheduler").joinpath("protocols/NCT07064876.json").read_text()
+V1_FILE, V2_FILE = "protocols/NCT07064876.json", "protocols/NCT07064876.v2.json"
+
+
+def protocol_document(name: str = V2_FILE) -> dict[str, Any]:
+    text = resources.files("scheduler").joinpath(name).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
 
 
-def protocol_with(rule_id: str, **params: Any) -> Protocol:
-    """The packaged protocol with some parameters of one rule overridden."""
-    document = copy.deepcopy(protocol_document())
+def protocol_with(rule_id: str, name: str = V2_FILE, **params: Any) -> Protocol:
+    """A packaged protocol (the newest by default) with some parameters of one rule
+    overridden."""
+    document = copy.deepcopy(protocol_document(name))
     for rule in document["rules"]:
         if rule["id"] == rule_id:
             rule["params"].update(params)
@@ -36,6 +40,7 @@ def protocol_with(rule_id: str, **params: Any) -> Protocol:
 
 
 PROTOCOL = load_protocol()
+PROTOCOL_V1 = load_protocol(version="2025-09-15.1")
 SITE = load_site()
 
 

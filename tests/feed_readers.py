@@ -1,5 +1,5 @@
 """Independent iCalendar readers that must agree on every (UID, start) of a feed
-(ical-feeds.md, "Checking a feed the way clients read it")."""
+(docs/feeds.md, "How feeds are checked")."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def init_app(app: Flask) -> None:
     config.setdefault("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     app.session_interface = SessionCookies()
 
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     Babel(app, locale_selector=select_locale,
           default_translation_directories=str(TRANSLATIONS))
     # Sign-in is the only limited route, checked in its view; the check Flask-Limiter would
@@ -80,9 +80,8 @@ def init_app(app: Flask) -> None:
     app.after_request_funcs[None] = [
         hook for hook in app.after_request_funcs[None]
         if not (isinstance(hook, partial) and limiter in hook.args)]
-    app.extensions["trial_schedule_web_limiter"] = limiter
     accounts = Accounts(backend.engine_of(app))
-    app.extensions["trial_schedule_web_accounts"] = accounts
+    backend.register(app, backend.WebParts(accounts, limiter, csrf))
 
     logins = LoginManager()
     # Only what Flask-Login needs is attached (LoginManager.init_app would also add an

@@ -19,18 +19,22 @@ from zoneinfo import ZoneInfo
 import marshmallow as ma
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import NotFound as PageNotFound
 
-from api.feed_service import Feeds
-from api.persistence.repository import StoredParticipant
+from api.http.context import container
+from api.http.problems import flatten
+from api.http.schemas import EnrolmentSchema, EventInSchema
+from api.persistence.records import StoredParticipant
 from api.persistence.tables import participants
-from api.problems import flatten
-from api.schemas import EVENT_FIELDS, EnrolmentSchema, EventInSchema
-from api.services import NotFound, Participants, StaleVersion
+from api.usecases.common import NotFound, StaleVersion
+from api.usecases.feeds import Feeds
+from api.usecases.participants import Participants
 from api.web.accounts import Accounts
 from scheduler import ScheduleInputError
-from scheduler.history import Event, HistoryConflict
+from scheduler.history import LOOKBACK_NAMES, RECORDABLE, Event, HistoryConflict, event_fields
 from scheduler.model import Schedule, Visit
 
 # Visits whose window has passed without any of these is overdue.
@@ -41,22 +45,19 @@ SCHEDULE_CACHE_SIZE = 20_000
 # --- where the service's objects are ------------------------------------------------------
 
 def _participants() -> Participants:
-    found: Participants = current_app.extensions["trial_schedule_participants"]
-    return found
+    return container().participants
 
 
 def _feeds() -> Feeds:
-    found: Feeds = current_app.extensions["trial_schedule_feeds"]
-    return found
+    return container().feeds
 
 
 def engine_of(app: Flask) -> Engine:
-    found: Engine = app.extensions["trial_schedule_engine"]
-    return found
+    return container(app).engine
 
 
 def feed_secret_of(app: Flask) -> bytes:
-    from api import feed_secret
+    from api.app import feed_secret
 
     return feed_secret(app)
 
@@ -70,9 +71,33 @@ def accounts_for(app: Flask | None = None) -> Accounts:
     return Accounts(engine_of(app))
 
 
-def accounts() -> Accounts:
-    found: Accounts = current_app.extensions["trial_schedule_web_accounts"]
+@dataclass(frozen=True)
+class WebParts:
+    """What the pages keep beside the service's container: accounts, the sign-in limiter,
+    the CSRF checker and the shown-schedule cache."""
+
+    accounts: Accounts
+    limiter: Limiter
+    csrf: CSRFProtect
+    schedules: _Schedules = field(default_factory=lambda: _Schedules(SCHEDULE_CACHE_SIZE))
+
+
+WEB_EXTENSION = "trial_schedule_web"  # the one key the web app keeps its parts under
+
+
+def register(app: Flask, parts: WebParts) -> None:
+    app.extensions[WEB_EXTENSION] = parts
+
+
+def web_parts(app: Flask | None = None) -> WebParts:
+    found = (app or current_app).extensions.get(WEB_EXTENSION)
+    if not isinstance(found, WebParts):
+        raise RuntimeError("the web app was not installed on this app (api.web.init_app)")
     return found
+
+
+def accounts() -> Accounts:
+    return web_parts().accounts
 
 
 def site_today() -> dt.date:
@@ -116,9 +141,7 @@ class _Schedules:
 
 
 def _cache() -> _Schedules:
-    found: _Schedules = current_app.extensions.setdefault(
-        "trial_schedule_web_schedules", _Schedules(SCHEDULE_CACHE_SIZE))
-    return found
+    return web_parts().schedules
 
 
 def _shown(participant_id: str, code: str, schedule: Schedule, today: dt.date) -> Shown:
@@ -134,7 +157,7 @@ def _shown_all(today: dt.date, search: str | None = None) -> list[tuple[str, Sho
     with its shown schedule. When every schedule is cached, only ids, codes and versions
     are read from the database."""
     service = _participants()
-    with service.engine.connect() as connection:
+    with container().engine.connect() as connection:
         brief = connection.execute(sa.select(
             participants.c.id, participants.c.subject_code, participants.c.version).order_by(
             participants.c.enrolled_at, participants.c.id)).all()
@@ -326,8 +349,6 @@ def _present(form: Mapping[str, str], name: str) -> str | None:
 
 
 def enrolment_fields() -> tuple[str, ...]:
-    from api.schemas import LOOKBACK_NAMES
-
     return tuple(f"lookbacks.{name}" for name in LOOKBACK_NAMES)
 
 
@@ -372,7 +393,7 @@ def _number(value: str) -> Any:
 
 def event_types() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each recordable event type with its required and optional fields."""
-    return dict(EVENT_FIELDS)
+    return {kind: (event_fields(kind), ()) for kind in RECORDABLE}
 
 
 def record_event(participant_id: str, form: Mapping[str, str], actor: str,
@@ -380,18 +401,17 @@ def record_event(participant_id: str, form: Mapping[str, str], actor: str,
     """Record one event from a form (`type` and that type's fields); `expected_version` is the
     version the page showed, so a stale page is refused rather than recording blind."""
     kind = _present(form, "type") or ""
-    required, optional = EVENT_FIELDS.get(kind, ((), ()))
     body: dict[str, Any] = {"type": kind}
-    for name in (*required, *optional):
+    for name in event_fields(kind) if kind in RECORDABLE else ():
         value = _present(form, name)
         if value is not None:
             body[name] = _number(value) if name == "cycle" else value
     try:
-        fields = EventInSchema().load(body)
+        new = EventInSchema().load(body)
     except ma.ValidationError as error:
         return Outcome(errors=flatten(error.messages))
     try:
-        recorded = _participants().record(participant_id, fields, actor, site_today(),
+        recorded = _participants().record(participant_id, new, actor, site_today(),
                                           expected_version)
     except NotFound:
         raise PageNotFound() from None

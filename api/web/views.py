@@ -26,7 +26,7 @@ from flask import (
 )
 from flask_babel import gettext
 from flask_login import current_user, login_required, login_user, logout_user
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import Forbidden, HTTPException
 from werkzeug.wrappers import Response as BaseResponse
@@ -76,8 +76,7 @@ def admin_only(view: F) -> F:
 def _check_form_origin() -> None:
     """Every form post carries the CSRF token of this site's session, or is refused."""
     if request.method == "POST":
-        csrf: CSRFProtect = current_app.extensions["csrf"]
-        csrf.protect()
+        backend.web_parts().csrf.protect()
 
 
 @blp.after_request
@@ -170,7 +169,7 @@ def login() -> Any:
     error = None
     email = ""
     if request.method == "POST":
-        limiter = current_app.extensions["trial_schedule_web_limiter"]
+        limiter = backend.web_parts().limiter
         with limiter.limit(current_app.config["LOGIN_RATE_LIMIT"]):
             email = request.form.get("email", "")
             found = backend.accounts().authenticate(email, request.form.get("password", ""))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.http.context import container
 from tests.api.conftest import REFERENCE
 
 PROBLEM = "application/problem+json"
@@ -106,12 +107,12 @@ def test_an_undeclared_method_is_405_even_with_a_body(client):
 
 
 def test_an_unexpected_error_is_a_500_problem_not_a_traceback(app, monkeypatch):
-    service = app.extensions["trial_schedule"]
+    service = container(app).schedules
 
     def broken(_facts):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(service, "schedule_json", broken)
+    monkeypatch.setattr(service, "encoded", broken)
     response = app.test_client().post("/v1/schedules", json=REFERENCE)
     body = problem_of(response, 500)
     assert "boom" not in json.dumps(body)

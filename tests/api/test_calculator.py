@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks
-from scheduler.protocol import RULE_PARAMS
+from scheduler.protocol import RULE_PARAMS_V2
 from tests.api.conftest import REFERENCE
 from tests.conftest import D, schedule_for
 
@@ -14,7 +15,7 @@ def test_post_schedule_returns_the_engine_schedule(client):
     response = client.post("/v1/schedules", json=REFERENCE)
     assert response.status_code == 200
     assert response.content_type == "application/json"
-    assert response.get_json() == schedule_for().as_dict()
+    assert response.get_json() == schedule_dict(schedule_for())
 
 
 def test_schedule_with_recorded_doses_matches_the_engine(client):
@@ -31,7 +32,7 @@ def test_schedule_with_recorded_doses_matches_the_engine(client):
         lookbacks=Lookbacks(live_vaccine=D("2026-02-10")))
     response = client.post("/v1/schedules", json=body)
     assert response.status_code == 200
-    assert response.get_json() == expected.as_dict()
+    assert response.get_json() == schedule_dict(expected)
     assert response.get_json()["state"] == "discontinued"
 
 
@@ -58,12 +59,12 @@ def test_protocol_lists_every_rule_with_provenance(client):
     response = client.get("/v1/protocol")
     assert response.status_code == 200
     body = response.get_json()
-    assert (body["id"], body["version"]) == ("NCT07064876", "2025-09-15.1")
+    assert (body["id"], body["version"]) == ("NCT07064876", "2026-11-25.2")
     assert (body["study_start"], body["study_completion"]) == ("2025-10-31", "2027-09-30")
     rules = {rule["id"]: rule for rule in body["rules"]}
     assert rules["serplulimab"]["params"]["cycle_length_days"] == 21
     assert rules["dose-window"]["source"] == "assumed"
-    assert set(rules) == set(RULE_PARAMS)
+    assert set(rules) == set(RULE_PARAMS_V2)
 
 
 def test_protocol_answers_304_to_its_etag(client):
@@ -83,7 +84,7 @@ def test_schedule_as_icalendar(client):
     response = client.get(ics_url())
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
-    assert response.headers["Last-Modified"] == "Mon, 15 Sep 2025 00:00:00 GMT"
+    assert response.headers["Last-Modified"] == "Wed, 25 Nov 2026 00:00:00 GMT"
     text = response.data.decode()
     assert text.startswith("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n")
     assert "DTSTART;VALUE=DATE:20260309\r\nDTEND;VALUE=DATE:20260310\r\n" in text
@@ -126,7 +127,7 @@ def test_health_and_readiness(client):
 
 
 def test_openapi_yaml_is_the_committed_file(client):
-    from api.ops import OPENAPI_FILE
+    from api.http.ops import OPENAPI_FILE
 
     response = client.get("/openapi.yaml")
     assert response.status_code == 200
@@ -140,9 +141,9 @@ def test_json_keys_keep_the_contract_order(client):
 
 
 def test_the_documented_schema_dumps_exactly_what_views_serve():
-    from api.schemas import ScheduleSchema
+    from api.http.schemas import ScheduleSchema
     from tests.unit.test_golden_schedules import SCENARIOS
 
     for scenario in SCENARIOS.values():
         schedule = schedule_for(**scenario)
-        assert ScheduleSchema().dump(schedule) == schedule.as_dict()
+        assert ScheduleSchema().dump(schedule) == schedule_dict(schedule)

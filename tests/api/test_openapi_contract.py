@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.config import SchemathesisConfig
 
-from api.ops import OPENAPI_FILE
-from api.spec import render_openapi
+from api.http.context import container
+from api.http.openapi import render_openapi
+from api.http.ops import OPENAPI_FILE
 from tests.api.conftest import migrated_app
 
 
@@ -50,7 +51,7 @@ def test_every_operation_documents_its_errors_as_problems():
 # For the stored resources: an unknown participant id is 404, a duplicate 409 and an If-Match
 # naming no current version 412, all documented. A missing If-Match is 428 (RFC 6585).
 APP = migrated_app(Path(tempfile.mkdtemp(prefix="contract-")))
-KEY = APP.extensions["trial_schedule_keys"].create("contract-test", "admin")
+KEY = container(APP).api_keys.create("contract-test", "admin")
 CONFIG = SchemathesisConfig.from_dict({
     "auth": {"openapi": {"bearerAuth": {"bearer": KEY}}},
     "checks": {

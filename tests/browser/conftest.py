@@ -19,6 +19,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from api import create_app
+from api.http.context import container
 from api.persistence.migrate import upgrade
 from api.web import backend
 from api.web.backend import accounts_for
@@ -103,7 +104,7 @@ def site(tmp_path_factory):
     app = create_app({"DATABASE_URL": url, "SITE_FEED_DIR": str(directory),
                       "FEED_SECRET": "test-feed-secret", "PUBLIC_BASE_URL": base,
                       "SITE_PHONE": SITE_PHONE})
-    upgrade(app.extensions["trial_schedule_engine"])
+    upgrade(container(app).engine)
     accounts = accounts_for(app)
     for role in ("coordinator", "viewer", "admin"):
         accounts.create(f"{role}@site.example", role, PASSWORD)
@@ -114,7 +115,7 @@ def site(tmp_path_factory):
     yield base
     server.shutdown()
     thread.join()
-    app.extensions["trial_schedule_engine"].dispose()
+    container(app).engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from api import create_app
+from api.http.context import container
 from api.persistence.database import create_db_engine, scratch_database
 from api.persistence.migrate import upgrade
 from api.persistence.tables import metadata
@@ -51,12 +52,12 @@ def db_app(database_url, tmp_path):
     app = create_app({"DATABASE_URL": database_url, "TESTING": True,
                       "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret"})
     yield app
-    app.extensions["trial_schedule_engine"].dispose()
+    container(app).engine.dispose()
 
 
 @pytest.fixture
 def keys(db_app):
-    issued = db_app.extensions["trial_schedule_keys"]
+    issued = container(db_app).api_keys
     return {scope: issued.create(f"{scope}-key", scope) for scope in ("read", "write", "admin")}
 
 

@@ -15,7 +15,8 @@ import urllib.request
 
 import sqlalchemy as sa
 
-from api.services import ApiKeys
+from api.persistence.sql import SqlUnits
+from api.usecases.api_keys import ApiKeys
 from tests.servers import start_gunicorn
 
 
@@ -55,7 +56,7 @@ def plan(count: int):
 
 def test_killing_the_server_mid_recording_loses_and_half_writes_nothing(database_url):
     engine = sa.create_engine(database_url)
-    key = ApiKeys(engine).create("crash-test", "write")
+    key = ApiKeys(SqlUnits(engine)).create("crash-test", "write")
     ids: dict[str, str] = {}
     acknowledged: list[str] = []
     in_flight: list[tuple[str, str, dict, str]] = []

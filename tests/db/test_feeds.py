@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from api.http.context import container
 from tests.db.conftest import bearer
 from tests.feed_readers import agreed_pairs, check_bytes, need
 
@@ -184,7 +185,7 @@ def test_feed_tokens_are_stored_only_as_digests(db_app, client, enrolled):
     import sqlalchemy as sa
 
     token = path_of(enrolled["feed"]["https"]).split("/")[-1].removesuffix(".ics")
-    with db_app.extensions["trial_schedule_engine"].connect() as connection:
+    with container(db_app).engine.connect() as connection:
         stored = repr(connection.execute(sa.text("SELECT * FROM feed_tokens")).all())
     assert token not in stored and token.split(".")[1] not in stored
 
@@ -274,7 +275,7 @@ local_timezone = Asia/Shanghai
 
 
 def expected_visits(db_app, participant):
-    service = db_app.extensions["trial_schedule_participants"]
+    service = container(db_app).participants
     stored, history = service.history(participant["id"])
     schedule = service.compute(stored.enrolment, history)
     code = stored.enrolment.subject_code

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from api.http.context import container
 from tests.db.conftest import bearer
 
 ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02"}
@@ -169,7 +170,7 @@ def test_keys_and_scopes(client, keys, participant):
 
 
 def test_revoked_key_stops_working(db_app, client):
-    issued = db_app.extensions["trial_schedule_keys"]
+    issued = container(db_app).api_keys
     key = issued.create("temp", "read")
     assert client.get("/v1/participants", headers=bearer(key)).status_code == 200
     assert issued.revoke("temp")
@@ -179,7 +180,7 @@ def test_revoked_key_stops_working(db_app, client):
 def test_keys_are_stored_only_as_digests(db_app, keys):
     import sqlalchemy as sa
 
-    with db_app.extensions["trial_schedule_engine"].connect() as connection:
+    with container(db_app).engine.connect() as connection:
         stored = connection.execute(sa.text("SELECT * FROM api_keys")).all()
     flat = repr(stored)
     assert len(stored) == 3 and all(secret not in flat for secret in keys.values())
@@ -254,3 +255,30 @@ def test_subject_code_never_reaches_the_log(db_app, client, writer, caplog):
     client.post("/v1/participants", json={**ENROL, "subject_code": code}, headers=writer)
     client.get(f"/v1/participants/{created['id']}/schedule", headers=writer)
     assert code not in caplog.text
+
+
+def scope_by_path(path, method):
+    """The scope each protected request needed when it was decided by path and method: admin
+    under /v1/site, read to look, write to change."""
+    if path.startswith("/v1/site"):
+        return "admin"
+    return "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
+
+
+def test_every_protected_route_and_method_needs_the_scope_it_always_needed(
+        db_app, client, keys, participant):
+    order = ("read", "write", "admin")
+    checked = 0
+    for rule in db_app.url_map.iter_rules():
+        if not rule.rule.startswith(("/v1/participants", "/v1/site")):
+            continue
+        path = rule.rule.replace("<participant_id>", participant["id"])
+        for method in sorted(rule.methods):
+            needed = scope_by_path(path, method)
+            assert client.open(path, method=method).status_code == 401, (method, path)
+            for scope in order:
+                status = client.open(path, method=method, headers=bearer(keys[scope])).status_code
+                refused = order.index(scope) < order.index(needed)
+                assert (status == 403) == refused, (method, path, scope, status)
+            checked += 1
+    assert checked == 19

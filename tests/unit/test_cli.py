@@ -17,11 +17,15 @@ def test_table_for_the_reference_participant():
     result = run("--cryoablation", "2026-03-02", "--recovered", "2026-03-09")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0] == ("Protocol NCT07064876 version 2025-09-15.1: scheduled, first dose "
+    assert lines[0] == ("Protocol NCT07064876 version 2026-11-25.2: scheduled, first dose "
                         "2026-03-09")
-    c2 = next(line for line in lines if line.split()[1:2] == ["C2D1"])
-    assert c2.startswith("2026-03-30  C2D1")
+    c2 = next(line for line in lines if line.split()[2:3] == ["C2D1"])
+    assert c2.split()[:9] == ["2026-03-30", "Mon", "C2D1", "Serplulimab", "300", "mg", "IV,",
+                              "cycle", "2"]
     assert "2026-03-27..2026-04-02" in c2 and "cycle-chaining [typical]" in c2
+    safety = next(line for line in lines if line.split()[2:3] == ["SAFETY-FU"])
+    assert safety.split()[:3] == ["2026-09-20", "Sun", "SAFETY-FU"]
+    assert safety.endswith("(Sunday 2026-09-20 is a working day: National Day make-up day)")
 
 
 def test_recorded_doses_and_json_output():

@@ -1,12 +1,20 @@
-"""Exact dates for every rule of protocol-defaults.md, one behaviour per test.
+"""Exact dates for every rule of the first protocol version (2025-09-15.1), one behaviour
+per test: a participant pinned to it keeps these dates. Revision 2's rules are in
+test_engine_rules_rev2.py.
 
 Reference participant: cryoablation Mon 2026-03-02, recovery confirmed Mon 2026-03-09.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks, Recovery, Window
-from tests.conftest import D, protocol_with, schedule_for
+from tests import conftest
+from tests.conftest import PROTOCOL_V1, V1_FILE, D
+
+schedule_for = partial(conftest.schedule_for, protocol=PROTOCOL_V1)
+protocol_with = partial(conftest.protocol_with, name=V1_FILE)
 
 
 def dates(schedule, *ids):
@@ -21,7 +29,7 @@ def codes(schedule):
     return [w.code for w in schedule.warnings]
 
 
-# Rules 2 and 3: recovery gate and earliest first dose
+# recovery-gate, first-dose, first-dose-minimum-interval
 
 
 def test_first_dose_on_recovery_date_when_recovery_binds():
@@ -50,7 +58,7 @@ def test_first_dose_after_holiday_recovery_moves_to_next_working_day_never_befor
     assert c1.rule.shift_reason == "2026-04-04 is a Saturday"
 
 
-# Rule 4: pending recovery
+# pending-recovery-projection
 
 
 def test_pending_recovery_projects_a_provisional_schedule_from_cryoablation_plus_seven():
@@ -66,7 +74,7 @@ def test_pending_recovery_projects_a_provisional_schedule_from_cryoablation_plus
     assert "holiday-data-provisional" in codes(schedule)
 
 
-# Rule 5: open complication
+# complication-hold
 
 
 def test_complication_holds_every_infusion_without_a_date_and_says_why():
@@ -82,7 +90,7 @@ def test_complication_holds_every_infusion_without_a_date_and_says_why():
     assert schedule.visit("OS-1Y").date == D("2027-03-02")
 
 
-# Rules 6 to 8: cycles, chaining, windows
+# serplulimab, cycle-chaining, dose-window
 
 
 def test_six_cycles_every_21_days_from_the_first_dose():
@@ -142,7 +150,7 @@ def test_a_holiday_between_two_working_days_moves_to_the_earlier_one():
     assert (c2.date, c2.rule.shifted_from) == (D("2027-06-08"), D("2027-06-09"))
 
 
-# Rules 9 and 10: no reductions, hold limit
+# dose-modification, hold-limit
 
 
 def test_every_infusion_is_the_full_300_mg_dose():
@@ -177,7 +185,7 @@ def test_unrecorded_dose_overdue_beyond_12_weeks_as_of_today_warns():
                                                            as_of=D("2026-06-22")))
 
 
-# Rules 11 to 14: look-back windows before doses
+# screening-labs, pregnancy-test, baseline-imaging, predose-labs
 
 
 def test_screening_labs_and_baseline_imaging_windows_end_on_the_first_dose():
@@ -215,7 +223,7 @@ def test_predose_labs_in_the_three_days_before_cycles_2_to_6():
         "C2-LABS", "C3-LABS", "C4-LABS", "C5-LABS", "C6-LABS"]
 
 
-# Rule 15: response imaging
+# response-imaging
 
 
 def test_response_imaging_grid_from_first_dose():
@@ -237,7 +245,7 @@ def test_response_imaging_is_not_moved_by_dose_delays():
     assert grid == [v.date for v in delayed.visits if v.kind == "response_imaging"]
 
 
-# Rules 16 to 18: follow-up
+# end-of-treatment, safety-follow-up, survival-follow-up
 
 
 def test_end_of_treatment_and_safety_follow_up_count_from_the_last_dose():
@@ -259,7 +267,7 @@ def test_survival_follow_up_every_12_weeks_after_safety_until_completion():
         ("SURV-4", D("2027-08-23"), D("2027-08-22"))]
 
 
-# Rules 19, 20 and 22: landmark, contraception, calendar months
+# os-landmark, contraception, calendar-months
 
 
 def test_one_year_survival_landmark_from_cryoablation_by_default():
@@ -291,7 +299,7 @@ def test_landmarks_never_move_to_working_days():
     assert schedule_for("2026-05-29", "2026-06-05").visit("OS-1Y").date == D("2027-05-29")
 
 
-# Discontinuation
+# discontinuation
 
 
 def test_discontinuation_cancels_remaining_cycles_and_follow_up_counts_from_last_dose_given():
@@ -318,7 +326,7 @@ def test_discontinuation_before_any_dose_counts_follow_up_from_discontinuation()
     assert "CONTRACEPTION-END" not in {v.id for v in schedule.visits}
 
 
-# Skipped doses
+# skipped-dose
 
 
 def test_skipped_dose_counts_and_next_cycle_is_due_21_days_after_it_was_due():
@@ -347,7 +355,7 @@ def test_all_cycles_recorded_completes_treatment():
     assert schedule_for(doses=doses).state == "completed"
 
 
-# Look-backs
+# lookback-*
 
 
 def test_look_back_conflict_is_warned_and_the_first_dose_is_not_moved():
@@ -385,7 +393,7 @@ def test_other_trial_look_back_takes_the_longer_of_3_months_and_5_half_lives():
     assert "2026-03-11" in next(w.message for w in long.warnings if w.code == "lookback-conflict")
 
 
-# Rule 21: study completion
+# study-period
 
 
 def test_nothing_is_scheduled_after_study_completion_and_the_cut_is_warned():
@@ -399,7 +407,7 @@ def test_nothing_is_scheduled_after_study_completion_and_the_cut_is_warned():
     assert "C6D1 (due 2027-10-21)" in cut and "EOT" in cut and "CONTRACEPTION-END" in cut
 
 
-# Site calendar in the schedule
+# working-days: the site calendar in the schedule
 
 
 def test_dates_in_a_year_without_an_official_holiday_notice_are_provisional():

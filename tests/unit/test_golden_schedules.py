@@ -1,5 +1,9 @@
 """Complete schedules against reviewed golden files (tests/golden/*.json).
 
+`schedule-NAME.json` is computed under the first protocol version (2025-09-15.1) and must never
+change: a participant pinned to it keeps byte-identical schedules. `schedule-NAME.v2.json` is
+computed under revision 2 (2026-11-25.2), the default for new computations.
+
 After a deliberate change, regenerate with `UPDATE_GOLDEN=1 make test` and review the diff.
 """
 
@@ -11,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks, Recovery
-from tests.conftest import D, schedule_for
+from tests.conftest import PROTOCOL, PROTOCOL_V1, D, schedule_for
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -28,16 +33,39 @@ SCENARIOS = {
     "complication": dict(cryoablation="2026-09-14", recovered=None,
                          recovery=Recovery("complication", D("2026-09-16"))),
 }
+# Revision 2 only: the clinical review's two worked examples.
+SCENARIOS_V2 = {
+    **SCENARIOS,
+    "cycles-three-weeks-late": dict(
+        cryoablation="2026-03-02", recovered="2026-03-09", childbearing_potential=True,
+        doses=(DoseRecord(1, "given", D("2026-03-09")), DoseRecord(2, "given", D("2026-04-20")),
+               DoseRecord(3, "given", D("2026-06-01")))),
+    "last-dose-near-completion": dict(
+        cryoablation="2027-08-24", recovered="2027-08-31", childbearing_potential=True,
+        doses=(DoseRecord(1, "given", D("2027-08-31")),),
+        discontinuation=Discontinuation(D("2027-08-31"), "grade 3 colitis", "toxicity")),
+}
 
 
-def rendered(name: str) -> str:
-    return json.dumps(schedule_for(**SCENARIOS[name]).as_dict(), indent=2,
-                      ensure_ascii=False) + "\n"
+def rendered(name: str, version: int = 1) -> str:
+    if version == 1:
+        schedule = schedule_for(protocol=PROTOCOL_V1, **SCENARIOS[name])
+    else:
+        schedule = schedule_for(protocol=PROTOCOL, **SCENARIOS_V2[name])
+    return json.dumps(schedule_dict(schedule), indent=2, ensure_ascii=False) + "\n"
+
+
+def check(path: Path, text: str) -> None:
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_schedule_matches_golden_file(name):
-    path = GOLDEN / f"schedule-{name}.json"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(rendered(name), encoding="utf-8")
-    assert rendered(name) == path.read_text(encoding="utf-8")
+def test_first_version_schedule_stays_byte_identical(name):
+    check(GOLDEN / f"schedule-{name}.json", rendered(name, 1))
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS_V2))
+def test_revision_2_schedule_matches_golden_file(name):
+    check(GOLDEN / f"schedule-{name}.v2.json", rendered(name, 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scheduler import ScheduleInputError
-from scheduler.model import Discontinuation, DoseRecord, Lookbacks, Recovery
+from scheduler.model import Discontinuation, DoseRecord, Lookbacks, OffStudy, Recovery
 from tests.conftest import D, schedule_for
 
 
@@ -128,3 +128,24 @@ def test_message_names_field_rule_and_dates():
         schedule_for(recovered="2026-03-01")
     assert str(caught.value) == ("recovery.date: 2026-03-01 is before the cryoablation on "
                                  "2026-03-02 (rule recovery-gate)")
+
+
+def test_leaving_the_study_before_the_cryoablation_or_with_an_unknown_reason():
+    assert problems(off_study=OffStudy(D("2026-03-01"), "moved away")) == [
+        ("off_study.reason", "off-study"), ("off_study.date", "off-study")]
+
+
+def test_dose_after_leaving_the_study():
+    assert problems(doses=(DoseRecord(1, "given", D("2026-03-09")),),
+                    off_study=OffStudy(D("2026-03-08"), "death")) == [
+        ("doses.0.date", "off-study")]
+
+
+def test_the_first_version_ignores_a_prior_malignancy_it_has_no_rule_for():
+    from tests.conftest import PROTOCOL_V1
+
+    schedule = schedule_for(protocol=PROTOCOL_V1,
+                            lookbacks=Lookbacks(prior_malignancy=D("2030-01-01")))
+    assert "lookback-conflict" not in [w.code for w in schedule.warnings]
+    assert problems(lookbacks=Lookbacks(prior_malignancy=D("2030-01-01"))) == [
+        ("lookbacks.prior_malignancy", "lookback-prior-malignancy")]

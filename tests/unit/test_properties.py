@@ -1,4 +1,5 @@
-"""Invariants of the schedule over thousands of generated participants (hypothesis)."""
+"""Invariants of the schedule over thousands of generated participants (hypothesis), under
+the default protocol (revision 2)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,27 @@ from itertools import pairwise
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from api.http.schemas import schedule_dict
 from scheduler import ScheduleInputError, compute_schedule
+from scheduler.engine import SINGLE_OBLIGATIONS
+from scheduler.history import Enrolment, Event, fold
 from scheduler.model import (
     Discontinuation,
     DoseRecord,
     Lookbacks,
+    OffStudy,
     ParticipantFacts,
     Recovery,
     Schedule,
 )
+from scheduler.protocol import DISCONTINUATION_REASONS
 from tests.conftest import PROTOCOL, SITE
 
 START, COMPLETION = PROTOCOL.study_start, PROTOCOL.study_completion
 MOVABLE = set(PROTOCOL.rule("working-days").words("movable_kinds"))
 OPEN = ("planned", "provisional")
 MANY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SOME = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def after(day: dt.date, low: int, high: int):
@@ -57,14 +64,16 @@ def participants(draw, on_treatment: bool = False) -> ParticipantFacts:
             last = day
     stop = None
     if not on_treatment and draw(st.booleans()):
-        stop = Discontinuation(min(draw(after(last, 0, 90)), COMPLETION))
+        stop = Discontinuation(min(draw(after(last, 0, 90)), COMPLETION), None,
+                               draw(st.sampled_from(DISCONTINUATION_REASONS)))
     lookbacks = Lookbacks(
         live_vaccine=draw(st.none() | st.dates(dt.date(2025, 1, 1), COMPLETION)),
         major_surgery=draw(st.none() | after(cryo, -90, 10).map(lambda d: min(d, COMPLETION))),
         radical_radiotherapy=draw(st.none() | after(cryo, -200, -1)),
     )
     return ParticipantFacts(cryo, recovery, draw(st.booleans()), tuple(doses), stop, lookbacks,
-                            as_of=draw(st.none() | after(cryo, 0, 400)))
+                            as_of=draw(st.none() | after(cryo, 0, 400)),
+                            screening_date=draw(st.none() | after(cryo, -40, 0)))
 
 
 def compute(facts: ParticipantFacts) -> Schedule:
@@ -74,20 +83,24 @@ def compute(facts: ParticipantFacts) -> Schedule:
 @MANY
 @given(participants())
 def test_open_visits_lie_inside_their_windows_and_inside_the_study(facts):
-    for visit in compute(facts).visits:
-        if visit.date is not None:
-            assert visit.date <= COMPLETION, visit.id
+    schedule = compute(facts)
+    kept = {w.visit_id for w in schedule.warnings if w.code == "after-estimated-study-completion"}
+    for visit in schedule.visits:
+        if visit.date is not None and visit.date > COMPLETION:
+            # Only single obligations outlast the estimated completion, and each says so.
+            assert visit.kind in SINGLE_OBLIGATIONS and visit.id in kept, visit.id
         if visit.status in OPEN and visit.window is not None:
             assert visit.window.earliest <= visit.date <= visit.window.latest, visit.id
 
 
 @MANY
 @given(participants())
-def test_ids_are_unique_and_visits_sorted(facts):
+def test_ids_are_unique_and_visits_sorted_by_date_then_clinical_order(facts):
     visits = compute(facts).visits
     ids = [v.id for v in visits]
     assert len(ids) == len(set(ids))
-    dated = [(v.date, v.id) for v in visits if v.date is not None]
+    rank = {kind: i for i, kind in enumerate(PROTOCOL.rule("same-day-order").words("kinds"))}
+    dated = [(v.date, rank[v.kind]) for v in visits if v.date is not None]
     assert dated == sorted(dated)
     assert all(v.date is None for v in visits[len(dated):])
 
@@ -118,7 +131,7 @@ def test_no_clinic_visit_on_a_non_working_day_without_a_warning(facts):
 @given(participants())
 def test_the_same_facts_give_the_same_schedule(facts):
     assert compute(facts) == compute(facts)
-    assert compute(facts).as_dict() == compute(replace(facts)).as_dict()
+    assert schedule_dict(compute(facts)) == schedule_dict(compute(replace(facts)))
 
 
 @MANY
@@ -149,10 +162,16 @@ def dates_anywhere():
     doses=st.lists(st.builds(DoseRecord, st.integers(-2, 9), st.sampled_from(["given", "skipped"]),
                              dates_anywhere(), st.none() | st.text(max_size=5)),
                    max_size=8).map(tuple),
-    discontinuation=st.none() | st.builds(Discontinuation, st.dates()),
+    discontinuation=st.none() | st.builds(Discontinuation, st.dates(), st.none(),
+                                          st.sampled_from([*DISCONTINUATION_REASONS, "x"])),
     lookbacks=st.builds(Lookbacks, *[dates_anywhere()] * 6,
-                        st.none() | st.floats(allow_nan=True, allow_infinity=True)),
+                        st.none() | st.floats(allow_nan=True, allow_infinity=True),
+                        dates_anywhere()),
     as_of=dates_anywhere(),
+    screening_date=dates_anywhere(),
+    off_study=st.none() | st.builds(OffStudy, st.dates(),
+                                    st.sampled_from(["death", "other", "x"])),
+    baseline_imaging_date=dates_anywhere(),
 ))
 def test_any_facts_give_a_schedule_or_a_domain_error(facts):
     try:
@@ -160,4 +179,96 @@ def test_any_facts_give_a_schedule_or_a_domain_error(facts):
     except ScheduleInputError as error:
         assert error.errors and all(e.field and e.rule and e.message for e in error.errors)
         return
-    assert schedule.visits[0].id == "CRYO"
+    assert schedule.visit("CRYO").date == facts.cryoablation_date
+
+
+def grid_day(visit):
+    """The date the imaging grid placed a scan on, before any move onto a working day or to
+    join another visit."""
+    return visit.rule.shifted_from or visit.date
+
+
+@SOME
+@given(participants())
+def test_no_two_response_scans_within_42_days_on_the_grid(facts):
+    scans = [v for v in compute(facts).visits if v.kind == "response_imaging" and v.date]
+    for earlier, later in pairwise(sorted(scans, key=grid_day)):
+        assert (grid_day(later) - grid_day(earlier)).days >= 42, (earlier.id, later.id)
+        # and a move never takes a scan out of its window
+        assert later.window.earliest <= later.date <= later.window.latest
+
+
+@SOME
+@given(participants())
+def test_no_obligation_is_cut_at_the_completion_date(facts):
+    schedule = compute(facts)
+    dosed = [v for v in schedule.visits if v.kind == "infusion" and v.date
+             and v.status in ("done", "planned", "provisional")]
+    cut = " ".join(w.message for w in schedule.warnings if w.code == "cut-at-study-completion")
+    for visit_id in ("EOT", "SAFETY-FU", "CONTRACEPTION-END", "OS-1Y"):
+        assert visit_id not in cut
+    if dosed:
+        for visit_id in ("EOT", "SAFETY-FU", "CONTRACEPTION-END"):
+            assert schedule.visit(visit_id).date is not None, visit_id
+
+
+@SOME
+@given(participants())
+def test_pregnancy_test_and_baseline_imaging_come_before_the_cryoablation(facts):
+    schedule = compute(facts)
+    for visit in schedule.visits:
+        if visit.id in ("PREGNANCY", "BASELINE-IMAGING"):
+            assert visit.date < facts.cryoablation_date, visit.id
+    if facts.childbearing_potential:
+        assert schedule.visit("PREGNANCY").date is not None
+
+
+@SOME
+@given(participants())
+def test_end_of_treatment_is_on_or_after_the_discontinuation_date(facts):
+    assume(facts.discontinuation is not None)
+    eot = compute(facts).visit("EOT")
+    assert eot.date >= facts.discontinuation.date
+    assert eot.window.earliest >= facts.discontinuation.date
+
+
+@st.composite
+def histories(draw):
+    """A history whose dated facts are entered in some order, and the same facts shuffled."""
+    facts = draw(participants())
+    events = []
+    if facts.recovery.status != "pending":
+        complication = facts.recovery.date or facts.cryoablation_date
+        before = draw(after(facts.cryoablation_date, 0, max(0, (complication -
+                                                                  facts.cryoablation_date).days)))
+        if facts.recovery.status == "recovered" and before < complication:
+            events.append(("complication", before, None))
+        events.append(("recovery_confirmed" if facts.recovery.status == "recovered"
+                       else "complication", facts.recovery.date, None))
+    events += [("dose_given" if d.status == "given" else "dose_skipped", d.date, d.cycle)
+               for d in facts.doses]
+    if facts.discontinuation is not None:
+        events.append(("discontinued", facts.discontinuation.date, None))
+    order = draw(st.permutations(range(len(events))))
+    return facts, events, [events[i] for i in order]
+
+
+def as_events(entries):
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return [Event(f"e{seq}", seq, kind, "coordinator", at, date=day, cycle=cycle,
+                  description="x" if kind == "complication" else None)
+            for seq, (kind, day, cycle) in enumerate(entries, start=1)]
+
+
+@SOME
+@given(histories())
+def test_shuffling_the_entry_order_of_dated_facts_changes_nothing(history):
+    facts, entered, shuffled = history
+    enrolment = Enrolment("ZS-001", facts.cryoablation_date, facts.childbearing_potential,
+                          facts.lookbacks, facts.screening_date)
+    folded = fold(enrolment, as_events(entered), facts.as_of, PROTOCOL)
+    refolded = fold(enrolment, as_events(shuffled), facts.as_of, PROTOCOL)
+    assert folded.recovery == refolded.recovery == facts.recovery
+    assert sorted(folded.doses, key=lambda d: d.cycle) == \
+        sorted(refolded.doses, key=lambda d: d.cycle)
+    assert compute(replace(folded, doses=tuple(reversed(folded.doses)))) == compute(refolded)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 
 import pytest
 
 from scheduler import ProtocolError, load_protocol
-from scheduler.protocol import SOURCES, parse_protocol
+from scheduler.protocol import SOURCES, available_versions, parse_protocol, protocol_version
 from tests.conftest import protocol_document, protocol_with, schedule_for
 
 
@@ -26,7 +27,8 @@ def rule(document, rule_id):
 
 def test_packaged_protocol_loads_with_identity_and_provenance():
     protocol = load_protocol()
-    assert (protocol.id, protocol.version) == ("NCT07064876", "2025-09-15.1")
+    assert (protocol.id, protocol.version, protocol.revision) == (
+        "NCT07064876", "2026-11-25.2", 2)
     assert all(r.source in SOURCES and r.text for r in protocol.rules.values())
     assert protocol.rule("serplulimab").source == "record"
     assert protocol.rule("dose-window").source == "assumed"
@@ -106,3 +108,66 @@ def test_cycle_length_and_count_come_from_the_protocol_file():
     # C3 is due Mon 2026-04-06 (Qingming, observed) and moves to Tue 04-07; C4 chains from it.
     assert [v.date.isoformat() for v in infusions] == [
         "2026-03-09", "2026-03-23", "2026-04-07", "2026-04-21"]
+
+
+# Versions: the first stays loadable byte for byte; the newest is the default.
+
+V1_SHA256 = "958bbc003eb361d6a5a1c4a81ef81fa8a323218c4fedc9b135120b099e073726"
+
+
+def test_the_first_version_file_is_unchanged_byte_for_byte():
+    from importlib import resources
+
+    data = resources.files("scheduler").joinpath("protocols/NCT07064876.json").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == V1_SHA256
+
+
+def test_versions_are_listed_oldest_first_and_the_newest_is_the_default():
+    assert available_versions() == ("2025-09-15.1", "2026-11-25.2")
+    assert load_protocol().version == "2026-11-25.2"
+    first = load_protocol(version="2025-09-15.1")
+    assert (first.version, first.revision, first.corrected) == ("2025-09-15.1", 1, False)
+    assert protocol_version("2026-11-25.2") is load_protocol()
+
+
+def test_an_unknown_version_is_named_with_the_available_ones():
+    with pytest.raises(ProtocolError) as caught:
+        load_protocol(version="2024-01-01.0")
+    assert str(caught.value) == ("no protocol version '2024-01-01.0'; available: "
+                                 "2025-09-15.1, 2026-11-25.2")
+
+
+def test_revision_2_carries_its_new_rules_with_provenance():
+    protocol = load_protocol()
+    sources = {rule_id: protocol.rule(rule_id).source for rule_id in (
+        "off-study", "same-day-order", "one-trip", "future-facts", "fact-order",
+        "lookback-prior-malignancy")}
+    assert sources == {"off-study": "typical", "same-day-order": "assumed",
+                       "one-trip": "assumed", "future-facts": "assumed",
+                       "fact-order": "assumed", "lookback-prior-malignancy": "record"}
+    assert protocol.rule("pregnancy-test").word("anchor") == "cryoablation"
+    assert protocol.rule("end-of-treatment").number("days_after_discontinuation") == 7
+    assert protocol.rule("response-imaging").number("minimum_spacing_weeks") == 6
+    assert not load_protocol(version="2025-09-15.1").has("one-trip")
+
+
+def test_revision_2_record_rules_quote_the_registry_record(shared_dir):
+    record = (shared_dir / "seed" / "NCT07064876-registry-record.txt").read_text()
+    flat = " ".join(record.split())
+    quoted = [r for r in load_protocol().rules.values()
+              if r.source == "record" and r.id.startswith("lookback-")]
+    assert len(quoted) == 7 and all(r.text in flat for r in quoted)
+
+
+def test_a_revision_2_file_missing_a_revision_2_rule_is_refused():
+    message = broken(lambda d: d["rules"].remove(rule(d, "one-trip")))
+    assert "missing rules: one-trip" in message
+
+
+def test_an_unknown_revision_is_refused():
+    assert "field 'revision' must be one of 1, 2" in broken(lambda d: d.update(revision=3))
+
+
+def test_same_day_order_must_name_every_visit_kind_once():
+    message = broken(lambda d: rule(d, "same-day-order")["params"]["kinds"].pop())
+    assert message.startswith("rule 'same-day-order' field 'params.kinds' has an invalid value")

@@ -60,3 +60,29 @@ def test_site_file_closures_and_openings():
 def test_malformed_site_files_fail_loudly(document):
     with pytest.raises(ProtocolError):
         parse_site(document)
+
+
+@pytest.mark.parametrize(("day", "reason"), [
+    ("2026-02-23", "2026-02-23 is a Spring Festival holiday"),  # "Day off (substituted …)"
+    ("2026-02-16", "2026-02-16 is a Spring Festival holiday"),  # New Year's Eve
+    ("2026-04-06", "2026-04-06 is a Qingming Festival holiday"),
+    ("2026-05-05", "2026-05-05 is a Labour Day holiday"),
+    ("2026-10-07", "2026-10-07 is a National Day holiday"),
+    ("2026-03-07", "2026-03-07 is a Saturday"),
+])
+def test_closed_days_are_explained_in_our_words(day, reason):
+    assert SITE.reason_closed(D(day)) == reason
+
+
+@pytest.mark.parametrize(("day", "reason"), [
+    ("2026-09-20", "Sunday 2026-09-20 is a working day: National Day make-up day"),
+    ("2026-10-10", "Saturday 2026-10-10 is a working day: National Day make-up day"),
+    ("2026-02-14", "Saturday 2026-02-14 is a working day: Spring Festival make-up day"),
+    ("2026-02-28", "Saturday 2026-02-28 is a working day: Spring Festival make-up day"),
+    ("2026-05-09", "Saturday 2026-05-09 is a working day: Labour Day make-up day"),
+    ("2026-01-04", "Sunday 2026-01-04 is a working day: New Year's Day make-up day"),
+    ("2026-03-09", None),  # an ordinary Monday needs no word
+    ("2026-03-08", None),  # an ordinary Sunday is closed
+])
+def test_make_up_working_days_are_explained(day, reason):
+    assert SITE.reason_open(D(day)) == reason

@@ -14,6 +14,7 @@ from babel.messages.pofile import read_po
 from click.testing import CliRunner
 
 from api.cli import main
+from api.http.context import container
 from api.persistence.migrate import upgrade
 from api.web import timeline
 from api.web.accounts import Accounts
@@ -33,9 +34,9 @@ def visit(visit_id: str, kind: str, day: str, status: str, earliest: str | None 
 
 
 def test_passwords_are_kept_as_argon2id_hashes_only(db_app):
-    accounts = Accounts(db_app.extensions["trial_schedule_engine"])
+    accounts = Accounts(container(db_app).engine)
     accounts.create("Nurse@Site.example", "coordinator", PASSWORD)
-    with db_app.extensions["trial_schedule_engine"].connect() as connection:
+    with container(db_app).engine.connect() as connection:
         email, stored = connection.exec_driver_sql(
             "SELECT email, password_hash FROM users").one()
     assert email == "nurse@site.example"
@@ -47,7 +48,7 @@ def test_passwords_are_kept_as_argon2id_hashes_only(db_app):
 
 
 def test_accounts_refuse_short_passwords_unknown_roles_and_duplicates(db_app):
-    accounts = Accounts(db_app.extensions["trial_schedule_engine"])
+    accounts = Accounts(container(db_app).engine)
     with pytest.raises(ValueError, match="at least 12 characters"):
         accounts.create("a@site.example", "viewer", "short")
     with pytest.raises(ValueError, match="role must be one of"):

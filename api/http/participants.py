@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
+from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.exceptions import PreconditionRequired
+from werkzeug.wrappers import Response as BaseResponse
 
-from api.auth import actor
-from api.feeds import FeedTokenSchema
-from api.idempotency import run_idempotent
-from api.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
-from api.schemas import (
+from api.http.auth import View, requires
+from api.http.context import actor, container, site_today
+from api.http.feeds import FeedTokenSchema
+from api.http.idempotency import run_idempotent
+from api.http.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
+from api.http.schemas import (
     EnrolmentPatchSchema,
     EnrolmentSchema,
     EventInSchema,
@@ -27,15 +28,17 @@ from api.schemas import (
     ParticipantSchema,
     RecordedSchema,
     ScheduleSchema,
+    schedule_dict,
 )
-from api.services import Participants, Recorded
-from scheduler.history import Enrolment, Event
+from api.persistence.records import StoredParticipant
+from api.usecases.feeds import Feeds
+from api.usecases.participants import Participants, Recorded
+from scheduler.history import Enrolment, Event, NewEvent, voided_by
 
 blp = Blueprint("participants", __name__, url_prefix="/v1/participants",
                 description="Stored participants, their append-only history and schedules. "
                             "Needs `Authorization: Bearer <api key>`.")
 
-SECURITY = [{"bearerAuth": []}]
 IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
                    "description": "A retry with the same key gets the first answer, and nothing "
                                   "is recorded twice",
@@ -49,22 +52,20 @@ ERRORS = {401: "No valid API key", 403: "The API key's scope is too small",
 
 
 def participants() -> Participants:
-    service: Participants = current_app.extensions["trial_schedule_participants"]
-    return service
+    return container().participants
 
 
-def site_today() -> dt.date:
-    """Today at the site: decides whether an unrecorded dose is overdue."""
-    return dt.datetime.now(ZoneInfo(participants().site.time_zone)).date()
+def feeds() -> Feeds:
+    return container().feeds
 
 
-def errors(*statuses: int) -> Any:
+def errors(*statuses: int) -> Callable[[View], View]:
     """Document the problem answers a view can give."""
-    def decorate(view: Any) -> Any:
+    def decorate(view: View) -> View:
         for status in statuses:
             view = blp.alt_response(status, description=ERRORS[status], schema=ProblemSchema,
                                     content_type=PROBLEM_JSON)(view)
-        return blp.doc(security=SECURITY)(view)
+        return view
     return decorate
 
 
@@ -88,17 +89,14 @@ def expected_version(required: bool) -> int | None:
     return -1  # names no version this service handed out: stale
 
 
-def feeds() -> Any:
-    return current_app.extensions["trial_schedule_feeds"]
-
-
-def shown(participants_: list[Any]) -> list[tuple[Any, dict[str, str] | None]]:
+def shown(participants_: list[StoredParticipant]) \
+        -> list[tuple[StoredParticipant, dict[str, str] | None]]:
     """Participants with their feed links, as the participant schema dumps them."""
     links = feeds().links_for([p.id for p in participants_])
     return [(p, links.get(p.id)) for p in participants_]
 
 
-def participant_response(participant: Any, status: int = 200) -> Response:
+def participant_response(participant: StoredParticipant, status: int = 200) -> Response:
     response = jsonify(ParticipantSchema().dump(shown([participant])[0]))
     response.status_code = status
     response.set_etag(etag_of(participant.version))
@@ -108,13 +106,15 @@ def participant_response(participant: Any, status: int = 200) -> Response:
 
 
 def event_dicts(events: list[Event]) -> list[dict[str, Any]]:
-    voided = {e.corrects: e.id for e in events if e.type == "correction" and e.corrects}
+    """Events as EventSchema dumps them, each with the correction that voids it."""
+    voided = voided_by(events)
     return [{**vars(e), "changes": list(e.changes), "voided_by": voided.get(e.id)}
             for e in events]
 
 
 @blp.route("")
 class ParticipantsView(MethodView):
+    @requires("write")
     @blp.arguments(EnrolmentSchema, example={"subject_code": "ZS-001",
                                              "cryoablation_date": "2026-03-02"})
     @blp.response(201, ParticipantSchema)
@@ -126,6 +126,7 @@ class ParticipantsView(MethodView):
         return run_idempotent(service, lambda hook: service.enrol(enrolment, actor(), hook),
                               lambda participant: participant_response(participant, 201))
 
+    @requires("read")
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, ParticipantPageSchema)
     @errors(401, 403)
@@ -141,14 +142,16 @@ class ParticipantsView(MethodView):
 
 @blp.route("/<participant_id>")
 class ParticipantView(MethodView):
+    @requires("read")
     @blp.response(200, ParticipantSchema)
     @blp.alt_response(304, description="Not modified")
     @errors(401, 403, 404)
-    def get(self, participant_id: str) -> Response:
+    def get(self, participant_id: str) -> BaseResponse:
         """One participant; ETag is its version"""
         return participant_response(participants().get(participant_id)).make_conditional(
             request)
 
+    @requires("write")
     @blp.arguments(EnrolmentPatchSchema)
     @blp.response(200, ParticipantSchema)
     @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True,
@@ -166,6 +169,7 @@ class ParticipantView(MethodView):
 
 @blp.route("/<participant_id>/feed-token")
 class FeedTokenView(MethodView):
+    @requires("write")
     @blp.response(200, FeedTokenSchema)
     @errors(401, 403, 404)
     def post(self, participant_id: str) -> dict[str, Any]:
@@ -176,38 +180,41 @@ class FeedTokenView(MethodView):
 
 @blp.route("/<participant_id>/schedule")
 class ParticipantScheduleView(MethodView):
+    @requires("read")
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(304, description="Not modified")
     @errors(401, 403, 404)
-    def get(self, participant_id: str) -> Response:
+    def get(self, participant_id: str) -> BaseResponse:
         """The schedule recomputed from the whole history"""
         _, schedule = participants().schedule(participant_id, site_today())
-        response = jsonify(schedule.as_dict())
+        response = jsonify(schedule_dict(schedule))
         response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
         return response.make_conditional(request)
 
 
 @blp.route("/<participant_id>/events")
 class EventsView(MethodView):
+    @requires("write")
     @blp.arguments(EventInSchema, example={"type": "dose_given", "cycle": 1,
                                            "date": "2026-03-09"})
     @blp.response(201, RecordedSchema)
     @blp.doc(parameters=[IF_MATCH_OPTIONAL, IDEMPOTENCY_KEY])
     @errors(401, 403, 404, 409, 412)
-    def post(self, fields: dict[str, Any], participant_id: str) -> Response:
+    def post(self, new: NewEvent, participant_id: str) -> Response:
         """Record what happened; the schedule is recomputed (honours Idempotency-Key and
         If-Match)"""
         service = participants()
         version = expected_version(required=False)
         return run_idempotent(
             service,
-            lambda hook: service.record(participant_id, fields, actor(), site_today(), version,
+            lambda hook: service.record(participant_id, new, actor(), site_today(), version,
                                         hook),
             recorded_response)
 
+    @requires("read")
     @blp.response(200, EventListSchema)
     @errors(401, 403, 404)
-    def get(self, participant_id: str) -> Response:
+    def get(self, participant_id: str) -> BaseResponse:
         """The append-only history: who recorded what, when, why"""
         participant, events = participants().history(participant_id)
         response = jsonify(EventListSchema().dump({"items": event_dicts(events)}))
@@ -217,7 +224,7 @@ class EventsView(MethodView):
 
 def recorded_response(recorded: Recorded) -> Response:
     event = EventSchema().dump(event_dicts([recorded.event])[0])
-    response = jsonify({"event": event, "schedule": recorded.schedule.as_dict()})
+    response = jsonify({"event": event, "schedule": schedule_dict(recorded.schedule)})
     response.status_code = 201
     response.set_etag(etag_of(recorded.participant.version))
     response.headers["Location"] = f"/v1/participants/{recorded.participant.id}/events"

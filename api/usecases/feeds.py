@@ -1,19 +1,12 @@
-"""Calendar feeds: the URL is the credential (ical-feeds.md rule 14).
-
-A feed URL carries `<feed id>.<secret>`; only the SHA-256 digest of the whole token is stored and
-a presented token is compared with it in constant time. The secret half is an HMAC of the feed
-id under the service's feed secret, so participant responses can show the link again without the
-service storing it. Rotation issues a new feed id; the old URL answers 404 at once.
-"""
+"""Calendar feeds: one participant's visits, or the whole site's, rendered as iCalendar and
+authorised by the token in their URL alone (docs/feeds.md)."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
 import os
-import secrets
 import tempfile
 import threading
 import zlib
@@ -25,12 +18,16 @@ from pathlib import Path
 
 import holidays
 
-from api.persistence.repository import FeedToken, SqlUnitOfWork, StoredParticipant, bumped
-from api.services import Participants, digest, now
+from api.persistence.records import FeedToken, StoredParticipant, bumped
+from api.usecases.common import digest, now
+from api.usecases.feed_tokens import FeedLinks, FeedTokens
+from api.usecases.participants import Participants, sync_visits
 from scheduler.history import Event
 from scheduler.ical import render_event, render_header
-from scheduler.subscription import VisitState, changed_states, feed_events
+from scheduler.subscription import VisitState, feed_events
 
+# The holiday data's version: a new one may move visits, so it is part of every feed's ETag.
+HOLIDAYS_VERSION: str = holidays.__version__  # type: ignore[attr-defined]
 BATCH = 500
 FOOTER = b"END:VCALENDAR\r\n"
 
@@ -38,28 +35,6 @@ FOOTER = b"END:VCALENDAR\r\n"
 @lru_cache(maxsize=1024)
 def _header(name: str, description: str | None = None) -> bytes:
     return render_header(name, description=description)
-
-
-@dataclass(frozen=True)
-class FeedLinks:
-    """Builds tokens and the links that carry them."""
-
-    secret: bytes
-    public_base_url: str
-
-    def token(self, feed_id: str) -> str:
-        mac = hmac.new(self.secret, feed_id.encode(), hashlib.sha256).digest()
-        return f"{feed_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
-
-    def links(self, path: str) -> dict[str, str]:
-        https = f"{self.public_base_url.rstrip('/')}{path}"
-        return {"https": https, "webcal": "webcal://" + https.split("://", 1)[-1]}
-
-    def participant_links(self, token: FeedToken) -> dict[str, str]:
-        return self.links(f"/feeds/{self.token(token.id)}.ics")
-
-    def site_links(self, token: FeedToken) -> dict[str, str]:
-        return self.links(f"/feeds/site/{self.token(token.id)}.ics")
 
 
 class RenderedCache:
@@ -104,7 +79,7 @@ class Feed:
 @dataclass
 class Feeds:
     participants: Participants
-    links: FeedLinks
+    tokens: FeedTokens
     cache: RenderedCache = field(default_factory=lambda: RenderedCache(64 * 1024 * 1024))
     # Where the assembled site feed is kept, one file per site ETag, shared by the workers
     # (gunicorn preloads the app, so they inherit one folder); made when first needed.
@@ -116,33 +91,23 @@ class Feeds:
         return self.site_dir
 
     @property
+    def links(self) -> FeedLinks:
+        return self.tokens.links
+
+    @property
     def protocol_tag(self) -> str:
         protocol = self.participants.protocol
-        return f"{protocol.id}:{protocol.version}:holidays-{holidays.__version__}"
-
-    def new_token(self, uow: SqlUnitOfWork, kind: str, participant_id: str | None) -> str:
-        """Revoke the current token of this feed and issue a new one; returns the token."""
-        current = uow.feed_tokens.active(kind, participant_id)
-        when = now()
-        if current is not None:
-            uow.feed_tokens.revoke(current.id, when)
-        feed_id = secrets.token_hex(16)
-        token = self.links.token(feed_id)
-        uow.feed_tokens.add(FeedToken(feed_id, kind, participant_id, digest(token), when))
-        return token
+        return f"{protocol.id}:{protocol.version}:holidays-{HOLIDAYS_VERSION}"
 
     def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
         with self.participants.unit() as uow:
             if participant_id is not None:
                 self.participants.lock(uow, participant_id)
-            self.new_token(uow, kind, participant_id)
+            self.tokens.new_token(uow, kind, participant_id)
             token = uow.feed_tokens.active(kind, participant_id)
             uow.commit()
         assert token is not None
         return token
-
-    def issue_for_enrolment(self, uow: SqlUnitOfWork, participant_id: str) -> None:
-        self.new_token(uow, "participant", participant_id)
 
     def _verified(self, presented: str, kind: str) \
             -> tuple[FeedToken, StoredParticipant | None] | None:
@@ -280,9 +245,8 @@ class Feeds:
             participant = self.participants.lock(uow, participant_id)
             history = uow.participants.events(participant_id)
             schedule = self.participants.compute(participant.enrolment, history)
-            old = uow.visit_states.of(participant_id)
             when = now()
-            uow.visit_states.save(participant_id, changed_states(old, schedule, when), set(old))
+            sync_visits(uow, participant_id, schedule, when)
             participant = bumped(participant, when)
             uow.participants.update(participant)
             states = uow.visit_states.of(participant_id)

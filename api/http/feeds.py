@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, request, send_file
+from flask import Response, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from api.feed_service import Feed, Feeds
-from api.problems import PROBLEM_JSON, ProblemSchema, problem
-from api.schemas import FeedLinksSchema
+from api.http.auth import requires
+from api.http.context import container
+from api.http.problems import PROBLEM_JSON, ProblemSchema, problem
+from api.http.schemas import FeedLinksSchema
+from api.usecases.feeds import Feed, Feeds
 
 blp = Blueprint("feeds", __name__, description="iCalendar feeds for calendar subscriptions. "
                 "The URL is the credential: keep it secret, rotate it when it leaks.")
@@ -28,8 +30,7 @@ class FeedTokenSchema(ma.Schema):
 
 
 def feeds() -> Feeds:
-    service: Feeds = current_app.extensions["trial_schedule_feeds"]
-    return service
+    return container().feeds
 
 
 def not_found() -> Response:
@@ -38,7 +39,7 @@ def not_found() -> Response:
 
 def calendar(feed: Feed, public: bool = False) -> Response:
     """Stream a feed with a strong ETag and Last-Modified, answering 304 without rendering
-    when the client has it (ical-feeds rule 12). Conditions are checked here, before the body
+    when the client has it (docs/feeds.md, rule 12). Conditions are checked here, before the body
     exists: werkzeug's make_conditional would consume a streamed body to answer a 304. A feed
     whose URL is a credential is private to caches; a calculator calendar may be public."""
     unchanged = request.if_none_match.contains(feed.etag) if request.if_none_match else (
@@ -93,12 +94,12 @@ class SiteFeedView(MethodView):
 
 @admin.route("/feed-token")
 class SiteFeedTokenView(MethodView):
+    @requires("admin")
     @admin.response(200, FeedTokenSchema)
     @admin.alt_response(401, description="No valid API key", schema=ProblemSchema,
                         content_type=PROBLEM_JSON)
     @admin.alt_response(403, description="Needs an admin key", schema=ProblemSchema,
                         content_type=PROBLEM_JSON)
-    @admin.doc(security=[{"bearerAuth": []}])
     def post(self) -> dict[str, Any]:
         """Issue or rotate the site feed URL; the old one stops working at once"""
         token = feeds().rotate("site")

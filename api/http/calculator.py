@@ -8,17 +8,16 @@ import json
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from api import examples
-from api.feed_service import Feed
-from api.feeds import calendar
-from api.problems import PROBLEM_JSON, ProblemSchema, domain_problem
-from api.schemas import (
-    LOOKBACK_NAMES,
+from api.http import examples
+from api.http.context import container
+from api.http.feeds import calendar
+from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
+from api.http.schemas import (
     RECOVERY_STATUSES,
     ProtocolSchema,
     ScheduleRequestSchema,
@@ -26,8 +25,10 @@ from api.schemas import (
     lookback_fields,
     lookbacks_from,
 )
-from api.service import Service
+from api.usecases.feeds import Feed
+from api.usecases.schedules import Schedules
 from scheduler import ScheduleInputError
+from scheduler.history import LOOKBACK_NAMES
 from scheduler.ical import render_calendar, schedule_events
 from scheduler.model import (
     Discontinuation,
@@ -46,9 +47,8 @@ JSON_ERRORS = {
 }
 
 
-def service() -> Service:
-    svc: Service = current_app.extensions["trial_schedule"]
-    return svc
+def service() -> Schedules:
+    return container().schedules
 
 
 def document_json_errors(view: Any) -> Any:
@@ -89,11 +89,11 @@ class SchedulesView(MethodView):
     def post(self, facts: ParticipantFacts) -> Any:
         """Compute a schedule from a participant's facts; stores nothing"""
         try:
-            body = service().schedule_json(facts)
+            body = service().encoded(facts)
         except ScheduleInputError as error:
             return domain_problem(error)
-        # Schedule.as_dict() is the documented ScheduleSchema shape (a test holds the two
-        # equal), at a twentieth of marshmallow's dump cost.
+        # schedule_json (schemas.py) gives the ScheduleSchema shape (a test holds the two
+        # equal) at a twentieth of marshmallow's dump cost, once per distinct facts.
         return Response(body, mimetype="application/json")
 
 

@@ -1,57 +1,38 @@
-"""Use cases of the stored participants: plain values in, a unit of work, domain rules applied.
+"""The stored-participant use cases: enrol, correct enrolment data, record what happened, read
+the recomputed schedule.
 
-Every write happens in one transaction with the participant row locked, so concurrent writers
+Every write happens in one unit of work with the participant locked, so concurrent writers
 queue and each sees the history the one before it left. `before_commit` lets the caller store
-an idempotent response in that same transaction.
+an idempotent response in that same unit of work.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from api.persistence.repository import (
-    ApiKey,
-    Cursor,
-    SqlUnitOfWork,
-    StoredParticipant,
-    bumped,
-)
+from api.persistence.records import Cursor, StoredParticipant, bumped
+from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from api.usecases.common import NotFound, StaleVersion, now
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
     Enrolment,
     Event,
     HistoryConflict,
+    NewEvent,
     check_append,
     check_enrolment,
     fold,
+    recorded,
 )
 from scheduler.subscription import changed_states
 
-SCOPES = ("read", "write", "admin")
-KEY_PREFIX = "ts"
-
-Hook = Callable[[SqlUnitOfWork, Any], None]
-
-
-class NotFound(Exception):
-    """No participant with that id."""
-
-
-class StaleVersion(Exception):
-    """The caller's If-Match names a version that is no longer current."""
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+Hook = Callable[[UnitOfWork, Any], None]
+# Issues a participant's first feed token inside the enrolment's unit of work.
+FeedTokenIssuer = Callable[[UnitOfWork, str], None]
 
 
 @dataclass(frozen=True)
@@ -61,32 +42,33 @@ class Recorded:
     schedule: Schedule
 
 
+def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
+                when: dt.datetime) -> None:
+    """Bring the stored visit states up to `schedule`, raising the SEQUENCE of each visit that
+    changed, so calendar subscribers see what moved (docs/feeds.md)."""
+    old = uow.visit_states.of(participant_id)
+    uow.visit_states.save(participant_id, changed_states(old, schedule, when), set(old))
+
+
 @dataclass
 class Participants:
-    """The stored-participant use cases, over one database."""
+    """The stored-participant use cases, over one store."""
 
-    engine: Engine
+    units: UnitOfWorkFactory
     protocol: Protocol
     site: SiteCalendar
-    # Issues a participant's first feed token inside the enrolment transaction.
-    issue_feed_token: Callable[[SqlUnitOfWork, str], Any] | None = None
+    issue_feed_token: FeedTokenIssuer
 
-    def unit(self, readonly: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, readonly)
+    def unit(self, readonly: bool = False) -> UnitOfWork:
+        return self.units(readonly)
 
-    def lock(self, uow: SqlUnitOfWork, participant_id: str) -> StoredParticipant:
+    def lock(self, uow: UnitOfWork, participant_id: str) -> StoredParticipant:
         """The participant, locked for writing until the unit of work ends."""
         return _found(uow.participants.get(participant_id, for_update=True))
 
     def compute(self, enrolment: Enrolment, events: list[Event],
                 as_of: dt.date | None = None) -> Schedule:
         return compute_schedule(self.protocol, fold(enrolment, events, as_of), self.site)
-
-    def _sync_visits(self, uow: SqlUnitOfWork, participant_id: str, schedule: Schedule,
-                     when: dt.datetime) -> None:
-        """Tell subscribers what changed: raise SEQUENCE of each changed visit."""
-        old = uow.visit_states.of(participant_id)
-        uow.visit_states.save(participant_id, changed_states(old, schedule, when), set(old))
 
     def enrol(self, enrolment: Enrolment, actor: str,
               before_commit: Hook | None = None) -> StoredParticipant:
@@ -97,7 +79,7 @@ class Participants:
             uow.commit()
         return participant
 
-    def enrol_in(self, uow: SqlUnitOfWork, enrolment: Enrolment, actor: str) \
+    def enrol_in(self, uow: UnitOfWork, enrolment: Enrolment, actor: str) \
             -> StoredParticipant:
         """Enrol inside the caller's unit of work, which commits (several at once, say)."""
         check_enrolment(self.protocol, enrolment, [])
@@ -107,9 +89,8 @@ class Participants:
             raise HistoryConflict("subject_code", "enrolment",
                                   "a participant with this subject code is enrolled")
         uow.participants.add(participant)
-        self._sync_visits(uow, participant.id, self.compute(enrolment, []), when)
-        if self.issue_feed_token:
-            self.issue_feed_token(uow, participant.id)
+        sync_visits(uow, participant.id, self.compute(enrolment, []), when)
+        self.issue_feed_token(uow, participant.id)
         return participant
 
     def get(self, participant_id: str) -> StoredParticipant:
@@ -135,19 +116,18 @@ class Participants:
         participant, events = self.history(participant_id)
         return participant, self.compute(participant.enrolment, events, as_of)
 
-    def record(self, participant_id: str, fields: dict[str, Any], actor: str, as_of: dt.date,
+    def record(self, participant_id: str, new: NewEvent, actor: str, as_of: dt.date,
                expected_version: int | None = None,
                before_commit: Hook | None = None) -> Recorded:
         """Append one event, if the history and the protocol allow it."""
         with self.unit() as uow:
-            recorded = self.record_in(uow, participant_id, fields, actor, as_of,
-                                      expected_version)
+            done = self.record_in(uow, participant_id, new, actor, as_of, expected_version)
             if before_commit:
-                before_commit(uow, recorded)
+                before_commit(uow, done)
             uow.commit()
-        return recorded
+        return done
 
-    def record_in(self, uow: SqlUnitOfWork, participant_id: str, fields: dict[str, Any],
+    def record_in(self, uow: UnitOfWork, participant_id: str, new: NewEvent,
                   actor: str, as_of: dt.date | None,
                   expected_version: int | None = None) -> Recorded:
         """Append one event inside the caller's unit of work, which commits."""
@@ -155,14 +135,13 @@ class Participants:
         _check_version(participant, expected_version)
         events = uow.participants.events(participant_id)
         when = now()
-        event = Event(id=str(uuid.uuid4()), seq=len(events) + 1, recorded_by=actor,
-                      recorded_at=when, **fields)
-        check_append(self.protocol, participant.enrolment, events, event)
+        event = recorded(new, str(uuid.uuid4()), len(events) + 1, actor, when)
+        check_append(self.protocol, participant.enrolment, events, event, today=as_of)
         uow.participants.append(participant_id, event)
         participant = bumped(participant, when)
         uow.participants.update(participant)
         schedule = self.compute(participant.enrolment, [*events, event], as_of)
-        self._sync_visits(uow, participant_id, schedule, when)
+        sync_visits(uow, participant_id, schedule, when)
         return Recorded(event, participant, schedule)
 
     def correct_enrolment(self, participant_id: str, changes: dict[str, Any], reason: str | None,
@@ -188,7 +167,7 @@ class Participants:
                 recorded_by=actor, recorded_at=when, reason=reason, changes=described))
             participant = bumped(participant, when, enrolment=corrected)
             uow.participants.update(participant)
-            self._sync_visits(uow, participant_id, self.compute(corrected, events), when)
+            sync_visits(uow, participant_id, self.compute(corrected, events), when)
             uow.commit()
         return participant
 
@@ -202,53 +181,3 @@ def _found(participant: StoredParticipant | None) -> StoredParticipant:
 def _check_version(participant: StoredParticipant, expected: int | None) -> None:
     if expected is not None and expected != participant.version:
         raise StaleVersion()
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-@dataclass
-class ApiKeys:
-    """API keys: shown once when created, stored only as a SHA-256 digest."""
-
-    engine: Engine
-
-    def create(self, name: str, scope: str) -> str:
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-        key_id = secrets.token_hex(8)
-        secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        with SqlUnitOfWork(self.engine) as uow:
-            if uow.api_keys.by_name(name) is not None:
-                raise ValueError(f"an API key named {name!r} exists")
-            uow.api_keys.add(ApiKey(key_id, name, scope, digest(secret), now()))
-            uow.commit()
-        return secret
-
-    def revoke(self, name: str) -> bool:
-        with SqlUnitOfWork(self.engine) as uow:
-            key = uow.api_keys.by_name(name)
-            if key is None or key.revoked_at is not None:
-                return False
-            uow.api_keys.revoke(key, now())
-            uow.commit()
-        return True
-
-    def count(self) -> int:
-        with SqlUnitOfWork(self.engine, readonly=True) as uow:
-            return uow.api_keys.count()
-
-    def authenticate(self, presented: str) -> ApiKey | None:
-        """The live key behind a presented secret, compared in constant time."""
-        prefix, _, rest = presented.partition("_")
-        key_id, _, _ = rest.partition("_")
-        if prefix != KEY_PREFIX or not key_id:
-            return None
-        with SqlUnitOfWork(self.engine, readonly=True) as uow:
-            key = uow.api_keys.get(key_id)
-        if key is None or key.revoked_at is not None:
-            return None
-        if not hmac.compare_digest(digest(presented), key.digest):
-            return None
-        return key

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response as BaseResponse
+
+from api.http.context import container
 
 blp = Blueprint("ops", __name__)
 
-OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
+OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi.yaml"
 
 
 @blp.get("/healthz")
@@ -21,9 +24,10 @@ def healthz() -> Response:
 @blp.get("/readyz")
 def readyz() -> Response:
     """The service can answer: protocol and site loaded, database reachable."""
-    current_app.extensions["trial_schedule"].protocol.rule("study-period")
+    services = container()
+    services.protocol.rule("study-period")
     try:
-        with current_app.extensions["trial_schedule_engine"].connect() as connection:
+        with services.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except SQLAlchemyError:
         return Response('{"status": "database unreachable"}', status=503,
@@ -32,7 +36,7 @@ def readyz() -> Response:
 
 
 @blp.get("/openapi.yaml")
-def openapi_yaml() -> Response:
+def openapi_yaml() -> BaseResponse:
     """The committed OpenAPI document, served as it is."""
     body = OPENAPI_FILE.read_bytes()
     response = Response(body, mimetype="application/yaml")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from api.http.schemas import schedule_dict
 from scheduler import compute_schedule, load_protocol, load_site
 from scheduler.model import ParticipantFacts, Recovery
 
@@ -17,7 +18,7 @@ SCHEDULE_REQUEST: dict[str, Any] = {
 
 def schedule_response() -> dict[str, Any]:
     facts = ParticipantFacts(dt.date(2026, 3, 2), Recovery("recovered", dt.date(2026, 3, 9)))
-    return compute_schedule(load_protocol(), facts, load_site()).as_dict()
+    return schedule_dict(compute_schedule(load_protocol(), facts, load_site()))
 
 
 INVALID_INPUT: dict[str, Any] = {

@@ -10,12 +10,15 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, g, request
+from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 
-from api.persistence.repository import SqlUnitOfWork, StoredResponse
-from api.problems import INVALID_INPUT, problem
-from api.services import Hook, Participants, now
+from api.http.context import api_key
+from api.http.problems import INVALID_INPUT, problem
+from api.persistence.records import StoredResponse
+from api.persistence.unit_of_work import UnitOfWork
+from api.usecases.common import now
+from api.usecases.participants import Hook, Participants
 
 T = TypeVar("T")
 REPLAYED = "Idempotent-Replayed"
@@ -48,12 +51,12 @@ def run_idempotent(service: Participants, action: Callable[[Hook | None], T],
         return problem(422, "The request is not valid", "Idempotency-Key: 1 to 255 printable "
                        "characters.", INVALID_INPUT, {"Idempotency-Key": ["1 to 255 printable "
                                                                          "characters"]})
-    key_id, fingerprint = g.api_key.id, _fingerprint()
+    key_id, fingerprint = api_key().id, _fingerprint()
     stored = _lookup(service, key_id, key)
     if stored is not None:
         return _replay(stored, fingerprint)
 
-    def store(uow: SqlUnitOfWork, result: Any) -> None:
+    def store(uow: UnitOfWork, result: Any) -> None:
         response = respond(result)
         headers = {name: response.headers[name] for name in KEPT_HEADERS
                    if name in response.headers}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import http
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, current_app
@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from api.services import NotFound, StaleVersion
+from api.usecases.common import NotFound, StaleVersion
 from scheduler import ScheduleInputError
 from scheduler.history import HistoryConflict
 
@@ -85,16 +85,16 @@ def domain_problem(error: ScheduleInputError, field_names: Mapping[str, str] | N
 
 
 class StrictParser(FlaskParser):
-    """Unknown query parameters are rejected like unknown body fields (api-contract.md)."""
+    """Unknown query parameters are rejected like unknown body fields (docs/api-decisions.md)."""
 
-    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012 (as webargs has it)
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
 
 
 Blueprint.ARGUMENTS_PARSER = StrictParser()
 
 
-class ProblemApi(Api):  # type: ignore[misc]
+class ProblemApi(Api):
     """flask-smorest's Api, answering and documenting every error as problem+json."""
 
     ERROR_SCHEMA = ProblemSchema

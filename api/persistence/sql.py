@@ -1,16 +1,23 @@
-"""Repositories and the unit of work: domain values in and out, rows stay in here."""
+"""The SQL repositories and unit of work (SQLAlchemy Core): domain values in and out, rows
+stay in here."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from api.persistence.records import (
+    ApiKey,
+    FeedToken,
+    StoredParticipant,
+    StoredResponse,
+    utc,
+)
 from api.persistence.tables import (
     api_keys,
     events,
@@ -19,62 +26,26 @@ from api.persistence.tables import (
     participants,
     visit_states,
 )
-from scheduler.history import Enrolment, Event
+from api.persistence.unit_of_work import UnitOfWork
+from scheduler.history import LOOKBACK_DATES, LOOKBACK_NAMES, Enrolment, Event
 from scheduler.model import Lookbacks
 from scheduler.subscription import VisitState
 
-LOOKBACK_DATES = ("live_vaccine", "major_surgery", "systemic_antimicrobials_end",
-                  "radical_radiotherapy", "myocardial_infarction", "other_trial_last_dose")
-
-
-@dataclass(frozen=True)
-class StoredParticipant:
-    id: str
-    enrolment: Enrolment
-    version: int
-    enrolled_at: dt.datetime
-    enrolled_by: str
-    updated_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    name: str
-    scope: str
-    digest: str
-    created_at: dt.datetime
-    revoked_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    fingerprint: str
-    status: int
-    body: str
-    headers: dict[str, str]
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands timestamps back without their zone; they were stored in UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
 
 def _lookbacks_json(lookbacks: Lookbacks) -> dict[str, Any]:
-    data: dict[str, Any] = {name: (getattr(lookbacks, name).isoformat()
-                                   if getattr(lookbacks, name) else None)
-                            for name in LOOKBACK_DATES}
-    data["other_trial_half_life_days"] = lookbacks.other_trial_half_life_days
-    return data
+    values = {name: getattr(lookbacks, name) for name in LOOKBACK_NAMES}
+    return {name: value.isoformat() if name in LOOKBACK_DATES and value else value
+            for name, value in values.items()}
 
 
 def _lookbacks(data: dict[str, Any]) -> Lookbacks:
-    dates = {name: dt.date.fromisoformat(data[name]) if data.get(name) else None
-             for name in LOOKBACK_DATES}
-    return Lookbacks(**dates, other_trial_half_life_days=data.get("other_trial_half_life_days"))
+    values: dict[str, Any] = {
+        name: (dt.date.fromisoformat(data[name]) if data.get(name) else None)
+        if name in LOOKBACK_DATES else data.get(name) for name in LOOKBACK_NAMES}
+    return Lookbacks(**values)
 
 
-def _participant(row: RowMapping) -> StoredParticipant:
+def _participant(row: Mapping[Any, Any]) -> StoredParticipant:
     enrolment = Enrolment(row["subject_code"], row["cryoablation_date"],
                           row["childbearing_potential"], _lookbacks(row["lookbacks"]))
     return StoredParticipant(row["id"], enrolment, row["version"], utc(row["enrolled_at"]),
@@ -87,25 +58,6 @@ def _event(row: RowMapping) -> Event:
                  date=row["date"], cycle=row["cycle"], reason=row["reason"],
                  description=row["description"], corrects=row["corrects"],
                  changes=tuple(row["changes"] or ()))
-
-
-class Cursor:
-    """An opaque position in the participant list: (enrolled_at, id) of the last one seen."""
-
-    @staticmethod
-    def encode(participant: StoredParticipant) -> str:
-        raw = json.dumps([participant.enrolled_at.isoformat(), participant.id]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @staticmethod
-    def decode(cursor: str) -> tuple[dt.datetime, str]:
-        """Raises ValueError for anything this service did not hand out."""
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            when, participant_id = json.loads(raw)
-            return utc(dt.datetime.fromisoformat(when)), str(participant_id)
-        except (ValueError, TypeError, UnicodeDecodeError) as error:
-            raise ValueError("not a cursor from this list") from error
 
 
 class SqlParticipants:
@@ -238,16 +190,6 @@ class SqlIdempotency:
             created_at=when))
 
 
-@dataclass(frozen=True)
-class FeedToken:
-    id: str
-    kind: str
-    participant_id: str | None
-    digest: str
-    created_at: dt.datetime
-    revoked_at: dt.datetime | None = None
-
-
 # The feed hot path: a token and its participant in one round trip, the statement built once.
 _TOKEN_AND_PARTICIPANT = sa.select(
     feed_tokens, *[column.label(f"p_{column.name}") for column in participants.c]
@@ -346,14 +288,14 @@ class SqlVisitStates:
             self.connection.execute(_UPDATE_VISIT_STATE, changed)
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(UnitOfWork):
     """One transaction: commit explicitly, or everything is rolled back on leaving."""
 
     def __init__(self, engine: Engine, readonly: bool = False) -> None:
         self.engine = engine
         self.readonly = readonly
 
-    def __enter__(self) -> SqlUnitOfWork:
+    def __enter__(self) -> Self:
         connection = self.engine.connect()
         if self.readonly:
             connection = connection.execution_options(readonly=True)
@@ -379,7 +321,12 @@ class SqlUnitOfWork:
         self.connection.close()
 
 
-def bumped(participant: StoredParticipant, when: dt.datetime, **changes: Any) \
-        -> StoredParticipant:
-    """The participant one version on, as after any change to it or its history."""
-    return replace(participant, version=participant.version + 1, updated_at=when, **changes)
+
+@dataclass(frozen=True)
+class SqlUnits:
+    """Opens units of work on one database engine."""
+
+    engine: Engine
+
+    def __call__(self, readonly: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, readonly)

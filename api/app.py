@@ -1,0 +1,84 @@
+"""Start-up: `create_app()` reads the configuration, builds the container of use cases over
+the database, and hands it to the HTTP layer."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from api import http, web
+from api.http.schemas import schedule_json
+from api.persistence.database import create_db_engine, default_url
+from api.persistence.sql import SqlUnits
+from api.usecases.api_keys import ApiKeys
+from api.usecases.container import Container
+from api.usecases.feed_tokens import FeedLinks, FeedTokens
+from api.usecases.feeds import Feeds
+from api.usecases.participants import Participants
+from api.usecases.schedules import Schedules
+from scheduler import load_protocol, load_site
+
+DEFAULTS: dict[str, Any] = {
+    **http.DEFAULTS,
+    "PROTOCOL_FILE": None,
+    "SITE_FILE": None,
+    "DATABASE_URL": None,
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    "FEED_SECRET": None,
+    "SITE_FEED_DIR": None,
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The app factory. Settings come from `DEFAULTS`, then `DATABASE_URL` and
+    `TRIAL_SCHEDULE_*` environment variables (e.g. `TRIAL_SCHEDULE_PROTOCOL_FILE`), then
+    `config`. Without a database URL the embedded SQLite file in the instance folder is used."""
+    app = Flask("api", instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    if os.environ.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    app.config.from_prefixed_env("TRIAL_SCHEDULE")
+    app.config.update(config or {})
+    http.install(app, build_container(app))
+    web.init_app(app)  # the coordinator pages and sign-in, over the same container
+    return app
+
+
+def build_container(app: Flask) -> Container:
+    """The use cases over the configured database, each given its collaborators."""
+    protocol = load_protocol(app.config["PROTOCOL_FILE"])
+    site = load_site(app.config["SITE_FILE"])
+    engine = create_db_engine(app.config["DATABASE_URL"] or default_url(app.instance_path))
+    units = SqlUnits(engine)
+    links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"])
+    tokens = FeedTokens(links)
+    participants = Participants(units, protocol, site, tokens.issue_for_enrolment)
+    site_dir = app.config.get("SITE_FEED_DIR")
+    return Container(
+        protocol=protocol, site=site, engine=engine, units=units,
+        schedules=Schedules(protocol, site, schedule_json),
+        participants=participants,
+        api_keys=ApiKeys(units),
+        feeds=Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None),
+        feed_links=links)
+
+
+def feed_secret(app: Flask) -> bytes:
+    """The key feed tokens are derived under: `TRIAL_SCHEDULE_FEED_SECRET`, or a random one
+    kept in the instance folder (every worker and node serving one database must share it)."""
+    if app.config["FEED_SECRET"]:
+        return str(app.config["FEED_SECRET"]).encode()
+    path = Path(app.instance_path) / "feed-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(handle, "w") as out:
+        out.write(secrets.token_hex(32))
+    return path.read_bytes().strip()

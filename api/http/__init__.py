@@ -1,0 +1,56 @@
+"""The HTTP entry point: views that turn requests into use-case calls and answers into JSON,
+problem details or calendars. `install` puts it on a Flask app with its container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from api.http import auth, calculator, context, feeds, ops, participants, problems
+from api.usecases.container import Container
+
+MAX_BODY_BYTES = 64 * 1024
+
+DEFAULTS: dict[str, Any] = {
+    "API_TITLE": "trial-schedule",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.1.0",
+    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+    "API_SPEC_OPTIONS": {
+        "info": {"description": "Dosing and visit schedules for trial NCT07064876: "
+                                "cryoablation followed by serplulimab. Errors are "
+                                "application/problem+json (RFC 9457)."},
+    },
+}
+
+
+def install(app: Flask, container: Container | None) -> problems.ProblemApi:
+    """Register the views, error handlers and request checks on `app`, and `container` as
+    what they call (None only to document the API, never to serve it)."""
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if container is not None:
+        context.register(app, container)
+    problems.init_app(app)
+    api = problems.ProblemApi(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.register_blueprint(calculator.blp)
+    api.register_blueprint(participants.blp)
+    api.register_blueprint(feeds.blp)
+    api.register_blueprint(feeds.admin)
+    app.register_blueprint(ops.blp)
+    app.before_request(auth.authenticate)
+    app.before_request(require_json_body)
+    return api
+
+
+def require_json_body() -> None:
+    """A body sent to the API must be JSON: anything else is 415, before any parsing. (A
+    POST without a body, such as rotating a feed token, needs no content type.)"""
+    if request.routing_exception is not None:
+        return  # 404 and 405 come first: there is no endpoint to send a body to
+    sends_body = bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", "")
+    if sends_body and request.path.startswith("/v1/") and not request.is_json:
+        raise UnsupportedMediaType("The request body must be application/json.")

@@ -1,0 +1,80 @@
+"""What the store keeps beside the domain's own values: participants with their version, API
+keys, feed tokens, idempotent responses, and the cursor into the participant list."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from scheduler.history import Enrolment
+
+
+@dataclass(frozen=True)
+class StoredParticipant:
+    id: str
+    enrolment: Enrolment
+    version: int
+    enrolled_at: dt.datetime
+    enrolled_by: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scope: str
+    digest: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    fingerprint: str
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FeedToken:
+    id: str
+    kind: str
+    participant_id: str | None
+    digest: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands timestamps back without their zone; they were stored in UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Cursor:
+    """An opaque position in the participant list: (enrolled_at, id) of the last one seen."""
+
+    @staticmethod
+    def encode(participant: StoredParticipant) -> str:
+        raw = json.dumps([participant.enrolled_at.isoformat(), participant.id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def decode(cursor: str) -> tuple[dt.datetime, str]:
+        """Raises ValueError for anything this service did not hand out."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            when, participant_id = json.loads(raw)
+            return utc(dt.datetime.fromisoformat(when)), str(participant_id)
+        except (ValueError, TypeError, UnicodeDecodeError) as error:
+            raise ValueError("not a cursor from this list") from error
+
+
+def bumped(participant: StoredParticipant, when: dt.datetime, **changes: Any) \
+        -> StoredParticipant:
+    """The participant one version on, as after any change to it or its history."""
+    return replace(participant, version=participant.version + 1, updated_at=when, **changes)

@@ -1,0 +1,28 @@
+"""Everything the entry points use, built once from the configuration (`api.app`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from api.persistence.unit_of_work import UnitOfWorkFactory
+from api.usecases.api_keys import ApiKeys
+from api.usecases.feed_tokens import FeedLinks
+from api.usecases.feeds import Feeds
+from api.usecases.participants import Participants
+from api.usecases.schedules import Schedules
+from scheduler import Protocol, SiteCalendar
+
+
+@dataclass(frozen=True)
+class Container:
+    protocol: Protocol
+    site: SiteCalendar
+    engine: Engine  # the database the units of work run on (migrations, readiness)
+    units: UnitOfWorkFactory
+    schedules: Schedules
+    participants: Participants
+    api_keys: ApiKeys
+    feeds: Feeds
+    feed_links: FeedLinks

@@ -1,0 +1,63 @@
+"""Feed tokens and the links that carry them: the URL is the credential (docs/feeds.md).
+
+A feed URL carries `<feed id>.<secret>`; only the SHA-256 digest of the whole token is stored.
+The secret half is an HMAC of the feed id under the service's feed secret, so participant
+responses can show the link again without the service storing it. Rotation issues a new feed
+id; the old URL answers 404 at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from api.persistence.records import FeedToken
+from api.persistence.unit_of_work import UnitOfWork
+from api.usecases.common import digest, now
+
+
+@dataclass(frozen=True)
+class FeedLinks:
+    """Builds tokens and the links that carry them."""
+
+    secret: bytes
+    public_base_url: str
+
+    def token(self, feed_id: str) -> str:
+        mac = hmac.new(self.secret, feed_id.encode(), hashlib.sha256).digest()
+        return f"{feed_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+    def links(self, path: str) -> dict[str, str]:
+        https = f"{self.public_base_url.rstrip('/')}{path}"
+        return {"https": https, "webcal": "webcal://" + https.split("://", 1)[-1]}
+
+    def participant_links(self, token: FeedToken) -> dict[str, str]:
+        return self.links(f"/feeds/{self.token(token.id)}.ics")
+
+    def site_links(self, token: FeedToken) -> dict[str, str]:
+        return self.links(f"/feeds/site/{self.token(token.id)}.ics")
+
+
+@dataclass(frozen=True)
+class FeedTokens:
+    """Issues feed tokens inside the caller's unit of work."""
+
+    links: FeedLinks
+
+    def new_token(self, uow: UnitOfWork, kind: str, participant_id: str | None) -> str:
+        """Revoke the current token of this feed and issue a new one; returns the token."""
+        current = uow.feed_tokens.active(kind, participant_id)
+        when = now()
+        if current is not None:
+            uow.feed_tokens.revoke(current.id, when)
+        feed_id = secrets.token_hex(16)
+        token = self.links.token(feed_id)
+        uow.feed_tokens.add(FeedToken(feed_id, kind, participant_id, digest(token), when))
+        return token
+
+    def issue_for_enrolment(self, uow: UnitOfWork, participant_id: str) -> None:
+        """A newly enrolled participant's first feed token."""
+        self.new_token(uow, "participant", participant_id)
