@@ -161,6 +161,7 @@ def revoke_api_key(name: str) -> None:
 def create_user(email: str, role: str) -> None:
     """Create a web app account. The password comes from TRIAL_SCHEDULE_PASSWORD or standard
     input (prompted for on a terminal), never from an argument."""
+    from api import create_app
     from api.web.backend import accounts_for
 
     password = os.environ.get("TRIAL_SCHEDULE_PASSWORD")
@@ -170,7 +171,7 @@ def create_user(email: str, role: str) -> None:
         else:
             password = sys.stdin.readline().rstrip("\r\n")
     try:
-        user = accounts_for().create(email, role, password)
+        user = accounts_for(create_app()).create(email, role, password)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"created {user.email} ({user.role})")

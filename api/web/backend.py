@@ -37,8 +37,8 @@ from scheduler import ScheduleInputError
 from scheduler.history import LOOKBACK_NAMES, RECORDABLE, Event, HistoryConflict, event_fields
 from scheduler.model import Schedule, Visit
 
-# Visits whose window has passed without any of these is overdue.
-SETTLED = ("done", "skipped", "cancelled")
+# A visit whose window has passed without one of these is overdue.
+SETTLED = ("done", "skipped", "cancelled", "missed")
 SCHEDULE_CACHE_SIZE = 20_000
 
 
@@ -57,17 +57,11 @@ def engine_of(app: Flask) -> Engine:
 
 
 def feed_secret_of(app: Flask) -> bytes:
-    from api.app import feed_secret
-
-    return feed_secret(app)
+    return container(app).feed_links.secret
 
 
-def accounts_for(app: Flask | None = None) -> Accounts:
-    """The accounts store of `app`, or of the app the environment configures."""
-    if app is None:
-        from api import create_app
-
-        app = create_app()
+def accounts_for(app: Flask) -> Accounts:
+    """The accounts store of `app`."""
     return Accounts(engine_of(app))
 
 

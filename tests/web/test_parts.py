@@ -174,3 +174,16 @@ def test_weekday_days_are_written_in_the_page_language(db_app):
         assert day(dt.date(2026, 3, 2)) == "周一 2026-03-02"
     with db_app.test_request_context(headers={"Accept-Language": "en-GB"}):
         assert day(dt.date(2026, 3, 2)) == "Mon 2026-03-02"
+
+
+def test_the_web_app_imports_no_start_up_module_so_it_sits_beside_api_http():
+    from tests.unit.test_layers import FLOORS, floor, imported
+
+    web = Path(__file__).resolve().parents[2] / "api" / "web"
+    above = {path.name: sorted(name for name in imported(path)
+                               if not name.startswith("api.web")
+                               and (found := floor(name)) is not None
+                               and found > FLOORS["api.http"])
+             for path in sorted(web.glob("*.py"))}
+    assert len(above) >= 7
+    assert {name: found for name, found in above.items() if found} == {}
