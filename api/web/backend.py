@@ -272,26 +272,53 @@ def history_of(participant_id: str) -> list[HistoryEntry]:
 
 
 @dataclass(frozen=True)
+class WorkRow:
+    """One visit on the worklist: whose, which, when, and its status today."""
+
+    participant_id: str
+    subject_code: str
+    visit_id: str
+    title: str
+    date: dt.date | None
+    earliest: dt.date | None
+    latest: dt.date | None
+    status: str
+
+
+@dataclass(frozen=True)
 class Worklist:
     start: dt.date
     end: dt.date
-    overdue: list[VisitRow]
-    days: list[tuple[dt.date, list[VisitRow]]]
+    overdue: list[WorkRow]
+    days: list[tuple[dt.date, list[WorkRow]]]
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def _work_row(row: VisitRow) -> WorkRow:
+    visit = row.visit
+    window = visit.window
+    return WorkRow(row.participant_id, row.subject_code, visit.id, visit.title, visit.date,
+                   window.earliest if window else None, window.latest if window else None,
+                   row.status)
 
 
 def worklist(start: dt.date, end: dt.date) -> Worklist:
     """Every participant's visits still to do from `start` to `end`, by day, and every
     overdue visit whatever its date (as `GET /v1/worklist` defines it)."""
     today = site_today()
-    overdue: list[VisitRow] = []
-    by_day: dict[dt.date, list[VisitRow]] = {}
+    overdue: list[WorkRow] = []
+    by_day: dict[dt.date, list[WorkRow]] = {}
     for _, shown in _shown_all(today):
-        overdue += shown.overdue
+        overdue += map(_work_row, shown.overdue)
         for row in shown.open:
             day = row.visit.date
             if day is not None and start <= day <= end:
-                by_day.setdefault(day, []).append(row)
+                by_day.setdefault(day, []).append(_work_row(row))
+    return _grouped(start, end, today, overdue, by_day)
+
+
+def _grouped(start: dt.date, end: dt.date, today: dt.date, overdue: list[WorkRow],
+             by_day: dict[dt.date, list[WorkRow]]) -> Worklist:
     overdue.sort(key=_overdue_order)
     days = [(day, sorted(rows, key=_day_order)) for day, rows in sorted(by_day.items())]
     in_range = sum(len(rows) for _, rows in days)
@@ -301,12 +328,12 @@ def worklist(start: dt.date, end: dt.date) -> Worklist:
                             | {row.participant_id for row in overdue})})
 
 
-def _overdue_order(row: VisitRow) -> tuple[dt.date, str, str]:
-    return (row.visit.date or dt.date.max, row.subject_code, row.visit.id)
+def _overdue_order(row: WorkRow) -> tuple[dt.date, str, str]:
+    return (row.date or dt.date.max, row.subject_code, row.visit_id)
 
 
-def _day_order(row: VisitRow) -> tuple[str, str]:
-    return (row.subject_code, row.visit.id)
+def _day_order(row: WorkRow) -> tuple[str, str]:
+    return (row.subject_code, row.visit_id)
 
 
 # --- writing ------------------------------------------------------------------------------
