@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint openapi bench clean browser screenshots translations
+.PHONY: run test lint openapi bench clean debian-test-packages screenshots translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,19 +23,29 @@ run: $(VENV)/.installed-run
 	$(BIN)/trial-schedule db upgrade --bootstrap-admin-key
 	$(BIN)/trial-schedule serve --host $(HOST) --port $(PORT)
 
-# Mozilla's ical.js reads feeds in the test suite; without npm that one reader is skipped.
+# Mozilla's ical.js and node-ical read feeds in the test suite; without npm they are skipped.
 node_modules/.package-lock.json: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --silent; \
-	else echo "npm not found: the ical.js feed reader will be skipped"; fi
+	else echo "npm not found: the ical.js and node-ical feed readers will be skipped"; fi
 
-# The web pages' browser tests drive Debian's chromium (and a font with Chinese glyphs);
-# installed here when missing and run as root, else those tests skip and say why.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-	    apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; } || \
-	    echo "chromium not installed: the browser tests will be skipped"
+# Debian packages some tests use: libical through GObject introspection and calcurse (feed
+# readers), nginx (the slow-client test), chromium and a font with Chinese glyphs (the web
+# pages' browser tests). Installed when missing and run as root with apt-get; otherwise those
+# tests skip and say why (or fail, with REQUIRE_ALL_READERS=1 as .ci/run sets).
+DEBIAN_TEST_PACKAGES := python3-gi gir1.2-ical-3.0 calcurse nginx chromium fonts-wqy-microhei
+debian-test-packages:
+	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	    done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing $$missing"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+	            --no-install-recommends $$missing >/dev/null || echo "could not install $$missing"; \
+	    else echo "not root (or no apt-get): tests that need $$missing will skip"; fi; \
+	fi
 
-test: $(VENV)/.installed-test node_modules/.package-lock.json browser
+test: $(VENV)/.installed-test node_modules/.package-lock.json debian-test-packages
 	$(BIN)/ruff check scheduler api tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -55,7 +65,7 @@ openapi: $(VENV)/.installed-run
 	$(BIN)/trial-schedule openapi > openapi.yaml
 
 # Retake docs/screenshots/*.png from the browser tests.
-screenshots: $(VENV)/.installed-test node_modules/.package-lock.json browser
+screenshots: $(VENV)/.installed-test node_modules/.package-lock.json debian-test-packages
 	UPDATE_SCREENSHOTS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/browser -q
 
 # After changing interface text: refresh the catalogue, translate the new entries in

@@ -2,6 +2,11 @@
 
 HOST, PORT: where to listen (127.0.0.1:8000). WEB_CONCURRENCY: worker processes (2).
 GUNICORN_THREADS: threads per worker (4). GUNICORN_TIMEOUT: seconds (30).
+GUNICORN_CONTROL_SOCKET: a path for gunicorn's control socket (gunicornc); none by default.
+
+gunicorn alone is for this machine: a client sending its request slowly holds a worker thread,
+so a handful of them stop the service. Anything reachable beyond the machine goes through nginx
+(deploy/nginx.conf), which reads each request whole before passing it on.
 """
 
 import os
@@ -10,12 +15,41 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = 10
-keepalive = 5
 preload_app = True
-# Access logs carry the path, and feed paths carry their secret token: log no query or path
-# beyond the route's name. %(U)s is the path without the query string.
+
+# Request limits; gunicorn answers past them with its own small HTML pages (400, 414, 431),
+# before the app sees the request. The longest URL the API documents is the calculator's .ics
+# link with every look-back and six doses given and skipped: a 652-byte request line. 2048
+# leaves room for that threefold and refuses the junk a scanner sends.
+limit_request_line = 2048
+# A client sends about a dozen headers (nginx adds five); 50 is ample and bounds the work.
+limit_request_fields = 50
+# The longest header a client has cause to send is Authorization with an API key (about 70
+# bytes) or If-Match; no cookies. 4096 is ample; nginx's header buffers (8k) are larger.
+limit_request_field_size = 4096
+
+# A worker silent this long is killed and replaced. The slowest request is assembling the site
+# feed: 19 s for 10,000 participants on SQLite (BENCHMARKS.md), so 30 s leaves room for it.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On a restart or a stop, requests in flight get this long to finish: well above the p99 of
+# every endpoint (under 1 s), short enough that a deploy does not stall.
+graceful_timeout = 10
+# Idle keep-alive connections are closed after 5 s. nginx closes its pooled upstream
+# connections after 4 s (deploy/nginx.conf), before gunicorn does, so it never sends a request
+# on a connection gunicorn is closing.
+keepalive = 5
+
+# gunicorn's control socket defaults to one per-user path ($XDG_RUNTIME_DIR or ~/.gunicorn/
+# gunicorn.ctl) that every instance of that user would share, each taking it from the last.
+# Nothing here uses it: off, unless a per-instance path is given.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+if _control_socket:
+    control_socket = _control_socket
+control_socket_disable = not _control_socket
+
+# Access logs carry the path, and feed paths carry their secret token: log no query string
+# (%(U)s is the path without it); api.gunicorn_logging cuts tokens out of the path and escapes
+# control characters in every value.
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"

@@ -13,6 +13,7 @@ calendar key and the stable visit id (RFC 7986 §5.3), never from names, codes o
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,10 +62,36 @@ def schedule_events(schedule: Schedule, calendar_key: str, stamp: dt.datetime,
             for visit in schedule.visits if visit.date is not None]
 
 
+# RFC 5545 §3.3.11: TEXT holds no CONTROL other than HTAB (line breaks are escaped as \n); a
+# strict reader refuses the whole calendar for one (ical-feeds rule 15). C1 controls go too.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The engine explains a skipped dose as "<anchor>; skipped: <reason>", and the reason is free
+# text a person typed: it stays out of feeds altogether (ical-feeds rule 15); the status says
+# the dose was skipped.
+_SKIP_REASON = "; skipped:"
+
+
+def plain(text: str) -> str:
+    r"""Text with its control characters removed (tab and line breaks stay; they are escaped).
+
+    >>> plain("a\x0bb\x1b[31mc\x07\td")
+    'ab[31mc\td'
+    """
+    return _CONTROL.sub("", text)
+
+
+def _anchor(visit: Visit) -> str:
+    """What the visit was counted from, without any free text the engine quoted in it."""
+    anchor = visit.rule.anchor
+    if visit.rule.id == "skipped-dose" and _SKIP_REASON in anchor:
+        anchor = anchor.split(_SKIP_REASON, 1)[0] + "; skipped"
+    return anchor
+
+
 def _summary(visit: Visit, subject_code: str | None) -> str:
     marks = {"provisional": " (provisional)", "held": " (held)", "skipped": " (skipped)"}
     prefix = f"{subject_code}: " if subject_code else ""
-    return f"{prefix}{visit.title}{marks.get(visit.status, '')}"
+    return plain(f"{prefix}{visit.title}{marks.get(visit.status, '')}")
 
 
 def _description(visit: Visit, subject_code: str | None) -> str:
@@ -72,13 +99,17 @@ def _description(visit: Visit, subject_code: str | None) -> str:
     if visit.window is not None:
         lines.append(f"window {visit.window.earliest.isoformat()} to "
                      f"{visit.window.latest.isoformat()}")
-    lines.append(f"why: {visit.rule.anchor} (rule {visit.rule.id}, {visit.rule.source})")
+    lines.append(f"why: {_anchor(visit)} (rule {visit.rule.id}, {visit.rule.source})")
     if visit.rule.shifted_from is not None:
         lines.append(f"moved from {visit.rule.shifted_from.isoformat()}: {visit.rule.shift_reason}")
     lines.append(f"status: {visit.status}")
     if subject_code:
         lines.append(f"subject: {subject_code}")
-    return "\n".join(lines)
+    return plain("\n".join(lines))
+
+
+def _alarm(visit: Visit) -> str:
+    return plain(f"Tomorrow: {visit.title}")
 
 
 def escape_text(text: str) -> str:
@@ -173,7 +204,7 @@ def render_event(event: FeedEvent) -> bytes:
         # A display alarm the day before (best effort: Google and Outlook ignore alarms in
         # subscribed calendars; ical-feeds rule 10).
         lines += ["BEGIN:VALARM", "ACTION:DISPLAY",
-                  "DESCRIPTION:" + escape_text(f"Tomorrow: {visit.title}"), "TRIGGER:-P1D",
+                  "DESCRIPTION:" + escape_text(_alarm(visit)), "TRIGGER:-P1D",
                   "END:VALARM"]
     lines.append("END:VEVENT")
     return ("\r\n".join(fold(line) for line in lines) + "\r\n").encode("utf-8")
@@ -183,17 +214,18 @@ def render_header(name: str, source: str | None = None, description: str | None 
     """The calendar's opening lines, everything before its first VEVENT.
 
     RFC 7986 metadata: `NAME` and `X-WR-CALNAME` once each, `REFRESH-INTERVAL` with its required
-    `VALUE=DURATION`, `X-PUBLISHED-TTL` as a duration, and `SOURCE` when the feed has a URL.
+    `VALUE=DURATION`, `X-PUBLISHED-TTL` as a duration, and `SOURCE` (the URL to refresh from)
+    when the feed has one. No `METHOD` (ical-feeds rule 8): a subscription feed is not an iTIP
+    message, and libical's iTIP check flags `METHOD:PUBLISH` without an `ORGANIZER`.
     """
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "PUBLISH")
-    calendar.add("name", name)
-    calendar.add("x-wr-calname", name)
+    calendar.add("name", plain(name))
+    calendar.add("x-wr-calname", plain(name))
     if description:
-        calendar.add("description", description)
+        calendar.add("description", plain(description))
     calendar.add("refresh-interval", vDuration(REFRESH), parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(REFRESH))
     if source:

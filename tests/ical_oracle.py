@@ -7,7 +7,7 @@ import datetime as dt
 
 from icalendar import Alarm, Event, vText
 
-from scheduler.ical import FeedEvent, _description, _summary
+from scheduler.ical import FeedEvent, _alarm, _description, _summary
 
 
 def render_event_with_icalendar(event: FeedEvent) -> bytes:
@@ -34,7 +34,7 @@ def render_event_with_icalendar(event: FeedEvent) -> bytes:
     if visit.status in ("planned", "provisional"):
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
-        alarm.add("description", f"Tomorrow: {visit.title}")
+        alarm.add("description", _alarm(visit))
         alarm.add("trigger", dt.timedelta(days=-1))
         vevent.add_component(alarm)
     body: bytes = vevent.to_ical()

@@ -3,10 +3,12 @@ authorised by the token in their URL alone (docs/feeds.md)."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
 import hmac
 import os
+import shutil
 import tempfile
 import threading
 import zlib
@@ -88,6 +90,7 @@ class Feeds:
     def _site_folder(self) -> Path:
         if self.site_dir is None:
             self.site_dir = Path(tempfile.mkdtemp(prefix="site-feed-"))
+            atexit.register(shutil.rmtree, self.site_dir, ignore_errors=True)  # at worker exit
         return self.site_dir
 
     @property

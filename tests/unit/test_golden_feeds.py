@@ -22,7 +22,8 @@ def rendered(name: str) -> bytes:
     schedule = schedule_for(**SCENARIOS[name])
     states = {s.visit_id: s for s in changed_states({}, schedule, CHANGED)}
     events = feed_events(schedule, states, f"golden/{name}", PARTICIPANTS[name])
-    return render_calendar(f"NCT07064876 {PARTICIPANTS[name]}", events)
+    return render_calendar(f"NCT07064876 {PARTICIPANTS[name]}", events,
+                           source=f"https://schedule.example.org/feeds/golden-{name}.ics")
 
 
 @pytest.mark.parametrize("name", sorted(PARTICIPANTS))
