@@ -23,10 +23,11 @@ run: $(VENV)/.installed-run
 	$(BIN)/trial-schedule db upgrade --bootstrap-admin-key
 	$(BIN)/trial-schedule serve --host $(HOST) --port $(PORT)
 
-# Mozilla's ical.js and node-ical read feeds in the test suite; without npm they are skipped.
+# Mozilla's ical.js and node-ical read feeds in the test suite, and two linters check
+# openapi.yaml (tests/api/test_openapi_lint.py); without npm those tests are skipped.
 node_modules/.package-lock.json: package.json package-lock.json
-	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --silent; \
-	else echo "npm not found: the ical.js and node-ical feed readers will be skipped"; fi
+	@if command -v npm >/dev/null 2>&1; then SCARF_ANALYTICS=false npm ci --no-audit --no-fund \
+	    --silent; else echo "npm not found: the feed readers and OpenAPI linters will be skipped"; fi
 
 # Debian packages some tests use: libical through GObject introspection and calcurse (feed
 # readers), nginx (the slow-client test), chromium and a font with Chinese glyphs (the web

@@ -14,6 +14,7 @@ from flask import Flask
 from api import http, web
 from api.http.schemas import schedule_json
 from api.persistence.database import create_db_engine, default_url
+from api.persistence.feed_reads import FeedReads
 from api.persistence.sql import SqlUnits
 from api.usecases.api_keys import ApiKeys
 from api.usecases.container import Container
@@ -28,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "PROTOCOL_FILE": None,
     "SITE_FILE": None,
     "DATABASE_URL": None,
-    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    "PUBLIC_BASE_URL": None,  # unset: feed links use the request's scheme and host
     "FEED_SECRET": None,
     "SITE_FEED_DIR": None,
 }
@@ -55,16 +56,21 @@ def build_container(app: Flask) -> Container:
     site = load_site(app.config["SITE_FILE"])
     engine = create_db_engine(app.config["DATABASE_URL"] or default_url(app.instance_path))
     units = SqlUnits(engine)
-    links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"])
+    reads = FeedReads(engine)
+    links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"] or None,
+                      http.request_base_url)
     tokens = FeedTokens(links)
     participants = Participants(units, protocol, site, tokens.issue_for_enrolment)
     site_dir = app.config.get("SITE_FEED_DIR")
+    feeds = Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
+                  keys=reads.key)
+    participants.on_saved = feeds.store_rendered  # rendered events stay current with writes
     return Container(
         protocol=protocol, site=site, engine=engine, units=units,
         schedules=Schedules(protocol, site, schedule_json),
         participants=participants,
-        api_keys=ApiKeys(units),
-        feeds=Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None),
+        api_keys=ApiKeys(units, reads.api_key),
+        feeds=feeds,
         feed_links=links)
 
 

@@ -12,6 +12,7 @@ import click
 
 from scheduler import ScheduleInputError, compute_schedule, load_protocol, load_site
 from scheduler.model import Discontinuation, DoseRecord, ParticipantFacts, Recovery
+from scheduler.notation import parse_date, parse_dose_given
 from scheduler.report import render_table
 
 if TYPE_CHECKING:
@@ -20,25 +21,40 @@ if TYPE_CHECKING:
 
 def _date(value: str, option: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        return parse_date(value)
     except ValueError as error:
-        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date", param_hint=option) \
-            from error
+        raise click.BadParameter(str(error), param_hint=option) from error
 
 
-def _doses(given: tuple[str, ...], skipped: tuple[str, ...]) -> tuple[DoseRecord, ...]:
-    records = []
+def _doses(given: tuple[str, ...], skipped: tuple[str, ...]) \
+        -> tuple[tuple[DoseRecord, ...], list[str]]:
+    """The doses, and for each the option that gave it (`--dose 1:2026-03-09`), so that an
+    error names what was typed rather than a position counted from 0."""
+    records, options = [], []
     for item in given:
-        cycle, _, day = item.partition("=")
-        if not cycle.isdigit() or not day:
-            raise click.BadParameter(f"{item!r} is not CYCLE=YYYY-MM-DD", param_hint="--dose")
-        records.append(DoseRecord(int(cycle), "given", _date(day, "--dose")))
+        try:
+            cycle, day = parse_dose_given(item)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--dose") from error
+        records.append(DoseRecord(cycle, "given", day))
+        options.append(f"--dose {item}")
     for item in skipped:
-        cycle, _, reason = item.partition("=")
-        if not cycle.isdigit():
-            raise click.BadParameter(f"{item!r} is not CYCLE[=REASON]", param_hint="--skip")
-        records.append(DoseRecord(int(cycle), "skipped", reason=reason or None))
-    return tuple(records)
+        cycle_text, _, reason = item.partition("=")
+        if not (cycle_text.isascii() and cycle_text.isdigit()) or int(cycle_text) < 1:
+            raise click.BadParameter(f"{item!r} is not CYCLE[=REASON] (cycle from 1)",
+                                     param_hint="--skip")
+        records.append(DoseRecord(int(cycle_text), "skipped", reason=reason or None))
+        options.append(f"--skip {item}")
+    return tuple(records), options
+
+
+def _option_of(field: str, options: list[str]) -> str:
+    """`doses.1.cycle` as the option that gave that dose."""
+    parts = field.split(".")
+    if len(parts) >= 2 and parts[0] == "doses" and parts[1].isdigit() \
+            and int(parts[1]) < len(options):
+        return options[int(parts[1])]
+    return field
 
 
 def _container() -> Container:
@@ -59,7 +75,8 @@ def main() -> None:
 @click.option("--recovered", help="Date recovery was confirmed, YYYY-MM-DD.")
 @click.option("--complication", is_flag=True, help="A major complication is open: dosing held.")
 @click.option("--childbearing-potential", is_flag=True, help="Schedule a pregnancy test.")
-@click.option("--dose", "given", multiple=True, help="A dose given, as CYCLE=YYYY-MM-DD.")
+@click.option("--dose", "given", multiple=True,
+              help="A dose given, as CYCLE:YYYY-MM-DD (CYCLE=YYYY-MM-DD also works).")
 @click.option("--skip", "skipped", multiple=True, help="A dose skipped, as CYCLE[=REASON].")
 @click.option("--discontinued", help="Discontinuation date, YYYY-MM-DD.")
 @click.option("--as-of", "as_of", help="Compute as of this date (for overdue doses).")
@@ -68,6 +85,7 @@ def schedule(cryoablation: str, recovered: str | None, complication: bool,
              childbearing_potential: bool, given: tuple[str, ...], skipped: tuple[str, ...],
              discontinued: str | None, as_of: str | None, as_json: bool) -> None:
     """Compute and print a participant's schedule; no server or database needed."""
+    doses, dose_options = _doses(given, skipped)
     if recovered and complication:
         raise click.UsageError("--recovered and --complication exclude each other")
     recovery = Recovery("pending")
@@ -79,7 +97,7 @@ def schedule(cryoablation: str, recovered: str | None, complication: bool,
         cryoablation_date=_date(cryoablation, "--cryoablation"),
         recovery=recovery,
         childbearing_potential=childbearing_potential,
-        doses=_doses(given, skipped),
+        doses=doses,
         discontinuation=Discontinuation(_date(discontinued, "--discontinued"))
         if discontinued else None,
         as_of=_date(as_of, "--as-of") if as_of else None,
@@ -88,7 +106,8 @@ def schedule(cryoablation: str, recovered: str | None, complication: bool,
         result = compute_schedule(load_protocol(), facts, load_site())
     except ScheduleInputError as error:
         for item in error.errors:
-            click.echo(f"error: {item.field}: {item.message} (rule {item.rule})", err=True)
+            click.echo(f"error: {_option_of(item.field, dose_options)}: {item.message} "
+                       f"(rule {item.rule})", err=True)
         sys.exit(2)
     if as_json:
         from api.http.schemas import schedule_dict
@@ -152,6 +171,23 @@ def revoke_api_key(name: str) -> None:
     if not _container().api_keys.revoke(name):
         raise click.ClickException(f"no live API key named {name!r}")
     click.echo(f"revoked {name}")
+
+
+@main.command("list-api-keys")
+def list_api_keys() -> None:
+    """List API keys: name, scope, when created and revoked (never a secret)."""
+    keys = _container().api_keys.listing()
+    rows = [("NAME", "SCOPE", "CREATED", "REVOKED")] + [
+        (key.name, key.scope, _moment(key.created_at),
+         _moment(key.revoked_at) if key.revoked_at else "-") for key in keys]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[3]]))
+
+
+def _moment(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @main.command("create-user")

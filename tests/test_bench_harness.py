@@ -16,12 +16,17 @@ def test_bench_harness_runs_on_a_tiny_load(tmp_path):
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (make bench installs it as root with apt-get)")
     out = tmp_path / "BENCHMARKS.md"
-    subprocess.run([sys.executable, "bench/run.py", "--seconds", "1", "--sizes", "2,4",
+    subprocess.run([sys.executable, "bench/run.py", "--seconds", "1", "--rounds", "1",
+                    "--sizes", "2,4",
                     "--databases", "sqlite", "--out", str(out)], cwd=ROOT, check=True,
                    capture_output=True, timeout=300)
     report = out.read_text()
-    for row in ("| hello world (ceiling) |", "| POST /v1/schedules [sqlite] |",
+    for row in ("| scenario | req/s | ceiling req/s | ratio |", "| POST /v1/schedules [sqlite] |",
                 "| participant feed revalidation (304) [sqlite] |",
                 "| site feed, 4 participants [sqlite] |",
                 "| compute one participant's schedule |"):
         assert row in report, row
+    missed = [line for line in report.splitlines()
+              if line.startswith("| participant feed") and "MISSED" in line]
+    for line in missed:  # each missed request target comes with its profile
+        assert f"### {line.split(' | ')[0].removeprefix('| ')}" in report, line

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from api.http import auth, calculator, context, feeds, ops, participants, problems
@@ -40,9 +40,23 @@ def install(app: Flask, container: Container | None) -> problems.ProblemApi:
     api.register_blueprint(feeds.blp)
     api.register_blueprint(feeds.admin)
     app.register_blueprint(ops.blp)
-    app.before_request(auth.authenticate)
-    app.before_request(require_json_body)
+    app.before_request(api_checks)
     return api
+
+
+def api_checks() -> None:
+    """The API's checks before a view: its API key, then its body. The feeds need neither
+    (the URL is the credential, a GET has no body), and skip them."""
+    if request.endpoint in feeds.LEAN_ENDPOINTS:
+        return
+    auth.authenticate()
+    require_json_body()
+
+
+def request_base_url() -> str | None:
+    """The scheme and host the current request came to (a trusted proxy's X-Forwarded-* when
+    the deployment trusts one), for links; None outside a request."""
+    return request.host_url if has_request_context() else None
 
 
 def require_json_body() -> None:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from flask_smorest.exceptions import NotModified  # type: ignore[import-untyped]
 from marshmallow import fields, validate
 
 from api.http import examples
 from api.http.context import container
-from api.http.feeds import calendar
+from api.http.feeds import calendar, documented
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
     RECOVERY_STATUSES,
+    IsoDate,
     ProtocolSchema,
     ScheduleRequestSchema,
     ScheduleSchema,
@@ -36,8 +38,19 @@ from scheduler.model import (
     ParticipantFacts,
     Recovery,
 )
+from scheduler.notation import parse_dose_given
 
-blp = Blueprint("calculator", __name__, url_prefix="/v1",
+
+class WeakEtagBlueprint(Blueprint):
+    """flask-smorest's ETag check, with If-None-Match's weak comparison (RFC 9110 §13.1.2):
+    `W/"x"` matches `"x"`."""
+
+    def _check_not_modified(self, etag: str) -> None:
+        if request.method in ("GET", "HEAD") and request.if_none_match.contains_weak(etag):
+            raise NotModified
+
+
+blp = WeakEtagBlueprint("calculator", __name__, url_prefix="/v1",
                 description="Compute schedules from facts in the request; nothing is stored.")
 
 JSON_ERRORS = {
@@ -81,39 +94,64 @@ class ProtocolView(MethodView):
                 "rules": list(protocol.rules.values())}
 
 
+# One instance for every request: webargs builds a schema (and, lazily, each nested one, with
+# a deep copy of its fields) per request when given the class.
+SCHEDULE_REQUEST = ScheduleRequestSchema()
+
+
 @blp.route("/schedules")
 class SchedulesView(MethodView):
-    @blp.arguments(ScheduleRequestSchema, example=examples.SCHEDULE_REQUEST)
-    @blp.response(200, ScheduleSchema, example=examples.schedule_response())
-    @document_json_errors
-    def post(self, facts: ParticipantFacts) -> Any:
+    @documented(blp.arguments(ScheduleRequestSchema, example=examples.SCHEDULE_REQUEST),
+                blp.response(200, ScheduleSchema, example=examples.schedule_response()),
+                document_json_errors)
+    def post(self) -> Response:
         """Compute a schedule from a participant's facts; stores nothing"""
-        try:
-            body = service().encoded(facts)
-        except ScheduleInputError as error:
-            return domain_problem(error)
+        svc = service()
+        raw = request.get_data()  # kept: the parser reads it from the request again
+        answer = svc.answers.get(raw)
+        if answer is None:
+            # The same parser as every other view (errors, unknown fields, JSON rules).
+            facts = Blueprint.ARGUMENTS_PARSER.parse(SCHEDULE_REQUEST, request, location="json")
+            try:
+                answer = svc.encoded(facts)
+            except ScheduleInputError as error:
+                return domain_problem(error)
+            # These bytes parsed to these facts: the next identical request is answered
+            # without parsing them again.
+            svc.answers.put(raw, answer)
         # schedule_json (schemas.py) gives the ScheduleSchema shape (a test holds the two
         # equal) at a twentieth of marshmallow's dump cost, once per distinct facts.
-        return Response(body, mimetype="application/json")
+        return Response(answer, mimetype="application/json")
 
 
-DOSE_GIVEN = r"^[1-9][0-9]?:\d{4}-\d{2}-\d{2}$"
+def _dose_given(value: str) -> None:
+    try:
+        parse_dose_given(value)
+    except ValueError as error:
+        raise ma.ValidationError(str(error)) from error
 
 
 class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))):  # type: ignore[misc]
     """The calculator's inputs as query parameters, for a calendar link."""
 
-    cryoablation_date = fields.Date(required=True)
+    cryoablation_date = IsoDate(required=True)
     recovery_status = fields.String(load_default="pending",
                                     validate=validate.OneOf(RECOVERY_STATUSES))
-    recovery_date = fields.Date()
+    recovery_date = IsoDate()
     childbearing_potential = fields.Boolean(truthy={"true"}, falsy={"false"})
-    dose_given = fields.List(fields.String(validate=validate.Regexp(DOSE_GIVEN)), metadata={
-        "description": "A dose given, as CYCLE:YYYY-MM-DD; repeat for each"})
+    dose_given = fields.List(fields.String(validate=_dose_given), metadata={
+        "description": "A dose given, as CYCLE:YYYY-MM-DD (or CYCLE=YYYY-MM-DD), cycles "
+                       "from 1; repeat for each"})
     dose_skipped = fields.List(fields.Integer(validate=validate.Range(1, 99)),
                                metadata={"description": "A skipped cycle; repeat for each"})
-    discontinuation_date = fields.Date()
-    as_of = fields.Date()
+    discontinuation_date = IsoDate()
+    as_of = IsoDate()
+
+    @ma.validates_schema(pass_original=True)
+    def _status_with_recovery_date(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        if "recovery_date" in data and "recovery_status" not in original:
+            raise ma.ValidationError("Send recovery_status (recovered or complication) with "
+                                     "recovery_date.", "recovery_status")
 
     @ma.post_load
     def _to_domain(self, data: dict[str, Any], **_: Any) -> Any:
@@ -121,14 +159,9 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
         doses = []
         dose_fields = []  # the query parameter each dose came from, in the same order
         for index, item in enumerate(data.get("dose_given", [])):
-            cycle, _, day = item.partition(":")
-            try:
-                when = dt.date.fromisoformat(day)
-            except ValueError as error:
-                raise ma.ValidationError({"dose_given": {index: ["Not a valid date."]}}) \
-                    from error
+            cycle, when = parse_dose_given(item)  # validated above
             dose_fields.append(f"dose_given.{index}")
-            doses.append(DoseRecord(int(cycle), "given", when))
+            doses.append(DoseRecord(cycle, "given", when))
         for index, cycle_number in enumerate(data.get("dose_skipped", [])):
             dose_fields.append(f"dose_skipped.{index}")
             doses.append(DoseRecord(cycle_number, "skipped"))
@@ -153,8 +186,10 @@ def query_field_names(dose_fields: list[str]) -> dict[str, str]:
 
 def calendar_key(facts: ParticipantFacts) -> str:
     """An opaque key for a calendar computed from these facts alone: the same facts give the
-    same UIDs, and nothing about the participant can be read back from it."""
-    canonical = json.dumps(repr(facts), sort_keys=True).encode()
+    same UIDs, and nothing about the participant can be read back from it. `as_of` is left
+    out: it decides warnings only, never a visit, so the events keep their UIDs from day to
+    day."""
+    canonical = json.dumps(repr(replace(facts, as_of=None)), sort_keys=True).encode()
     return "calc-" + hashlib.sha256(canonical).hexdigest()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import marshmallow as ma
@@ -9,8 +12,9 @@ from flask import Response, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
+from werkzeug.http import http_date, parse_etags
 
-from api.http.auth import requires
+from api.http.auth import View, requires
 from api.http.context import container
 from api.http.problems import PROBLEM_JSON, ProblemSchema, problem
 from api.http.schemas import FeedLinksSchema
@@ -23,6 +27,8 @@ admin = Blueprint("site", __name__, url_prefix="/v1/site",
 
 CALENDAR = {"type": "string", "description": "An RFC 5545 iCalendar feed"}
 CACHE_SECONDS = 300
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+PRIVATE = f"private, max-age={CACHE_SECONDS}"
 
 
 class FeedTokenSchema(ma.Schema):
@@ -37,15 +43,31 @@ def not_found() -> Response:
     return problem(404, "Not Found", "No feed at this address.")
 
 
+def weak_match(header: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`. The one
+    shape clients send back, the tag as it was given, is matched without parsing."""
+    if not header:
+        return False
+    if header == f'"{etag}"' or header == f'W/"{etag}"':
+        return True
+    return parse_etags(header).contains_weak(etag)
+
+
+def unchanged(etag: str, last_modified: dt.datetime) -> bool:
+    """The client has this version: If-None-Match when sent, else If-Modified-Since."""
+    header = request.environ.get("HTTP_IF_NONE_MATCH")
+    if header:
+        return weak_match(header, etag)
+    since = request.if_modified_since
+    return since is not None and last_modified.replace(microsecond=0) <= since
+
+
 def calendar(feed: Feed, public: bool = False) -> Response:
     """Stream a feed with a strong ETag and Last-Modified, answering 304 without rendering
     when the client has it (docs/feeds.md, rule 12). Conditions are checked here, before the body
     exists: werkzeug's make_conditional would consume a streamed body to answer a 304. A feed
     whose URL is a credential is private to caches; a calculator calendar may be public."""
-    unchanged = request.if_none_match.contains(feed.etag) if request.if_none_match else (
-        request.if_modified_since is not None
-        and feed.last_modified.replace(microsecond=0) <= request.if_modified_since)
-    if unchanged:
+    if unchanged(feed.etag, feed.last_modified):
         response = Response(status=304)
     elif feed.path is not None:
         # gunicorn sends a file with sendfile: no copy of the feed passes through Python.
@@ -53,7 +75,7 @@ def calendar(feed: Feed, public: bool = False) -> Response:
                              etag=False, max_age=None)
     else:
         response = Response(feed.chunks, mimetype="text/calendar")
-    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Type"] = CALENDAR_TYPE
     response.set_etag(feed.etag)
     response.last_modified = feed.last_modified
     if public:
@@ -64,32 +86,59 @@ def calendar(feed: Feed, public: bool = False) -> Response:
     return response
 
 
-def document_feed(view: Any) -> Any:
-    view = blp.response(200, CALENDAR, content_type="text/calendar",
-                        description="The calendar", headers={
-                            "ETag": {"schema": {"type": "string"}},
-                            "Last-Modified": {"schema": {"type": "string"}}})(view)
-    view = blp.alt_response(304, description="Not modified")(view)
-    return blp.alt_response(404, description="No feed at this address", schema=ProblemSchema,
-                            content_type=PROBLEM_JSON)(view)
+@lru_cache(maxsize=4096)
+def _headers(etag: str, last_modified: dt.datetime) -> list[tuple[str, str]]:
+    return [("Content-Type", CALENDAR_TYPE), ("ETag", f'"{etag}"'),
+            ("Last-Modified", http_date(last_modified)), ("Cache-Control", PRIVATE)]
 
 
-@blp.route("/feeds/<token>.ics")
-class ParticipantFeedView(MethodView):
-    @document_feed
-    def get(self, token: str) -> Response:
-        """One participant's visits"""
-        feed = feeds().participant_feed(token)
-        return calendar(feed) if feed else not_found()
+def documented(*decorators: Callable[[Any], Any]) -> Callable[[View], View]:
+    """The OpenAPI documentation flask-smorest's decorators give a view (listed as they would
+    be stacked, the outermost first), without the wrappers they put around it at run time."""
+    def decorate(view: View) -> View:
+        wrapped: Any = view
+        for decorator in reversed(decorators):
+            wrapped = decorator(wrapped)
+        view._apidoc = wrapped._apidoc  # type: ignore[attr-defined]
+        return view
+    return decorate
 
 
-@blp.route("/feeds/site/<token>.ics")
-class SiteFeedView(MethodView):
-    @document_feed
-    def get(self, token: str) -> Response:
-        """Every participant's visits at the site"""
-        feed = feeds().site_feed(token)
-        return calendar(feed) if feed else not_found()
+FEED_DOCS = (
+    blp.alt_response(404, description="No feed at this address", schema=ProblemSchema,
+                     content_type=PROBLEM_JSON),
+    blp.alt_response(304, description="Not modified"),
+    blp.response(200, CALENDAR, content_type="text/calendar", description="The calendar",
+                 headers={"ETag": {"schema": {"type": "string"}},
+                          "Last-Modified": {"schema": {"type": "string"}}}),
+)
+
+
+@documented(*FEED_DOCS)
+def participant_feed(token: str) -> Response:
+    """One participant's visits"""
+    feed = feeds().participant_feed(token)
+    if feed is None:
+        return not_found()
+    if unchanged(feed.etag, feed.last_modified):
+        return Response(status=304, headers=_headers(feed.etag, feed.last_modified))
+    etag, last_modified, body = feed.body()
+    return Response(body, headers=_headers(etag, last_modified))
+
+
+@documented(*FEED_DOCS)
+def site_feed(token: str) -> Response:
+    """Every participant's visits at the site"""
+    feed = feeds().site_feed(token)
+    return calendar(feed) if feed else not_found()
+
+
+# Plain Flask views (registered through the blueprint only to be documented): a feed request
+# passes no API-key check and carries no body, so it skips the API's before-request hooks
+# (api.http.LEAN_ENDPOINTS).
+blp.add_url_rule("/feeds/<token>.ics", view_func=participant_feed)
+blp.add_url_rule("/feeds/site/<token>.ics", view_func=site_feed)
+LEAN_ENDPOINTS = frozenset({"feeds.participant_feed", "feeds.site_feed"})
 
 
 @admin.route("/feed-token")

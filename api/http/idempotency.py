@@ -17,8 +17,10 @@ from api.http.context import api_key
 from api.http.problems import INVALID_INPUT, problem
 from api.persistence.records import StoredResponse
 from api.persistence.unit_of_work import UnitOfWork
-from api.usecases.common import now
+from api.usecases.common import StaleVersion, now
 from api.usecases.participants import Hook, Participants
+from scheduler import ScheduleInputError
+from scheduler.history import HistoryConflict
 
 T = TypeVar("T")
 REPLAYED = "Idempotent-Replayed"
@@ -42,8 +44,11 @@ def _replay(stored: StoredResponse, fingerprint: str) -> Response:
 
 
 def run_idempotent(service: Participants, action: Callable[[Hook | None], T],
-                   respond: Callable[[T], Response]) -> Response:
-    """Run `action`, storing `respond`'s answer under the request's Idempotency-Key."""
+                   respond: Callable[[T], Response],
+                   respond_in: Callable[[UnitOfWork, T], Response] | None = None) -> Response:
+    """Run `action`, storing `respond`'s answer under the request's Idempotency-Key.
+    `respond_in` gives that answer inside the unit of work that stores it, for an answer that
+    shows what the same unit of work wrote (an enrolment's feed link)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return respond(action(None))
@@ -56,21 +61,26 @@ def run_idempotent(service: Participants, action: Callable[[Hook | None], T],
     if stored is not None:
         return _replay(stored, fingerprint)
 
+    answered: list[Response] = []
+
     def store(uow: UnitOfWork, result: Any) -> None:
-        response = respond(result)
+        response = respond_in(uow, result) if respond_in else respond(result)
+        answered.append(response)
         headers = {name: response.headers[name] for name in KEPT_HEADERS
                    if name in response.headers}
         uow.idempotency.add(key_id, key, StoredResponse(
             fingerprint, response.status_code, response.get_data(as_text=True), headers), now())
 
     try:
-        return respond(action(store))
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it was answered.
+        result = action(store)
+    except (IntegrityError, HistoryConflict, StaleVersion, ScheduleInputError):
+        # A concurrent request with the same key may have committed first, and this one then
+        # found its own event already recorded: answer as that one was answered.
         stored = _lookup(service, key_id, key)
         if stored is None:
             raise
         return _replay(stored, fingerprint)
+    return answered[0] if answered else respond(result)
 
 
 def _lookup(service: Participants, key_id: str, key: str) -> StoredResponse | None:

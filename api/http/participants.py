@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from api.http.schemas import (
     schedule_dict,
 )
 from api.persistence.records import StoredParticipant
+from api.persistence.unit_of_work import UnitOfWork
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants, Recorded
 from scheduler.history import Enrolment, Event, NewEvent, voided_by
@@ -69,6 +71,10 @@ def errors(*statuses: int) -> Callable[[View], View]:
     return decorate
 
 
+# The ETags this service hands out; a longer number (say 5,000 digits) names no version.
+VERSION_TAG = re.compile(r"v[0-9]{1,18}")
+
+
 def etag_of(version: int) -> str:
     return f"v{version}"
 
@@ -84,7 +90,7 @@ def expected_version(required: bool) -> int | None:
     if request.if_match.star_tag:
         return None
     for tag in request.if_match.as_set():
-        if tag.startswith("v") and tag[1:].isdigit():
+        if VERSION_TAG.fullmatch(tag):
             return int(tag[1:])
     return -1  # names no version this service handed out: stale
 
@@ -96,13 +102,25 @@ def shown(participants_: list[StoredParticipant]) \
     return [(p, links.get(p.id)) for p in participants_]
 
 
-def participant_response(participant: StoredParticipant, status: int = 200) -> Response:
-    response = jsonify(ParticipantSchema().dump(shown([participant])[0]))
+def participant_response(participant: StoredParticipant, status: int = 200,
+                         feed: dict[str, str] | None = None) -> Response:
+    """The participant as JSON with its ETag; `feed` gives its feed links when the caller
+    already has them."""
+    shown_ = (participant, feed) if feed is not None else shown([participant])[0]
+    response = jsonify(ParticipantSchema().dump(shown_))
     response.status_code = status
     response.set_etag(etag_of(participant.version))
     if status == 201:
         response.headers["Location"] = f"/v1/participants/{participant.id}"
     return response
+
+
+def enrolled_response(uow: UnitOfWork, participant: StoredParticipant) -> Response:
+    """The answer to an enrolment, inside its unit of work: the feed token issued there is
+    not committed yet, and a stored answer must show it as the first answer did."""
+    token = uow.feed_tokens.active("participant", participant.id)
+    feed = feeds().links.participant_links(token) if token is not None else None
+    return participant_response(participant, 201, feed)
 
 
 def event_dicts(events: list[Event]) -> list[dict[str, Any]]:
@@ -124,7 +142,8 @@ class ParticipantsView(MethodView):
         """Enrol a participant (honours Idempotency-Key)"""
         service = participants()
         return run_idempotent(service, lambda hook: service.enrol(enrolment, actor(), hook),
-                              lambda participant: participant_response(participant, 201))
+                              lambda participant: participant_response(participant, 201),
+                              enrolled_response)
 
     @requires("read")
     @blp.arguments(PageQuerySchema, location="query")

@@ -15,11 +15,14 @@ import marshmallow as ma
 from flask import Flask, Response, current_app
 from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
-from sqlalchemy.exc import IntegrityError
-from webargs.flaskparser import FlaskParser
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from api.usecases.common import NotFound, StaleVersion
+from api.http import jsonbody
+from api.usecases.common import NotFound, NothingToChange, StaleVersion
 from scheduler import ScheduleInputError
 from scheduler.history import HistoryConflict
 
@@ -27,6 +30,7 @@ PROBLEM_JSON = "application/problem+json"
 INVALID_INPUT = "urn:trial-schedule:problem:invalid-input"
 PROTOCOL_RULE = "urn:trial-schedule:problem:protocol-rule"
 HISTORY_CONFLICT = "urn:trial-schedule:problem:history-conflict"
+RETRY_AFTER_SECONDS = 5
 
 
 class ProblemSchema(ma.Schema):
@@ -59,6 +63,17 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "_body": [str(messages)]}
 
 
+def detail_of(errors: Mapping[str, list[str]]) -> str:
+    """One sentence naming every field and what is wrong with it, each message once, joined
+    without doubled punctuation.
+
+    >>> detail_of({"a": ["Unknown field."], "b": ["Too long.", "Not a code."]})
+    'a: Unknown field; b: Too long; b: Not a code'
+    """
+    return "; ".join(f"{path}: {message.rstrip('.')}" for path, messages in errors.items()
+                     for message in messages)
+
+
 def problem(status: int, title: str, detail: str, type_: str = "about:blank",
             errors: Mapping[str, list[str]] | None = None,
             headers: Mapping[str, str] | None = None) -> Response:
@@ -79,9 +94,8 @@ def domain_problem(error: ScheduleInputError, field_names: Mapping[str, str] | N
     for item in error.errors:
         path = (field_names or {}).get(item.field, item.field)
         errors.setdefault(path, []).append(f"{item.message} (rule {item.rule})")
-    return problem(422, "The facts contradict the protocol",
-                   "; ".join(f"{path}: {' '.join(m)}" for path, m in errors.items()),
-                   PROTOCOL_RULE, errors)
+    return problem(422, "The facts contradict the protocol", detail_of(errors), PROTOCOL_RULE,
+                   errors)
 
 
 class StrictParser(FlaskParser):
@@ -89,6 +103,19 @@ class StrictParser(FlaskParser):
 
     DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012 (as webargs has it)
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+
+    def _raw_load_json(self, req: Any) -> Any:
+        """The body through the strict reader (api/http/jsonbody.py): 400 for duplicate keys,
+        deep nesting or endless numbers, as for any JSON that does not parse."""
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing
+        try:
+            return jsonbody.loads(data)
+        except jsonbody.BadJson as error:
+            abort(400, exc=error, messages={"json": [str(error)]})
 
 
 Blueprint.ARGUMENTS_PARSER = StrictParser()
@@ -131,9 +158,8 @@ def http_problem(error: HTTPException) -> Response:
         if isinstance(messages, list):  # about the body as a whole, e.g. not JSON at all
             return problem(status, error.name, " ".join(map(str, messages)), headers=headers)
         errors = flatten(messages)
-        detail = "; ".join(f"{path}: {' '.join(m)}" for path, m in errors.items())
-        return problem(status, "The request is not valid", detail, INVALID_INPUT, errors,
-                       headers)
+        return problem(status, "The request is not valid", detail_of(errors), INVALID_INPUT,
+                       errors, headers)
     detail = data.get("message") or error.description or error.name
     if status == 413:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -159,10 +185,27 @@ def init_app(app: Flask) -> None:
     def _not_found(_: NotFound) -> Response:
         return problem(404, "Not Found", "No participant with that id.")
 
+    @app.errorhandler(NothingToChange)
+    def _nothing_to_change(_: NothingToChange) -> Response:
+        message = "Every field sent already has that value: there is nothing to correct."
+        return problem(422, "The request is not valid", message, INVALID_INPUT,
+                       {"_body": [message]})
+
     @app.errorhandler(StaleVersion)
     def _stale(_: StaleVersion) -> Response:
         return problem(412, "Precondition Failed", "The participant changed since the ETag "
                        "in If-Match: fetch it again and retry.")
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(SqlTimeout)
+    def _database_unavailable(error: Exception) -> Response:
+        # Only the kind of failure: a statement's text or values (free-text reasons) stay out.
+        cause = getattr(error, "orig", None) or error
+        app.logger.error("database unavailable: %s", type(cause).__name__)
+        return problem(503, "Service Unavailable", "The database cannot be reached; nothing "
+                       "was changed by this request. Retry in a little while.",
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     @app.errorhandler(IntegrityError)
     def _concurrent(_: IntegrityError) -> Response:

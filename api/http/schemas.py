@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any, get_args
 
 import marshmallow as ma
@@ -19,6 +20,7 @@ from scheduler.history import (
     LOOKBACK_NAMES,
     RECORDABLE,
     Enrolment,
+    EventType,
     NewEvent,
     event_fields,
 )
@@ -35,15 +37,60 @@ from scheduler.model import (
     Visit,
     VisitStatus,
 )
-from scheduler.protocol import DISCONTINUATION_REASONS, SOURCES
+from scheduler.notation import parse_date
+from scheduler.protocol import DISCONTINUATION_REASONS, SOURCES, VISIT_KINDS
 from scheduler.validation import MAX_HALF_LIFE_DAYS
 
 TEXT_LIMIT = 500
 RECOVERY_STATUSES: tuple[str, ...] = get_args(RecoveryStatus)
+# C0 control characters and DEL: a person types none of them but tab and newline, and a
+# calendar reader may refuse a whole feed over one.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as JSON, cut short, for a message that quotes what was sent."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class IsoDate(fields.Date):
+    """Exactly YYYY-MM-DD: not the basic form 20260302, not a week date 2026-W10-1, both of
+    which Python's date.fromisoformat reads."""
+
+    default_error_messages = {  # noqa: RUF012 (as marshmallow has it)
+        "invalid": "{input} is not a date in the form YYYY-MM-DD."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.date:
+        if isinstance(value, str):
+            try:
+                return parse_date(value)
+            except ValueError:
+                pass
+        raise self.make_error("invalid", input=shown(value))
+
+
+class Text(fields.String):
+    """Free text a person types: no control character but tab and newline (none at all when
+    `single_line`)."""
+
+    def __init__(self, *args: Any, single_line: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = LINE_CONTROL if single_line else CONTROL
+        self.allowed = "none" if single_line else "only tab and newline"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        found = self.refused.search(text)
+        if found:
+            raise ma.ValidationError(f"Contains the control character "
+                                     f"U+{ord(found.group()):04X}; {self.allowed} allowed.")
+        return text
 
 
 def _date(description: str, **kwargs: Any) -> fields.Date:
-    return fields.Date(metadata={"description": description}, **kwargs)
+    return IsoDate(metadata={"description": description}, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):
@@ -82,7 +129,7 @@ class DoseSchema(ma.Schema):
                            metadata={"description": "Cycle number, from 1"})
     status = fields.String(required=True, validate=validate.OneOf(get_args(DoseStatus)))
     date = _date("Date given (required when given; a skipped dose has none)", allow_none=True)
-    reason = fields.String(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
+    reason = Text(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
 
     @ma.validates_schema
     def _date_when_given(self, data: dict[str, Any], **_: Any) -> None:
@@ -98,7 +145,7 @@ class DoseSchema(ma.Schema):
 
 class DiscontinuationSchema(ma.Schema):
     date = _date("Date treatment was permanently stopped", required=True)
-    reason = fields.String(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
+    reason = Text(validate=validate.Length(max=TEXT_LIMIT), allow_none=True)
     reason_code = fields.String(
         validate=validate.OneOf(DISCONTINUATION_REASONS), load_default="other",
         metadata={"description": "Why treatment stopped (rule discontinuation-reason); "
@@ -193,7 +240,7 @@ class RuleRefSchema(ma.Schema):
 
 class VisitSchema(ma.Schema):
     id = fields.String(required=True, metadata={"description": "Stable visit id, e.g. C1D1"})
-    kind = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(VISIT_KINDS))
     title = fields.String(required=True)
     cycle = fields.Integer(required=True, allow_none=True)
     date = fields.Date(required=True, allow_none=True,
@@ -283,7 +330,17 @@ class ProtocolSchema(ma.Schema):
     rules = fields.List(fields.Nested(RuleSchema), required=True)
 
 
-SUBJECT_CODE = validate.Regexp(r"^[A-Za-z0-9_-]{1,32}$", error=(
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match: `re.match` with `$` lets a trailing newline
+    through ("ZS-DUP\\n"). The pattern keeps `^...$` for the OpenAPI document."""
+
+    def __call__(self, value: str) -> str:  # type: ignore[override]
+        if not isinstance(value, str) or re.fullmatch(str(self.regex.pattern), value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
+SUBJECT_CODE = FullMatch(r"^[A-Za-z0-9_-]{1,32}$", error=(
     "1 to 32 letters, digits, '-' or '_': a pseudonymous code, never a name."))
 
 
@@ -314,8 +371,8 @@ class EnrolmentPatchSchema(ma.Schema):
     cryoablation_date = _date("Cryoablation date; inside the study period")
     childbearing_potential = _strict_bool("Schedules a serum pregnancy test when true")
     lookbacks = fields.Nested(LookbacksSchema, metadata={"description": "Replaces all of them"})
-    reason = fields.String(validate=validate.Length(max=TEXT_LIMIT),
-                           metadata={"description": "Why the data is corrected"})
+    reason = Text(required=True, validate=validate.Length(min=1, max=TEXT_LIMIT),
+                  metadata={"description": "Why the data is corrected"})
 
     @ma.validates_schema
     def _something_to_change(self, data: dict[str, Any], **_: Any) -> None:
@@ -377,7 +434,7 @@ class ParticipantPageSchema(ma.Schema):
 
 
 class PageQuerySchema(ma.Schema):
-    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    cursor = Text(single_line=True, validate=validate.Length(min=1, max=200))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
@@ -387,21 +444,22 @@ class EventInSchema(ma.Schema):
     `correction` {event_id, reason}."""
 
     type = fields.String(required=True, validate=validate.OneOf(RECORDABLE))
-    date = fields.Date()
+    date = IsoDate()
     cycle = fields.Integer(strict=True, validate=validate.Range(1, 99))
-    reason = fields.String(validate=validate.Length(min=1, max=TEXT_LIMIT))
-    description = fields.String(validate=validate.Length(min=1, max=TEXT_LIMIT))
-    event_id = fields.String(validate=validate.Length(max=36))
+    reason = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
+    description = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
+    event_id = Text(single_line=True, validate=validate.Length(max=36))
 
-    @ma.validates_schema(skip_on_field_errors=False)
-    def _fields_of_the_type(self, data: dict[str, Any], **_: Any) -> None:
+    @ma.validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _fields_of_the_type(self, data: dict[str, Any], original: Any, **_: Any) -> None:
         kind = data.get("type")
         if kind not in EVENT_TYPES:
             return
         required = event_fields(kind)
+        sent = original if isinstance(original, dict) else {}
         errors: dict[str, list[str]] = {}
         for name in required:
-            if name not in data:
+            if name not in sent:  # sent but not valid: its own message says why
                 errors[name] = [f"Required for a {kind} event."]
         for name in set(data) - {"type", *required}:
             errors[name] = [f"Not a field of a {kind} event."]
@@ -419,7 +477,7 @@ class EventSchema(ma.Schema):
 
     id = fields.String(required=True)
     seq = fields.Integer(required=True, metadata={"description": "Order of recording"})
-    type = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(get_args(EventType)))
     date = fields.Date(allow_none=True)
     cycle = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)

@@ -23,12 +23,15 @@ def default_url(instance_path: str) -> str:
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
+    # hide_parameters: a failed statement's values (free-text reasons) stay out of errors
+    # and so out of the log.
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                            pool_recycle=1800)
+                            pool_recycle=1800, hide_parameters=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                              hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(connection: sqlite3.Connection, _record: Any) -> None:

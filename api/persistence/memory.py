@@ -23,6 +23,7 @@ class MemoryState:
     idempotency: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
     feed_tokens: dict[str, FeedToken] = field(default_factory=dict)
     visit_states: dict[str, dict[str, VisitState]] = field(default_factory=dict)
+    rendered_feeds: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
 
 
 def _in_order(found: list[StoredParticipant]) -> list[StoredParticipant]:
@@ -86,6 +87,9 @@ class MemoryApiKeys:
     def count(self) -> int:
         return len(self.state.api_keys)
 
+    def listing(self) -> list[ApiKey]:
+        return sorted(self.state.api_keys.values(), key=lambda k: (k.created_at, k.name))
+
 
 class MemoryIdempotency:
     def __init__(self, state: MemoryState) -> None:
@@ -125,6 +129,15 @@ class MemoryFeedTokens:
         token = self.state.feed_tokens[token_id]
         self.state.feed_tokens[token_id] = replace(token, revoked_at=when)
 
+    def lock_feed(self, kind: str, participant_id: str | None) -> None:
+        """Writers already take turns on the store."""
+
+    def revoke_live(self, kind: str, participant_id: str | None, when: dt.datetime) -> None:
+        for token in list(self.state.feed_tokens.values()):
+            if token.kind == kind and token.participant_id == participant_id \
+                    and token.revoked_at is None:
+                self.revoke(token.id, when)
+
 
 class MemoryVisitStates:
     def __init__(self, state: MemoryState) -> None:
@@ -142,6 +155,18 @@ class MemoryVisitStates:
             kept[state.visit_id] = state
 
 
+class MemoryRenderedFeeds:
+    def __init__(self, state: MemoryState) -> None:
+        self.state = state
+
+    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
+        self.state.rendered_feeds[participant_id] = (version, tag, body)
+
+    def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
+        return {pid: self.state.rendered_feeds[pid] for pid in participant_ids
+                if pid in self.state.rendered_feeds}
+
+
 class MemoryUnitOfWork(UnitOfWork):
     def __init__(self, store: MemoryStore, readonly: bool = False) -> None:
         self.store = store
@@ -156,6 +181,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.idempotency = MemoryIdempotency(self.state)
         self.feed_tokens = MemoryFeedTokens(self.state)
         self.visit_states = MemoryVisitStates(self.state)
+        self.rendered_feeds = MemoryRenderedFeeds(self.state)
         return self
 
     def commit(self) -> None:

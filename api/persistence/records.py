@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -55,6 +56,10 @@ def utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+# Participant ids are UUIDs (uuid4, as str() writes them).
+PARTICIPANT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 class Cursor:
     """An opaque position in the participant list: (enrolled_at, id) of the last one seen."""
 
@@ -69,9 +74,13 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             when, participant_id = json.loads(raw)
-            return utc(dt.datetime.fromisoformat(when)), str(participant_id)
-        except (ValueError, TypeError, UnicodeDecodeError) as error:
+            # A forged year 0001 or 9999 with an offset overflows on the way to UTC.
+            moment = utc(dt.datetime.fromisoformat(when))
+        except (ValueError, TypeError, UnicodeDecodeError, OverflowError) as error:
             raise ValueError("not a cursor from this list") from error
+        if not isinstance(participant_id, str) or not PARTICIPANT_ID.fullmatch(participant_id):
+            raise ValueError("not a cursor from this list")
+        return moment, participant_id
 
 
 def bumped(participant: StoredParticipant, when: dt.datetime, **changes: Any) \

@@ -4,11 +4,13 @@ stay in here."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from api.persistence.records import (
@@ -24,6 +26,7 @@ from api.persistence.tables import (
     feed_tokens,
     idempotency_keys,
     participants,
+    rendered_feeds,
     visit_states,
 )
 from api.persistence.unit_of_work import UnitOfWork
@@ -43,6 +46,12 @@ def _lookbacks(data: dict[str, Any]) -> Lookbacks:
         name: (dt.date.fromisoformat(data[name]) if data.get(name) else None)
         if name in LOOKBACK_DATES else data.get(name) for name in LOOKBACK_NAMES}
     return Lookbacks(**values)
+
+
+def _unstorable(key: str) -> bool:
+    """A key holding NUL: no stored text has one (PostgreSQL cannot store it, and psycopg
+    refuses to send it), so a lookup by it finds nothing on either database."""
+    return "\x00" in key
 
 
 def _participant(row: Mapping[Any, Any]) -> StoredParticipant:
@@ -75,6 +84,8 @@ class SqlParticipants:
             updated_at=participant.updated_at))
 
     def get(self, participant_id: str, for_update: bool = False) -> StoredParticipant | None:
+        if _unstorable(participant_id):
+            return None
         query = sa.select(participants).where(participants.c.id == participant_id)
         if for_update:
             # PostgreSQL locks the row until commit; SQLite already holds the write lock.
@@ -83,6 +94,8 @@ class SqlParticipants:
         return _participant(row) if row else None
 
     def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
+        if _unstorable(subject_code):
+            return None
         row = self.connection.execute(sa.select(participants).where(
             participants.c.subject_code == subject_code)).mappings().first()
         return _participant(row) if row else None
@@ -146,6 +159,8 @@ class SqlApiKeys:
             created_at=key.created_at, revoked_at=key.revoked_at))
 
     def get(self, key_id: str) -> ApiKey | None:
+        if _unstorable(key_id):
+            return None
         row = self.connection.execute(sa.select(api_keys).where(
             api_keys.c.id == key_id)).mappings().first()
         return _api_key(row) if row else None
@@ -162,6 +177,11 @@ class SqlApiKeys:
     def count(self) -> int:
         return int(self.connection.execute(
             sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
+
+    def listing(self) -> list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
+        return [_api_key(row) for row in self.connection.execute(sa.select(api_keys).order_by(
+            api_keys.c.created_at, api_keys.c.name)).mappings()]
 
 
 def _api_key(row: RowMapping) -> ApiKey:
@@ -203,6 +223,8 @@ class SqlFeedTokens:
 
     def with_participant(self, token_id: str) -> tuple[FeedToken, StoredParticipant | None] \
             | None:
+        if _unstorable(token_id):
+            return None
         row = self.connection.execute(_TOKEN_AND_PARTICIPANT, {"token_id": token_id}
                                       ).mappings().first()
         if row is None:
@@ -234,6 +256,24 @@ class SqlFeedTokens:
     def revoke(self, token_id: str, when: dt.datetime) -> None:
         self.connection.execute(feed_tokens.update().where(feed_tokens.c.id == token_id).values(
             revoked_at=when))
+
+    def lock_feed(self, kind: str, participant_id: str | None) -> None:
+        """Hold this feed's rotation lock until the transaction ends. PostgreSQL: an advisory
+        lock, since the site feed has no row to lock before its first token; SQLite's writer
+        already holds the database's one write lock (BEGIN IMMEDIATE)."""
+        if self.connection.dialect.name != "postgresql":
+            return
+        name = f"feed-token:{kind}:{participant_id or ''}".encode()
+        key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+        self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+    def revoke_live(self, kind: str, participant_id: str | None, when: dt.datetime) -> None:
+        """Revoke every live token of one feed."""
+        owner = feed_tokens.c.participant_id
+        self.connection.execute(feed_tokens.update().where(
+            feed_tokens.c.kind == kind, feed_tokens.c.revoked_at.is_(None),
+            owner.is_(None) if participant_id is None else owner == participant_id,
+        ).values(revoked_at=when))
 
 
 def _feed_token(row: RowMapping) -> FeedToken:
@@ -270,13 +310,20 @@ class SqlVisitStates:
         return found
 
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None:
-        """Insert new visits' states and update the ones in `known`, each kind in one
-        executemany."""
+        """Insert new visits' states and update the ones in `known`. On PostgreSQL all of them
+        go as one INSERT ... ON CONFLICT DO UPDATE, which SQLAlchemy sends as one multi-row
+        statement: a recomputation that moves thirty visits costs one round trip, not thirty.
+        SQLite runs in process, where an executemany of each kind is cheapest."""
+        if not states:
+            return
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(_UPSERT_VISIT_STATE, [
+                {"participant_id": participant_id, "visit_id": state.visit_id,
+                 **_state_values(state)} for state in states])
+            return
         new, changed = [], []
         for state in states:
-            values = {"date": state.date, "earliest": state.earliest, "latest": state.latest,
-                      "status": state.status, "present": state.present,
-                      "sequence": state.sequence, "changed_at": state.changed_at}
+            values = _state_values(state)
             if state.visit_id in known:
                 changed.append({"pid": participant_id, "vid": state.visit_id, **values})
             else:
@@ -286,6 +333,49 @@ class SqlVisitStates:
             self.connection.execute(visit_states.insert(), new)
         if changed:
             self.connection.execute(_UPDATE_VISIT_STATE, changed)
+
+
+def _state_values(state: VisitState) -> dict[str, Any]:
+    return {"date": state.date, "earliest": state.earliest, "latest": state.latest,
+            "status": state.status, "present": state.present, "sequence": state.sequence,
+            "changed_at": state.changed_at}
+
+
+_STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence", "changed_at")
+_pg_insert = postgresql.insert(visit_states)
+_UPSERT_VISIT_STATE = _pg_insert.on_conflict_do_update(
+    index_elements=[visit_states.c.participant_id, visit_states.c.visit_id],
+    set_={name: _pg_insert.excluded[name] for name in _STATE_COLUMNS},
+    # RETURNING makes SQLAlchemy batch the rows into one multi-row VALUES ("insertmanyvalues")
+    # instead of one statement a row in a pipeline.
+).returning(visit_states.c.visit_id)
+
+
+_pg_rendered = postgresql.insert(rendered_feeds)
+_sqlite_rendered = sqlite.insert(rendered_feeds)
+_PUT_RENDERED = {
+    "postgresql": _pg_rendered.on_conflict_do_update(
+        index_elements=[rendered_feeds.c.participant_id],
+        set_={name: _pg_rendered.excluded[name] for name in ("version", "tag", "body")}),
+    "sqlite": _sqlite_rendered.on_conflict_do_update(
+        index_elements=[rendered_feeds.c.participant_id],
+        set_={name: _sqlite_rendered.excluded[name] for name in ("version", "tag", "body")}),
+}
+
+
+class SqlRenderedFeeds:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
+        self.connection.execute(_PUT_RENDERED[self.connection.dialect.name], {
+            "participant_id": participant_id, "version": version, "tag": tag, "body": body})
+
+    def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
+        rows = self.connection.execute(sa.select(
+            rendered_feeds.c.participant_id, rendered_feeds.c.version, rendered_feeds.c.tag,
+            rendered_feeds.c.body).where(rendered_feeds.c.participant_id.in_(participant_ids)))
+        return {pid: (version, tag, bytes(body)) for pid, version, tag, body in rows}
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -310,6 +400,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.idempotency = SqlIdempotency(connection)
         self.feed_tokens = SqlFeedTokens(connection)
         self.visit_states = SqlVisitStates(connection)
+        self.rendered_feeds = SqlRenderedFeeds(connection)
         return self
 
     def commit(self) -> None:

@@ -79,6 +79,15 @@ feed_tokens = sa.Table(
     sa.Column("revoked_at", UTC_TIME),
 )
 
+# At most one live token per feed (rotation revokes the old one in the same transaction):
+# one for the site, one per participant.
+sa.Index("uq_feed_tokens_live_site", feed_tokens.c.kind, unique=True,
+         postgresql_where=sa.text("revoked_at IS NULL AND participant_id IS NULL"),
+         sqlite_where=sa.text("revoked_at IS NULL AND participant_id IS NULL"))
+sa.Index("uq_feed_tokens_live_participant", feed_tokens.c.participant_id, unique=True,
+         postgresql_where=sa.text("revoked_at IS NULL"),
+         sqlite_where=sa.text("revoked_at IS NULL"))
+
 # What each subscriber has last been told of a visit, so that SEQUENCE rises with every change
 # of date, window or status (RFC 5546 §2.1.4) and DTSTAMP is when it changed, not now().
 visit_states = sa.Table(
@@ -93,6 +102,18 @@ visit_states = sa.Table(
     sa.Column("present", sa.Boolean, nullable=False),
     sa.Column("sequence", sa.Integer, nullable=False),
     sa.Column("changed_at", UTC_TIME, nullable=False),
+)
+
+# Each participant's events as the site feed shows them, rendered (zlib) when the participant
+# is written, for the version and protocol tag named: a site feed is assembled from these
+# instead of computed. A row for another version or tag is not used.
+rendered_feeds = sa.Table(
+    "rendered_feeds", metadata,
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id"),
+              primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("tag", sa.String(128), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
 )
 
 # People who sign in to the coordinator web app (API keys stay for machines). Only an argon2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -28,6 +29,8 @@ def covers(held: str, needed: Scope) -> bool:
 @dataclass(frozen=True)
 class ApiKeys:
     units: UnitOfWorkFactory
+    # Reads one key by id on the hot path (api/persistence/feed_reads.py); else a unit of work.
+    lookup: Callable[[str], ApiKey | None] | None = None
 
     def create(self, name: str, scope: str) -> str:
         if scope not in SCOPES:
@@ -50,6 +53,11 @@ class ApiKeys:
             uow.commit()
         return True
 
+    def listing(self) -> list[ApiKey]:
+        """Every key with its name, scope and times; a key's digest never leaves here."""
+        with self.units(readonly=True) as uow:
+            return uow.api_keys.listing()
+
     def count(self) -> int:
         with self.units(readonly=True) as uow:
             return uow.api_keys.count()
@@ -60,8 +68,11 @@ class ApiKeys:
         key_id, _, _ = rest.partition("_")
         if prefix != KEY_PREFIX or not key_id:
             return None
-        with self.units(readonly=True) as uow:
-            key = uow.api_keys.get(key_id)
+        if self.lookup is not None:
+            key = self.lookup(key_id)
+        else:
+            with self.units(readonly=True) as uow:
+                key = uow.api_keys.get(key_id)
         if key is None or key.revoked_at is not None:
             return None
         if not hmac.compare_digest(digest(presented), key.digest):

@@ -10,6 +10,10 @@ class NotFound(Exception):
     """No participant with that id."""
 
 
+class NothingToChange(Exception):
+    """A correction whose every field already has the value sent: no history to record."""
+
+
 class StaleVersion(Exception):
     """The caller's If-Match names a version that is no longer current."""
 

@@ -12,26 +12,36 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from api.persistence.records import FeedToken
 from api.persistence.unit_of_work import UnitOfWork
 from api.usecases.common import digest, now
 
+# The base of links built outside any request (a script, the benchmark) with no public base.
+NO_REQUEST_BASE = "http://localhost"
+
 
 @dataclass(frozen=True)
 class FeedLinks:
-    """Builds tokens and the links that carry them."""
+    """Builds tokens and the links that carry them. Links start with the public base URL when
+    one is configured, else with the base of the request being answered (`request_base`:
+    its scheme and host, as the HTTP layer trusts them)."""
 
     secret: bytes
-    public_base_url: str
+    public_base_url: str | None
+    request_base: Callable[[], str | None] = lambda: None
 
     def token(self, feed_id: str) -> str:
         mac = hmac.new(self.secret, feed_id.encode(), hashlib.sha256).digest()
         return f"{feed_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
+    def base(self) -> str:
+        return self.public_base_url or self.request_base() or NO_REQUEST_BASE
+
     def links(self, path: str) -> dict[str, str]:
-        https = f"{self.public_base_url.rstrip('/')}{path}"
+        https = f"{self.base().rstrip('/')}{path}"
         return {"https": https, "webcal": "webcal://" + https.split("://", 1)[-1]}
 
     def participant_links(self, token: FeedToken) -> dict[str, str]:
@@ -48,11 +58,12 @@ class FeedTokens:
     links: FeedLinks
 
     def new_token(self, uow: UnitOfWork, kind: str, participant_id: str | None) -> str:
-        """Revoke the current token of this feed and issue a new one; returns the token."""
-        current = uow.feed_tokens.active(kind, participant_id)
+        """Revoke every live token of this feed and issue a new one; returns the token.
+        Rotations of one feed queue on its lock, and the database holds at most one live
+        token per feed (migration 0003), so concurrent rotations leave exactly one."""
+        uow.feed_tokens.lock_feed(kind, participant_id)
         when = now()
-        if current is not None:
-            uow.feed_tokens.revoke(current.id, when)
+        uow.feed_tokens.revoke_live(kind, participant_id, when)
         feed_id = secrets.token_hex(16)
         token = self.links.token(feed_id)
         uow.feed_tokens.add(FeedToken(feed_id, kind, participant_id, digest(token), when))

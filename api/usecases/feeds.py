@@ -13,17 +13,20 @@ import tempfile
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import holidays
 
+from api.persistence.feed_reads import FeedKey
 from api.persistence.records import FeedToken, StoredParticipant, bumped
-from api.usecases.common import digest, now
+from api.persistence.unit_of_work import UnitOfWork
+from api.usecases.common import NotFound, digest, now
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.participants import Participants, sync_visits
+from scheduler import Schedule
 from scheduler.history import Event
 from scheduler.ical import render_event, render_header
 from scheduler.subscription import VisitState, feed_events
@@ -37,6 +40,12 @@ FOOTER = b"END:VCALENDAR\r\n"
 @lru_cache(maxsize=1024)
 def _header(name: str, description: str | None = None) -> bytes:
     return render_header(name, description=description)
+
+
+@lru_cache(maxsize=8192)
+def _participant_tag(protocol_tag: str, participant_id: str, version: int) -> str:
+    """A participant feed's ETag: the protocol, the participant and its version."""
+    return hashlib.sha256(f"{protocol_tag}|{participant_id}|{version}".encode()).hexdigest()
 
 
 class RenderedCache:
@@ -78,6 +87,59 @@ class Feed:
     path: Path | None = None  # the whole feed as a file, served with sendfile
 
 
+@dataclass(slots=True)
+class ParticipantFeed:
+    """One participant's feed as its key read it: enough to answer 304 without anything
+    else; `body()` gives the calendar, from memory when this version was served before."""
+
+    feeds: Feeds
+    key: FeedKey
+    etag: str
+    last_modified: dt.datetime
+
+    def body(self) -> tuple[str, dt.datetime, bytes]:
+        """The ETag, Last-Modified and bytes of the feed. They usually are this key's; when the
+        stored visit states had to be brought up to date first (the protocol or the holiday
+        data changed since the last write), they are the new version's."""
+        return self.feeds.participant_body(self)
+
+
+class WholeFeeds:
+    """Recently served participant feeds, whole and uncompressed, keyed by the ETag (which
+    names the protocol, the participant and its version, so an entry is never stale): a
+    repeated 200 costs one lookup. Bounded in bytes, least recently used first out."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, etag: str) -> bytes | None:
+        with self.lock:
+            body = self.entries.get(etag)
+            if body is not None:
+                self.entries.move_to_end(etag)
+            return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        with self.lock:
+            if etag in self.entries or len(body) > self.max_bytes:
+                return
+            self.entries[etag] = body
+            self.size += len(body)
+            while self.size > self.max_bytes:
+                _, dropped = self.entries.popitem(last=False)
+                self.size -= len(dropped)
+
+
+def _key_of(token: FeedToken, participant: StoredParticipant | None) -> FeedKey:
+    return FeedKey(token.kind, token.participant_id, token.digest, token.revoked_at is not None,
+                   participant.version if participant else None,
+                   participant.updated_at if participant else None,
+                   participant.enrolment.subject_code if participant else None)
+
+
 @dataclass
 class Feeds:
     participants: Participants
@@ -86,6 +148,9 @@ class Feeds:
     # Where the assembled site feed is kept, one file per site ETag, shared by the workers
     # (gunicorn preloads the app, so they inherit one folder); made when first needed.
     site_dir: Path | None = None
+    # The feed hot path's read (api/persistence/feed_reads.py); without one, a unit of work.
+    keys: Callable[[str], FeedKey | None] | None = None
+    whole: WholeFeeds = field(default_factory=lambda: WholeFeeds(16 * 1024 * 1024))
 
     def _site_folder(self) -> Path:
         if self.site_dir is None:
@@ -103,31 +168,37 @@ class Feeds:
         return f"{protocol.id}:{protocol.version}:holidays-{HOLIDAYS_VERSION}"
 
     def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
+        """A new token for the feed; the old one stops working at once. A participant's
+        representation shows its feed link, so rotating it is a new version of the
+        participant (a new ETag for clients that revalidate it)."""
         with self.participants.unit() as uow:
             if participant_id is not None:
-                self.participants.lock(uow, participant_id)
+                participant = self.participants.lock(uow, participant_id)
+                uow.participants.update(bumped(participant, now()))
             self.tokens.new_token(uow, kind, participant_id)
             token = uow.feed_tokens.active(kind, participant_id)
             uow.commit()
         assert token is not None
         return token
 
-    def _verified(self, presented: str, kind: str) \
-            -> tuple[FeedToken, StoredParticipant | None] | None:
+    def _read_key(self, feed_id: str) -> FeedKey | None:
+        if self.keys is not None:
+            return self.keys(feed_id)
+        with self.participants.unit(readonly=True) as uow:
+            found = uow.feed_tokens.with_participant(feed_id)
+        return None if found is None else _key_of(*found)
+
+    def verify(self, presented: str, kind: str) -> FeedKey | None:
         """The live token of this kind behind a presented one, compared in constant time,
-        with its participant (None for the site feed); one round trip."""
+        with its participant's version (none for the site feed); one round trip."""
         feed_id, _, _ = presented.partition(".")
         if not feed_id or len(presented) > 200:
             return None
-        with self.participants.unit(readonly=True) as uow:
-            found = uow.feed_tokens.with_participant(feed_id)
-        if found is None:
+        key = self._read_key(feed_id)
+        if key is None or key.revoked or key.kind != kind \
+                or not hmac.compare_digest(digest(presented), key.digest):
             return None
-        token = found[0]
-        if token.revoked_at is not None or token.kind != kind \
-                or not hmac.compare_digest(digest(presented), token.digest):
-            return None
-        return found
+        return key
 
     def links_for(self, participant_ids: list[str]) -> dict[str, dict[str, str]]:
         with self.participants.unit(readonly=True) as uow:
@@ -135,30 +206,39 @@ class Feeds:
         return {pid: self.links.participant_links(tokens[pid])
                 for pid in participant_ids if pid in tokens}
 
-    def participant_feed(self, presented: str) -> Feed | None:
-        """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
-        participant's version, so a revalidation is answered before anything is rendered; the
-        body renders lazily."""
-        found = self._verified(presented, "participant")
-        if found is None or found[1] is None:
-            return None
-        participant = found[1]
-        tag = hashlib.sha256(f"{self.protocol_tag}|{participant.id}|{participant.version}"
-                             .encode()).hexdigest()
-        return Feed(self._participant_chunks(participant), tag, participant.updated_at)
+    def participant_tag(self, participant_id: str, version: int) -> str:
+        return _participant_tag(self.protocol_tag, participant_id, version)
 
-    def _participant_chunks(self, participant: StoredParticipant) -> Iterator[bytes]:
-        participant, body = self._rendered(participant)
-        yield _header(f"{self.participants.protocol.id} {participant.enrolment.subject_code}")
-        yield body
-        yield FOOTER
+    def participant_feed(self, presented: str) -> ParticipantFeed | None:
+        """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
+        participant's version, read with the token, so a revalidation is answered before
+        anything is rendered or loaded."""
+        key = self.verify(presented, "participant")
+        if key is None or key.participant_id is None or key.version is None:
+            return None
+        assert key.updated_at is not None
+        return ParticipantFeed(self, key, self.participant_tag(key.participant_id, key.version),
+                               key.updated_at)
+
+    def participant_body(self, feed: ParticipantFeed) -> tuple[str, dt.datetime, bytes]:
+        cached = self.whole.get(feed.etag)
+        if cached is not None:
+            return feed.etag, feed.last_modified, cached
+        assert feed.key.participant_id is not None
+        participant, events = self._rendered(feed.key.participant_id)
+        etag = self.participant_tag(participant.id, participant.version)
+        body = b"".join((
+            _header(f"{self.participants.protocol.id} {participant.enrolment.subject_code}"),
+            events, FOOTER))
+        self.whole.put(etag, body)
+        return etag, participant.updated_at, body
 
     def site_feed(self, presented: str) -> Feed | None:
         """Every participant's visits, or None for a token that is not the site's. The ETag
         comes from every participant's version; the feed for an ETag is assembled once into a
         file (only participants changed since they were last rendered are rendered again) and
         then served from it by sendfile."""
-        if self._verified(presented, "site") is None:
+        if self.verify(presented, "site") is None:
             return None
         with self.participants.unit(readonly=True) as uow:
             listing = uow.participants.listing()
@@ -185,14 +265,35 @@ class Feeds:
             if old != path:
                 old.unlink(missing_ok=True)
 
+    def store_rendered(self, uow: UnitOfWork, participant: StoredParticipant,
+                       schedule: Schedule, states: Mapping[str, VisitState]) -> None:
+        """Keep the participant's site-feed events rendered as of this write, in the write's
+        own unit of work (Participants.on_saved): a cold site feed is then assembled from
+        stored bytes, not computed."""
+        events = feed_events(schedule, states, f"site/{participant.id}",
+                             participant.enrolment.subject_code)
+        body = b"".join(render_event(event) for event in events)
+        uow.rendered_feeds.put(participant.id, participant.version, self.protocol_tag,
+                               zlib.compress(body, 1))
+
     def _site_chunks(self, listing: list[StoredParticipant], name: str) -> Iterator[bytes]:
+        """The site feed: each participant's events as stored at their last write when that
+        is the version listed (and the protocol is the same), else from memory or rendered."""
         yield _header(name, "Every participant's visits at the site")
+        tag = self.protocol_tag
         for start in range(0, len(listing), BATCH):
             batch = listing[start:start + BATCH]
-            cached = {p.id: self.cache.get(self._key(p, "site")) for p in batch}
-            rendered = self._render_many([p for p in batch if cached[p.id] is None])
+            with self.participants.unit(readonly=True) as uow:
+                stored = uow.rendered_feeds.of_many([p.id for p in batch])
+            found: dict[str, bytes | None] = {}
             for participant in batch:
-                body = cached[participant.id]
+                row = stored.get(participant.id)
+                found[participant.id] = zlib.decompress(row[2]) \
+                    if row is not None and row[0] == participant.version and row[1] == tag \
+                    else self.cache.get(self._key(participant, "site"))
+            rendered = self._render_many([p for p in batch if found[p.id] is None])
+            for participant in batch:
+                body = found[participant.id]
                 yield body if body is not None else rendered[participant.id]
         yield FOOTER
 
@@ -216,12 +317,17 @@ class Feeds:
             rendered[participant.id] = body
         return rendered
 
-    def _rendered(self, participant: StoredParticipant) -> tuple[StoredParticipant, bytes]:
-        cached = self.cache.get(self._key(participant, "participant"))
-        if cached is not None:
-            return participant, cached
-        participant_id = participant.id
+    def _rendered(self, participant_id: str) -> tuple[StoredParticipant, bytes]:
+        """The participant as stored now, and its rendered events. The participant is read
+        before its history, so the events are never older than the version they are kept
+        under."""
         with self.participants.unit(readonly=True) as uow:
+            participant = uow.participants.get(participant_id)
+            if participant is None:
+                raise NotFound()
+            cached = self.cache.get(self._key(participant, "participant"))
+            if cached is not None:
+                return participant, cached
             history = uow.participants.events(participant_id)
             states = uow.visit_states.of(participant_id)
         body = self._render(participant, history, states, "participant")
@@ -249,10 +355,10 @@ class Feeds:
             history = uow.participants.events(participant_id)
             schedule = self.participants.compute(participant.enrolment, history)
             when = now()
-            sync_visits(uow, participant_id, schedule, when)
+            states = sync_visits(uow, participant_id, schedule, when)
             participant = bumped(participant, when)
             uow.participants.update(participant)
-            states = uow.visit_states.of(participant_id)
+            self.store_rendered(uow, participant, schedule, states)
             uow.commit()
         body = self._render(participant, history, states, scope)
         assert body is not None

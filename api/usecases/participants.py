@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from api.usecases.common import NotFound, StaleVersion, now
+from api.usecases.common import NotFound, NothingToChange, StaleVersion, now
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
     Enrolment,
@@ -28,11 +28,14 @@ from scheduler.history import (
     fold,
     recorded,
 )
-from scheduler.subscription import changed_states
+from scheduler.subscription import VisitState, changed_states
 
 Hook = Callable[[UnitOfWork, Any], None]
 # Issues a participant's first feed token inside the enrolment's unit of work.
 FeedTokenIssuer = Callable[[UnitOfWork, str], None]
+# Told of every participant written, inside the write's unit of work (the feeds keep their
+# rendered events current with it).
+SavedHook = Callable[[UnitOfWork, StoredParticipant, Schedule, Mapping[str, VisitState]], None]
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,13 @@ class Recorded:
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
-                when: dt.datetime) -> None:
+                when: dt.datetime) -> dict[str, VisitState]:
     """Bring the stored visit states up to `schedule`, raising the SEQUENCE of each visit that
-    changed, so calendar subscribers see what moved (docs/feeds.md)."""
+    changed, so calendar subscribers see what moved (docs/feeds.md); returns them all."""
     old = uow.visit_states.of(participant_id)
-    uow.visit_states.save(participant_id, changed_states(old, schedule, when), set(old))
+    changes = changed_states(old, schedule, when)
+    uow.visit_states.save(participant_id, changes, set(old))
+    return {**old, **{state.visit_id: state for state in changes}}
 
 
 @dataclass
@@ -58,6 +63,12 @@ class Participants:
     protocol: Protocol
     site: SiteCalendar
     issue_feed_token: FeedTokenIssuer
+    on_saved: SavedHook | None = None
+
+    def _saved(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
+               states: Mapping[str, VisitState]) -> None:
+        if self.on_saved is not None:
+            self.on_saved(uow, participant, schedule, states)
 
     def unit(self, readonly: bool = False) -> UnitOfWork:
         return self.units(readonly)
@@ -89,8 +100,10 @@ class Participants:
             raise HistoryConflict("subject_code", "enrolment",
                                   "a participant with this subject code is enrolled")
         uow.participants.add(participant)
-        sync_visits(uow, participant.id, self.compute(enrolment, []), when)
+        schedule = self.compute(enrolment, [])
+        states = sync_visits(uow, participant.id, schedule, when)
         self.issue_feed_token(uow, participant.id)
+        self._saved(uow, participant, schedule, states)
         return participant
 
     def get(self, participant_id: str) -> StoredParticipant:
@@ -141,7 +154,8 @@ class Participants:
         participant = bumped(participant, when)
         uow.participants.update(participant)
         schedule = self.compute(participant.enrolment, [*events, event], as_of)
-        sync_visits(uow, participant_id, schedule, when)
+        states = sync_visits(uow, participant_id, schedule, when)
+        self._saved(uow, participant, schedule, states)
         return Recorded(event, participant, schedule)
 
     def correct_enrolment(self, participant_id: str, changes: dict[str, Any], reason: str | None,
@@ -162,12 +176,16 @@ class Participants:
             described = tuple(f"{name}: {getattr(participant.enrolment, name)!s} -> "
                               f"{getattr(corrected, name)!s}" for name in sorted(changes)
                               if getattr(participant.enrolment, name) != getattr(corrected, name))
+            if not described:
+                raise NothingToChange()
             uow.participants.append(participant_id, Event(
                 id=str(uuid.uuid4()), seq=len(events) + 1, type="enrolment_corrected",
                 recorded_by=actor, recorded_at=when, reason=reason, changes=described))
             participant = bumped(participant, when, enrolment=corrected)
             uow.participants.update(participant)
-            sync_visits(uow, participant_id, self.compute(corrected, events), when)
+            schedule = self.compute(corrected, events)
+            states = sync_visits(uow, participant_id, schedule, when)
+            self._saved(uow, participant, schedule, states)
             uow.commit()
         return participant
 

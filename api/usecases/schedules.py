@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -9,16 +11,52 @@ from functools import lru_cache
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.model import ParticipantFacts
 
+ANSWER_MEMO_BYTES = 32 * 1024 * 1024
+
+
+class AnswerMemo:
+    """Encoded answers by the exact bytes of a request that was parsed and answered before:
+    the same bytes parse to the same facts, so a repeated request skips its parsing too.
+    Bounded by the bytes it holds (requests and answers), least recently used first out."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, request: bytes) -> bytes | None:
+        with self.lock:
+            answer = self.entries.get(request)
+            if answer is not None:
+                self.entries.move_to_end(request)
+            return answer
+
+    def put(self, request: bytes, answer: bytes) -> None:
+        cost = len(request) + len(answer)
+        if cost > self.max_bytes:
+            return
+        with self.lock:
+            if request in self.entries:
+                return
+            self.entries[request] = answer
+            self.size += cost
+            while self.size > self.max_bytes:
+                dropped_request, dropped = self.entries.popitem(last=False)
+                self.size -= len(dropped_request) + len(dropped)
+
 
 @dataclass(eq=False)
 class Schedules:
     """Schedules from facts. The computation is pure: the same facts give the same schedule, so
     recent answers are kept (bounded, least recently used first out), each with its encoding
-    by `encode` (the caller's wire form), so a repeated question costs one lookup."""
+    by `encode` (the caller's wire form), so a repeated question costs one lookup; `answers`
+    keeps them by the caller's request bytes as well."""
 
     protocol: Protocol
     site: SiteCalendar
     encode: Callable[[Schedule], bytes]
+    answers: AnswerMemo = field(default_factory=lambda: AnswerMemo(ANSWER_MEMO_BYTES))
     _memo: Callable[[ParticipantFacts], tuple[Schedule, bytes]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -135,7 +135,7 @@ def test_patch_needs_if_match_and_answers_412_when_stale(client, writer, partici
 def test_patch_with_if_match_star_corrects_whatever_is_current(client, writer, participant):
     path = f"/v1/participants/{participant['id']}"
     record(client, writer, participant, {"type": "recovery_confirmed", "date": "2026-03-09"})
-    patched = client.patch(path, json={"childbearing_potential": True},
+    patched = client.patch(path, json={"childbearing_potential": True, "reason": "CRF"},
                            headers={**writer, "If-Match": "*"})
     assert patched.status_code == 200
     assert patched.headers["ETag"] == '"v3"'
@@ -145,9 +145,10 @@ def test_patch_that_breaks_the_history_is_refused(client, writer, participant):
     path = f"/v1/participants/{participant['id']}"
     record(client, writer, participant, {"type": "recovery_confirmed", "date": "2026-03-09"})
     etag = client.get(path, headers=writer).headers["ETag"]
-    response = client.patch(path, json={"cryoablation_date": "2026-03-20"},
+    response = client.patch(path, json={"cryoablation_date": "2026-03-20", "reason": "CRF"},
                             headers={**writer, "If-Match": etag})
     assert response.status_code == 422
+    assert response.get_json()["type"] == "urn:trial-schedule:problem:protocol-rule"
     assert client.get(path, headers=writer).headers["ETag"] == etag
 
 

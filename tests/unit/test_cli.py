@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from api.cli import main
@@ -47,3 +48,36 @@ def test_malformed_dates_are_usage_errors():
     result = run("--cryoablation", "2026-02-30")
     assert result.exit_code == 2
     assert "--cryoablation" in result.output
+
+
+def test_a_dose_takes_cycle_colon_date_and_cycle_equals_date_alike():
+    args = ("--cryoablation", "2026-03-10", "--recovered", "2026-03-17", "--json")
+    colon = run(*args, "--dose", "1:2026-03-24", "--dose", "2:2026-04-14")
+    equals = run(*args, "--dose", "1=2026-03-24", "--dose", "2=2026-04-14")
+    assert colon.exit_code == equals.exit_code == 0
+    assert colon.output == equals.output
+
+
+def test_a_dose_error_names_the_option_as_typed_not_a_position_from_zero():
+    result = run("--cryoablation", "2026-03-02", "--recovered", "2026-03-09",
+                 "--dose", "1:2026-03-09", "--dose", "1:2026-03-30")
+    assert result.exit_code == 2
+    assert "error: --dose 1:2026-03-30: cycle 1 is recorded more than once (rule serplulimab)" \
+        in result.output
+
+
+@pytest.mark.parametrize(("dose", "message"), [
+    ("0:2026-03-09", "'0:2026-03-09': cycles count from 1"),
+    ("first:2026-03-09", "'first:2026-03-09' is not CYCLE:YYYY-MM-DD (cycle from 1)"),
+])
+def test_a_malformed_dose_says_the_syntax(dose, message):
+    result = run("--cryoablation", "2026-03-02", "--dose", dose)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+@pytest.mark.parametrize("text", ["20260302", "2026-W10-1"])
+def test_a_date_in_another_iso_form_is_refused_saying_the_form(text):
+    result = run("--cryoablation", text)
+    assert result.exit_code == 2
+    assert f"'{text}' is not a date in the form YYYY-MM-DD" in result.output
