@@ -17,10 +17,12 @@ from api.persistence.database import create_db_engine, default_url
 from api.persistence.feed_reads import FeedReads
 from api.persistence.sql import SqlUnits
 from api.usecases.api_keys import ApiKeys
+from api.usecases.common import SiteClock
 from api.usecases.container import Container
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
+from api.usecases.protocols import Protocols
 from api.usecases.schedules import Schedules
 from scheduler import load_protocol, load_site
 
@@ -52,15 +54,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def build_container(app: Flask) -> Container:
     """The use cases over the configured database, each given its collaborators."""
-    protocol = load_protocol(app.config["PROTOCOL_FILE"])
+    # A protocol file (TRIAL_SCHEDULE_PROTOCOL_FILE) is the current version, beside every
+    # packaged one: participants stay on the version they are pinned to.
+    protocols = Protocols.loaded(load_protocol(app.config["PROTOCOL_FILE"]))
+    protocol = protocols.current
     site = load_site(app.config["SITE_FILE"])
+    clock = SiteClock(site.time_zone)
     engine = create_db_engine(app.config["DATABASE_URL"] or default_url(app.instance_path))
     units = SqlUnits(engine)
     reads = FeedReads(engine)
     links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"] or None,
                       http.request_base_url)
     tokens = FeedTokens(links)
-    participants = Participants(units, protocol, site, tokens.issue_for_enrolment)
+    participants = Participants(units, protocol, site, tokens.issue_for_enrolment, protocols)
     site_dir = app.config.get("SITE_FEED_DIR")
     feeds = Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
                   keys=reads.key)
@@ -71,7 +77,7 @@ def build_container(app: Flask) -> Container:
         participants=participants,
         api_keys=ApiKeys(units, reads.api_key),
         feeds=feeds,
-        feed_links=links)
+        feed_links=links, protocols=protocols, clock=clock)
 
 
 def feed_secret(app: Flask) -> bytes:

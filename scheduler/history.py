@@ -11,7 +11,7 @@ the protocol rules out raises the engine's `ScheduleInputError` (HTTP 422).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, get_type_hints
 
 from scheduler.errors import FactError, ScheduleInputError
@@ -28,7 +28,7 @@ from scheduler.validation import validate_facts
 
 EventType = Literal["recovery_confirmed", "complication", "dose_given", "dose_skipped",
                     "discontinued", "off_study", "correction",
-                    "enrolment_corrected"]
+                    "enrolment_corrected", "protocol_version_changed"]
 
 # The look-back names, read off the Lookbacks type: every field, and the ones that are dates.
 LOOKBACK_NAMES: tuple[str, ...] = tuple(item.name for item in fields(Lookbacks))
@@ -36,7 +36,8 @@ LOOKBACK_DATES: tuple[str, ...] = tuple(
     name for name, kind in get_type_hints(Lookbacks).items() if kind == (dt.date | None))
 
 
-# What a caller may record, one value type per event type; every field is required.
+# What a caller may record, one value type per event type; a field with a default may be left
+# out.
 # `enrolment_corrected` is not among them: the service writes it itself when enrolment data
 # is corrected, so that the history shows it too.
 @dataclass(frozen=True)
@@ -68,9 +69,13 @@ class DoseSkipped:
 
 @dataclass(frozen=True)
 class Discontinued:
+    """`reason_code` is one of the protocol's discontinuation reasons (rule discontinuation);
+    `other` when absent, so a request written before revision 2 stays valid."""
+
     type: ClassVar[EventType] = "discontinued"
     date: dt.date
     reason: str
+    reason_code: str = "other"
 
 
 @dataclass(frozen=True)
@@ -82,19 +87,43 @@ class Correction:
     reason: str
 
 
-NewEvent = RecoveryConfirmed | Complication | DoseGiven | DoseSkipped | Discontinued | Correction
+@dataclass(frozen=True)
+class ProtocolVersionChanged:
+    """Moves the participant to another version of the protocol: from this event on, the
+    schedule is computed under `version`. Nothing else ever changes a participant's version,
+    so an upgrade of the service moves no participant's dates."""
+
+    type: ClassVar[EventType] = "protocol_version_changed"
+    version: str
+    reason: str
+
+
+NewEvent = RecoveryConfirmed | Complication | DoseGiven | DoseSkipped | Discontinued \
+    | Correction | ProtocolVersionChanged
 EVENT_TYPES: dict[str, type[NewEvent]] = {kind.type: kind for kind in (
-    RecoveryConfirmed, Complication, DoseGiven, DoseSkipped, Discontinued, Correction)}
+    RecoveryConfirmed, Complication, DoseGiven, DoseSkipped, Discontinued, Correction,
+    ProtocolVersionChanged)}
 RECORDABLE: tuple[str, ...] = tuple(EVENT_TYPES)
 
 
 def event_fields(kind: str) -> tuple[str, ...]:
-    """The fields an event of this recordable type takes, all required.
+    """The required fields of an event of this recordable type.
 
     >>> event_fields("dose_given")
     ('cycle', 'date')
     """
-    return tuple(item.name for item in fields(EVENT_TYPES[kind]))
+    return tuple(item.name for item in fields(EVENT_TYPES[kind])
+                 if item.default is MISSING)
+
+
+def event_optional_fields(kind: str) -> tuple[str, ...]:
+    """The fields an event of this type may leave out.
+
+    >>> event_optional_fields("discontinued")
+    ('reason_code',)
+    """
+    return tuple(item.name for item in fields(EVENT_TYPES[kind])
+                 if item.default is not MISSING)
 
 
 @dataclass(frozen=True)
@@ -124,6 +153,7 @@ class Event:
     corrects: str | None = None
     changes: tuple[str, ...] = ()
     reason_code: str | None = None
+    version: str | None = None  # the protocol version a protocol_version_changed moves to
 
 
 def recorded(new: NewEvent, id: str, seq: int, recorded_by: str,
@@ -227,6 +257,11 @@ def _check_correction(events: list[Event], new: Event) -> None:
     if target.type in ("correction", "enrolment_corrected"):
         raise HistoryConflict("event_id", "history",
                               f"event {target.id} is a {target.type} and cannot be voided")
+    if target.type == "protocol_version_changed":
+        raise HistoryConflict("event_id", "protocol-version",
+                              f"event {target.id} moved the participant to protocol version "
+                              f"{target.version}; record another protocol_version_changed to "
+                              "move back, so that the dates it moves are shown")
     if target.id in voided_ids(events):
         raise HistoryConflict("event_id", "history", f"event {target.id} is already voided")
 
@@ -239,7 +274,7 @@ def _check_against_history(events: list[Event], new: Event) -> None:
                               f"the participant left the study on {_iso(leave.date)} (event "
                               f"{leave.id}); correct that event first")
     stop = next((e for e in active if e.type == "discontinued"), None)
-    if stop is not None and new.type != "off_study":
+    if stop is not None and new.type not in ("off_study", "protocol_version_changed"):
         raise HistoryConflict("type", "discontinuation",
                               f"treatment was discontinued on {_iso(stop.date)} (event "
                               f"{stop.id}); correct that event first")

@@ -13,14 +13,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.exceptions import NotModified  # type: ignore[import-untyped]
 from marshmallow import fields, validate
+from werkzeug.exceptions import NotFound as NotFoundError
 
 from api.http import examples
-from api.http.context import container
+from api.http.context import container, site_today
 from api.http.feeds import calendar, documented
 from api.http.problems import PROBLEM_JSON, ProblemSchema, domain_problem
 from api.http.schemas import (
     RECOVERY_STATUSES,
     IsoDate,
+    ProtocolQuerySchema,
     ProtocolSchema,
     ScheduleRequestSchema,
     ScheduleSchema,
@@ -83,15 +85,27 @@ def document_invalid_input(view: Any) -> Any:
 @blp.route("/protocol")
 class ProtocolView(MethodView):
     @blp.etag
+    @blp.arguments(ProtocolQuerySchema, location="query")
     @blp.response(200, ProtocolSchema)
-    def get(self) -> dict[str, Any]:
-        """The active protocol definition, every rule with its provenance"""
-        protocol = service().protocol
+    @blp.alt_response(404, description="No such protocol version", schema=ProblemSchema,
+                      content_type=PROBLEM_JSON)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The current protocol definition (or the version `?version=` names), every rule
+        with its provenance, and every version participants may be pinned to"""
+        protocols = container().protocols
+        version = query.get("version", protocols.current.version)
+        if version not in protocols:
+            raise NotFoundError(f"No protocol version {version!r}; available: "
+                                f"{', '.join(protocols.versions)}.")
+        protocol = protocols.get(version)
         return {"id": protocol.id, "version": protocol.version, "title": protocol.title,
                 "response_criteria": protocol.response_criteria,
                 "study_start": protocol.study_start,
                 "study_completion": protocol.study_completion,
-                "rules": list(protocol.rules.values())}
+                "rules": list(protocol.rules.values()),
+                "versions": [{"version": p.version, "revision": p.revision,
+                              "modified": p.modified, "current": p is protocols.current}
+                             for p in protocols.by_version.values()]}
 
 
 # One instance for every request: webargs builds a schema (and, lazily, each nested one, with
@@ -107,18 +121,20 @@ class SchedulesView(MethodView):
     def post(self) -> Response:
         """Compute a schedule from a participant's facts; stores nothing"""
         svc = service()
+        today = site_today()
         raw = request.get_data()  # kept: the parser reads it from the request again
-        answer = svc.answers.get(raw)
+        key = svc.answer_key(raw, today)
+        answer = svc.answers.get(key)
         if answer is None:
             # The same parser as every other view (errors, unknown fields, JSON rules).
             facts = Blueprint.ARGUMENTS_PARSER.parse(SCHEDULE_REQUEST, request, location="json")
             try:
-                answer = svc.encoded(facts)
+                answer = svc.encoded(facts, today)
             except ScheduleInputError as error:
                 return domain_problem(error)
-            # These bytes parsed to these facts: the next identical request is answered
-            # without parsing them again.
-            svc.answers.put(raw, answer)
+            # These bytes parsed to these facts: the next identical request on the same day
+            # is answered without parsing them again.
+            svc.answers.put(key, answer)
         # schedule_json (schemas.py) gives the ScheduleSchema shape (a test holds the two
         # equal) at a twentieth of marshmallow's dump cost, once per distinct facts.
         return Response(answer, mimetype="application/json")
@@ -145,6 +161,9 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
     dose_skipped = fields.List(fields.Integer(validate=validate.Range(1, 99)),
                                metadata={"description": "A skipped cycle; repeat for each"})
     discontinuation_date = IsoDate()
+    screening_date = IsoDate(metadata={
+        "description": "Date of consent and screening; the other-trial and prior-malignancy "
+                       "look-backs count to it"})
     as_of = IsoDate()
 
     @ma.validates_schema(pass_original=True)
@@ -170,7 +189,8 @@ class ScheduleQuerySchema(ma.Schema.from_dict(lookback_fields(allow_none=False))
             data["cryoablation_date"], Recovery(data["recovery_status"],
                                                 data.get("recovery_date")),
             data.get("childbearing_potential", False), tuple(doses),
-            Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"))
+            Discontinuation(stop) if stop else None, lookbacks, data.get("as_of"),
+            data.get("screening_date"))
         return facts, dose_fields
 
 
@@ -207,7 +227,7 @@ class ScheduleCalendarView(MethodView):
         facts, dose_fields = parsed
         svc = service()
         try:
-            schedule = svc.schedule(facts)
+            schedule = svc.schedule(facts, site_today())
         except ScheduleInputError as error:
             return domain_problem(error, query_field_names(dose_fields))
         events = schedule_events(schedule, calendar_key(facts), svc.protocol.modified)

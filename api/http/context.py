@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
 
@@ -38,5 +37,6 @@ def actor() -> str:
 
 
 def site_today() -> dt.date:
-    """Today at the site: decides whether an unrecorded dose is overdue."""
-    return dt.datetime.now(ZoneInfo(container().site.time_zone)).date()
+    """Today at the site (the container's clock): decides whether an unrecorded dose is
+    overdue, and refuses facts dated after it."""
+    return container().clock.today()

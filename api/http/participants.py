@@ -29,6 +29,7 @@ from api.http.schemas import (
     ParticipantSchema,
     RecordedSchema,
     ScheduleSchema,
+    VersionChangeSchema,
     schedule_dict,
 )
 from api.persistence.records import StoredParticipant
@@ -243,7 +244,10 @@ class EventsView(MethodView):
 
 def recorded_response(recorded: Recorded) -> Response:
     event = EventSchema().dump(event_dicts([recorded.event])[0])
-    response = jsonify({"event": event, "schedule": schedule_dict(recorded.schedule)})
+    body = {"event": event, "schedule": schedule_dict(recorded.schedule)}
+    if recorded.version_change is not None:
+        body["protocol_change"] = VersionChangeSchema().dump(recorded.version_change)
+    response = jsonify(body)
     response.status_code = 201
     response.set_etag(etag_of(recorded.participant.version))
     response.headers["Location"] = f"/v1/participants/{recorded.participant.id}/events"

@@ -14,6 +14,7 @@ from typing import Any, get_args
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from api.http.context import container
 from scheduler.history import (
     EVENT_TYPES,
     LOOKBACK_DATES,
@@ -23,6 +24,7 @@ from scheduler.history import (
     EventType,
     NewEvent,
     event_fields,
+    event_optional_fields,
 )
 from scheduler.model import (
     Discontinuation,
@@ -198,6 +200,10 @@ class LookbacksSchema(ma.Schema.from_dict(lookback_fields(allow_none=True))):  #
         return lookbacks_from(data)
 
 
+SCREENING_DATE = ("Date of consent and screening; the other-trial and prior-malignancy "
+                  "look-backs count to it")
+
+
 class ScheduleRequestSchema(ma.Schema):
     """A participant's facts, for the stateless calculator."""
 
@@ -209,6 +215,7 @@ class ScheduleRequestSchema(ma.Schema):
     lookbacks = fields.Nested(LookbacksSchema)
     as_of = _date("Compute as of this date (the site's today); only decides whether an "
                   "unrecorded dose is overdue beyond the hold limit")
+    screening_date = _date(SCREENING_DATE, allow_none=True)
 
     @ma.post_load
     def _to_domain(self, data: dict[str, Any], **_: Any) -> ParticipantFacts:
@@ -220,6 +227,7 @@ class ScheduleRequestSchema(ma.Schema):
             discontinuation=data.get("discontinuation"),
             lookbacks=data.get("lookbacks") or Lookbacks(),
             as_of=data.get("as_of"),
+            screening_date=data.get("screening_date"),
         )
 
 
@@ -318,8 +326,19 @@ class RuleSchema(ma.Schema):
     params = fields.Dict(required=True)
 
 
+class ProtocolVersionSchema(ma.Schema):
+    version = fields.String(required=True)
+    revision = fields.Integer(required=True, metadata={
+        "description": "The protocol file's schema revision (2: the clinical review's "
+                       "corrections)"})
+    modified = fields.AwareDateTime(required=True, format="iso")
+    current = fields.Boolean(required=True, metadata={
+        "description": "New enrolments are pinned to it; the calculator computes under it"})
+
+
 class ProtocolSchema(ma.Schema):
-    """The active protocol definition, every rule with its provenance."""
+    """A protocol definition (the current one unless `?version=` names another), every rule
+    with its provenance, and every version the service computes under."""
 
     id = fields.String(required=True)
     version = fields.String(required=True)
@@ -328,6 +347,15 @@ class ProtocolSchema(ma.Schema):
     study_start = fields.Date(required=True)
     study_completion = fields.Date(required=True)
     rules = fields.List(fields.Nested(RuleSchema), required=True)
+    versions = fields.List(fields.Nested(ProtocolVersionSchema), required=True, metadata={
+        "description": "Every loaded version, oldest first. A stored participant stays on "
+                       "the version it was enrolled under until a protocol_version_changed "
+                       "event moves it"})
+
+
+class ProtocolQuerySchema(ma.Schema):
+    version = fields.String(validate=validate.Length(min=1, max=32), metadata={
+        "description": "A version from `versions`; the current one when omitted"})
 
 
 class FullMatch(validate.Regexp):
@@ -356,12 +384,13 @@ class EnrolmentSchema(ma.Schema):
     cryoablation_date = _date("Cryoablation date; inside the study period", required=True)
     childbearing_potential = _strict_bool("Schedules a serum pregnancy test when true")
     lookbacks = fields.Nested(LookbacksSchema)
+    screening_date = _date(SCREENING_DATE, allow_none=True)
 
     @ma.post_load
     def _to_domain(self, data: dict[str, Any], **_: Any) -> Enrolment:
         return Enrolment(data["subject_code"], data["cryoablation_date"],
                          data.get("childbearing_potential", False),
-                         data.get("lookbacks") or Lookbacks())
+                         data.get("lookbacks") or Lookbacks(), data.get("screening_date"))
 
 
 class EnrolmentPatchSchema(ma.Schema):
@@ -371,6 +400,7 @@ class EnrolmentPatchSchema(ma.Schema):
     cryoablation_date = _date("Cryoablation date; inside the study period")
     childbearing_potential = _strict_bool("Schedules a serum pregnancy test when true")
     lookbacks = fields.Nested(LookbacksSchema, metadata={"description": "Replaces all of them"})
+    screening_date = _date(SCREENING_DATE, allow_none=True)
     reason = Text(required=True, validate=validate.Length(min=1, max=TEXT_LIMIT),
                   metadata={"description": "Why the data is corrected"})
 
@@ -403,6 +433,11 @@ class ParticipantSchema(ma.Schema):
     cryoablation_date = fields.Date(required=True)
     childbearing_potential = fields.Boolean(required=True)
     lookbacks = fields.Nested(LookbacksOutSchema, required=True)
+    screening_date = fields.Date(required=True, allow_none=True)
+    protocol = fields.Nested(ProtocolRefSchema, required=True, metadata={
+        "description": "The protocol version the schedule is computed under: the one the "
+                       "participant was enrolled under, until a protocol_version_changed "
+                       "event moves it"})
     version = fields.Integer(required=True, metadata={"description": "Raised by every change"})
     enrolled_at = fields.AwareDateTime(required=True, format="iso")
     enrolled_by = fields.String(required=True, metadata={"description": "API key name"})
@@ -421,6 +456,8 @@ class ParticipantSchema(ma.Schema):
                 "cryoablation_date": enrolment.cryoablation_date,
                 "childbearing_potential": enrolment.childbearing_potential,
                 "lookbacks": enrolment.lookbacks, "version": participant.version,
+                "screening_date": enrolment.screening_date,
+                "protocol": {"id": _protocol_id(), "version": participant.protocol_version},
                 "enrolled_at": participant.enrolled_at, "enrolled_by": participant.enrolled_by,
                 "updated_at": participant.updated_at, "feed": feed,
                 "links": {"self": path, "schedule": f"{path}/schedule",
@@ -441,7 +478,7 @@ class PageQuerySchema(ma.Schema):
 class EventInSchema(ma.Schema):
     """What happened: `recovery_confirmed` {date}, `complication` {date, description},
     `dose_given` {cycle, date}, `dose_skipped` {cycle, reason}, `discontinued` {date, reason},
-    `correction` {event_id, reason}."""
+    `correction` {event_id, reason}, `protocol_version_changed` {version, reason}."""
 
     type = fields.String(required=True, validate=validate.OneOf(RECORDABLE))
     date = IsoDate()
@@ -449,6 +486,12 @@ class EventInSchema(ma.Schema):
     reason = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
     description = Text(validate=validate.Length(min=1, max=TEXT_LIMIT))
     event_id = Text(single_line=True, validate=validate.Length(max=36))
+    reason_code = fields.String(validate=validate.OneOf(DISCONTINUATION_REASONS), metadata={
+        "description": "discontinued: why treatment stopped (rule discontinuation); `other` "
+                       "when absent"})
+    version = Text(single_line=True, validate=validate.Length(min=1, max=32), metadata={
+        "description": "protocol_version_changed: the protocol version to move to, one of "
+                       "GET /v1/protocol's `versions`"})
 
     @ma.validates_schema(skip_on_field_errors=False, pass_original=True)
     def _fields_of_the_type(self, data: dict[str, Any], original: Any, **_: Any) -> None:
@@ -461,7 +504,7 @@ class EventInSchema(ma.Schema):
         for name in required:
             if name not in sent:  # sent but not valid: its own message says why
                 errors[name] = [f"Required for a {kind} event."]
-        for name in set(data) - {"type", *required}:
+        for name in set(data) - {"type", *required, *event_optional_fields(kind)}:
             errors[name] = [f"Not a field of a {kind} event."]
         if errors:
             raise ma.ValidationError(errors)
@@ -484,8 +527,14 @@ class EventSchema(ma.Schema):
     description = fields.String(allow_none=True)
     event_id = fields.String(allow_none=True, attribute="corrects",
                              metadata={"description": "The event a correction voids"})
+    reason_code = fields.String(allow_none=True, metadata={
+        "description": "For discontinued: why treatment stopped"})
+    version = fields.String(allow_none=True, metadata={
+        "description": "For protocol_version_changed: the protocol version moved to"})
     changes = fields.List(fields.String(), metadata={
-        "description": "For enrolment_corrected: field: old -> new"})
+        "description": "For enrolment_corrected: field: old -> new; for "
+                       "protocol_version_changed: the versions, then each visit moved, "
+                       "added or removed"})
     recorded_by = fields.String(required=True)
     recorded_at = fields.AwareDateTime(required=True, format="iso")
     voided_by = fields.String(required=True, allow_none=True, metadata={
@@ -496,6 +545,38 @@ class EventListSchema(ma.Schema):
     items = fields.List(fields.Nested(EventSchema), required=True)
 
 
+class DateChangeSchema(ma.Schema):
+    visit_id = fields.String(required=True)
+    old_date = fields.Date(required=True, allow_none=True)
+    new_date = fields.Date(required=True, allow_none=True)
+
+
+class VisitDateSchema(ma.Schema):
+    visit_id = fields.String(required=True)
+    date = fields.Date(required=True, allow_none=True)
+
+
+class VersionChangeSchema(ma.Schema):
+    """What moving the participant to another protocol version changed."""
+
+    old_version = fields.String(required=True)
+    new_version = fields.String(required=True)
+    moved = fields.List(fields.Nested(DateChangeSchema), required=True, metadata={
+        "description": "Visits in both schedules whose date changed"})
+    added = fields.List(fields.Nested(VisitDateSchema), required=True, metadata={
+        "description": "Visits only the new version schedules"})
+    removed = fields.List(fields.Nested(VisitDateSchema), required=True, metadata={
+        "description": "Visits only the old version scheduled"})
+
+
 class RecordedSchema(ma.Schema):
     event = fields.Nested(EventSchema, required=True)
     schedule = fields.Nested(ScheduleSchema, required=True)
+    protocol_change = fields.Nested(VersionChangeSchema, metadata={
+        "description": "Only for a protocol_version_changed event: every visit date it "
+                       "changed"})
+
+
+def _protocol_id() -> str:
+    """The id of the protocol the service schedules (every loaded version shares it)."""
+    return container().protocol.id

@@ -12,15 +12,24 @@ from typing import Any
 
 from scheduler.history import Enrolment
 
+# The protocol version every participant stored before versions were recorded was computed
+# with (migration 0006 pins them to it).
+FIRST_PROTOCOL_VERSION = "2025-09-15.1"
+
 
 @dataclass(frozen=True)
 class StoredParticipant:
+    """`version` counts the participant's changes; `protocol_version` is the version of the
+    protocol its schedule is computed under: the one it was enrolled under, until a
+    `protocol_version_changed` event moves it."""
+
     id: str
     enrolment: Enrolment
     version: int
     enrolled_at: dt.datetime
     enrolled_by: str
     updated_at: dt.datetime
+    protocol_version: str = FIRST_PROTOCOL_VERSION
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,11 @@ def _unstorable(key: str) -> bool:
 
 def _participant(row: Mapping[Any, Any]) -> StoredParticipant:
     enrolment = Enrolment(row["subject_code"], row["cryoablation_date"],
-                          row["childbearing_potential"], _lookbacks(row["lookbacks"]))
+                          row["childbearing_potential"], _lookbacks(row["lookbacks"]),
+                          row["screening_date"])
     return StoredParticipant(row["id"], enrolment, row["version"], utc(row["enrolled_at"]),
-                             row["enrolled_by"], utc(row["updated_at"]))
+                             row["enrolled_by"], utc(row["updated_at"]),
+                             row["protocol_version"])
 
 
 def _event(row: RowMapping) -> Event:
@@ -66,7 +68,8 @@ def _event(row: RowMapping) -> Event:
                  recorded_by=row["recorded_by"], recorded_at=utc(row["recorded_at"]),
                  date=row["date"], cycle=row["cycle"], reason=row["reason"],
                  description=row["description"], corrects=row["corrects"],
-                 changes=tuple(row["changes"] or ()))
+                 changes=tuple(row["changes"] or ()), reason_code=row["reason_code"],
+                 version=row["protocol_version"])
 
 
 class SqlParticipants:
@@ -81,7 +84,8 @@ class SqlParticipants:
             childbearing_potential=enrolment.childbearing_potential,
             lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
             enrolled_at=participant.enrolled_at, enrolled_by=participant.enrolled_by,
-            updated_at=participant.updated_at))
+            updated_at=participant.updated_at, protocol_version=participant.protocol_version,
+            screening_date=enrolment.screening_date))
 
     def get(self, participant_id: str, for_update: bool = False) -> StoredParticipant | None:
         if _unstorable(participant_id):
@@ -119,7 +123,8 @@ class SqlParticipants:
             cryoablation_date=enrolment.cryoablation_date,
             childbearing_potential=enrolment.childbearing_potential,
             lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
-            updated_at=participant.updated_at))
+            updated_at=participant.updated_at, protocol_version=participant.protocol_version,
+            screening_date=enrolment.screening_date))
 
     def listing(self) -> list[StoredParticipant]:
         """Every participant in enrolment order."""
@@ -146,7 +151,8 @@ class SqlParticipants:
             date=event.date, cycle=event.cycle, reason=event.reason,
             description=event.description, corrects=event.corrects,
             changes=list(event.changes) or None, recorded_by=event.recorded_by,
-            recorded_at=event.recorded_at))
+            recorded_at=event.recorded_at, reason_code=event.reason_code,
+            protocol_version=event.version))
 
 
 class SqlApiKeys:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from api.persistence.records import FIRST_PROTOCOL_VERSION
+
 metadata = sa.MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -26,6 +28,11 @@ participants = sa.Table(
     sa.Column("enrolled_at", UTC_TIME, nullable=False),
     sa.Column("enrolled_by", sa.String(64), nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
+    # The protocol version the schedule is computed under (see records.StoredParticipant);
+    # the service always writes it, the default is what rows stored before it mean.
+    sa.Column("protocol_version", sa.String(32), nullable=False,
+              server_default=FIRST_PROTOCOL_VERSION),
+    sa.Column("screening_date", sa.Date),
 )
 
 events = sa.Table(
@@ -43,6 +50,8 @@ events = sa.Table(
     sa.Column("changes", sa.JSON),
     sa.Column("recorded_by", sa.String(64), nullable=False),
     sa.Column("recorded_at", UTC_TIME, nullable=False),
+    sa.Column("reason_code", sa.String(32)),
+    sa.Column("protocol_version", sa.String(32)),
     # One sequence number per event of a participant: two writers cannot both append seq n.
     sa.UniqueConstraint("participant_id", "seq", name="uq_events_participant_seq"),
 )

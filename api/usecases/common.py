@@ -1,9 +1,10 @@
-"""What every use case shares: the clock, digests of secrets, and the two refusals."""
+"""What every use case shares: the clocks, digests of secrets, and the two refusals."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from zoneinfo import ZoneInfo
 
 
 class NotFound(Exception):
@@ -16,6 +17,23 @@ class NothingToChange(Exception):
 
 class StaleVersion(Exception):
     """The caller's If-Match names a version that is no longer current."""
+
+
+class SiteClock:
+    """Today at the site, in its time zone. Tests freeze it on a day of their choosing."""
+
+    def __init__(self, time_zone: str, frozen: dt.date | None = None) -> None:
+        self.zone = ZoneInfo(time_zone)
+        self.frozen = frozen
+
+    def today(self) -> dt.date:
+        if self.frozen is not None:
+            return self.frozen
+        return dt.datetime.now(self.zone).date()
+
+    def freeze(self, day: dt.date | None) -> None:
+        """Stop the clock on `day`; None lets it run again."""
+        self.frozen = day
 
 
 def now() -> dt.datetime:

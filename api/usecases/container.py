@@ -8,9 +8,11 @@ from sqlalchemy.engine import Engine
 
 from api.persistence.unit_of_work import UnitOfWorkFactory
 from api.usecases.api_keys import ApiKeys
+from api.usecases.common import SiteClock
 from api.usecases.feed_tokens import FeedLinks
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
+from api.usecases.protocols import Protocols
 from api.usecases.schedules import Schedules
 from scheduler import Protocol, SiteCalendar
 
@@ -26,3 +28,5 @@ class Container:
     api_keys: ApiKeys
     feeds: Feeds
     feed_links: FeedLinks
+    protocols: Protocols  # every version a participant may be pinned to; `protocol` is current
+    clock: SiteClock  # the site's today; tests freeze it

@@ -164,8 +164,7 @@ class Feeds:
 
     @property
     def protocol_tag(self) -> str:
-        protocol = self.participants.protocol
-        return f"{protocol.id}:{protocol.version}:holidays-{HOLIDAYS_VERSION}"
+        return f"{self.participants.protocols.tag}:holidays-{HOLIDAYS_VERSION}"
 
     def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
         """A new token for the feed; the old one stops working at once. A participant's
@@ -340,7 +339,7 @@ class Feeds:
                 states: dict[str, VisitState], scope: str) -> bytes | None:
         """The participant's events, or None when the stored visit states are behind the
         schedule (the protocol or the holiday data changed since the last write)."""
-        schedule = self.participants.compute(participant.enrolment, history)
+        schedule = self.participants.compute(participant, history)
         try:
             events = feed_events(schedule, states, f"{scope}/{participant.id}",
                                  participant.enrolment.subject_code)
@@ -353,7 +352,7 @@ class Feeds:
         with self.participants.unit() as uow:
             participant = self.participants.lock(uow, participant_id)
             history = uow.participants.events(participant_id)
-            schedule = self.participants.compute(participant.enrolment, history)
+            schedule = self.participants.compute(participant, history)
             when = now()
             states = sync_visits(uow, participant_id, schedule, when)
             participant = bumped(participant, when)

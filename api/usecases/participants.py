@@ -11,18 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from api.usecases.common import NotFound, NothingToChange, StaleVersion, now
+from api.usecases.protocols import Protocols, VersionChange, version_change
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
     Enrolment,
     Event,
     HistoryConflict,
     NewEvent,
+    ProtocolVersionChanged,
     check_append,
     check_enrolment,
     fold,
@@ -43,6 +45,8 @@ class Recorded:
     event: Event
     participant: StoredParticipant
     schedule: Schedule
+    # For a protocol_version_changed event: every visit date the move changed.
+    version_change: VersionChange | None = None
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
@@ -57,12 +61,24 @@ def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
 
 @dataclass
 class Participants:
-    """The stored-participant use cases, over one store."""
+    """The stored-participant use cases, over one store. New enrolments are pinned to
+    `protocol`; every participant is computed under the version it is pinned to, one of
+    `versions` (by default every packaged version and `protocol`)."""
 
     units: UnitOfWorkFactory
     protocol: Protocol
     site: SiteCalendar
     issue_feed_token: FeedTokenIssuer
+    versions: Protocols | None = None
+    protocols: Protocols = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.protocols = self.versions or Protocols.loaded(self.protocol)
+
+    def protocol_of(self, participant: StoredParticipant) -> Protocol:
+        """The protocol the participant is pinned to."""
+        return self.protocols.get(participant.protocol_version)
+
     on_saved: SavedHook | None = None
 
     def _saved(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
@@ -77,9 +93,12 @@ class Participants:
         """The participant, locked for writing until the unit of work ends."""
         return _found(uow.participants.get(participant_id, for_update=True))
 
-    def compute(self, enrolment: Enrolment, events: list[Event],
+    def compute(self, participant: StoredParticipant, events: list[Event],
                 as_of: dt.date | None = None) -> Schedule:
-        return compute_schedule(self.protocol, fold(enrolment, events, as_of), self.site)
+        """The participant's schedule, under the protocol version it is pinned to."""
+        protocol = self.protocol_of(participant)
+        return compute_schedule(protocol, fold(participant.enrolment, events, as_of,
+                                               protocol=protocol), self.site)
 
     def enrol(self, enrolment: Enrolment, actor: str,
               before_commit: Hook | None = None) -> StoredParticipant:
@@ -95,12 +114,13 @@ class Participants:
         """Enrol inside the caller's unit of work, which commits (several at once, say)."""
         check_enrolment(self.protocol, enrolment, [])
         when = now()
-        participant = StoredParticipant(str(uuid.uuid4()), enrolment, 1, when, actor, when)
+        participant = StoredParticipant(str(uuid.uuid4()), enrolment, 1, when, actor, when,
+                                        protocol_version=self.protocol.version)
         if uow.participants.by_subject_code(enrolment.subject_code) is not None:
             raise HistoryConflict("subject_code", "enrolment",
                                   "a participant with this subject code is enrolled")
         uow.participants.add(participant)
-        schedule = self.compute(enrolment, [])
+        schedule = self.compute(participant, [])
         states = sync_visits(uow, participant.id, schedule, when)
         self.issue_feed_token(uow, participant.id)
         self._saved(uow, participant, schedule, states)
@@ -127,7 +147,7 @@ class Participants:
     def schedule(self, participant_id: str, as_of: dt.date) \
             -> tuple[StoredParticipant, Schedule]:
         participant, events = self.history(participant_id)
-        return participant, self.compute(participant.enrolment, events, as_of)
+        return participant, self.compute(participant, events, as_of)
 
     def record(self, participant_id: str, new: NewEvent, actor: str, as_of: dt.date,
                expected_version: int | None = None,
@@ -149,14 +169,32 @@ class Participants:
         events = uow.participants.events(participant_id)
         when = now()
         event = recorded(new, str(uuid.uuid4()), len(events) + 1, actor, when)
-        check_append(self.protocol, participant.enrolment, events, event, today=as_of)
+        change = None
+        if isinstance(new, ProtocolVersionChanged):
+            target = self._target(participant, new.version)
+            check_append(target, participant.enrolment, events, event, today=as_of)
+            before = self.compute(participant, events, as_of)
+            participant = bumped(participant, when, protocol_version=target.version)
+            schedule = self.compute(participant, [*events, event], as_of)
+            change = version_change(before, schedule)
+            event = replace(event, changes=change.lines())
+        else:
+            check_append(self.protocol_of(participant), participant.enrolment, events, event,
+                         today=as_of)
+            participant = bumped(participant, when)
+            schedule = self.compute(participant, [*events, event], as_of)
         uow.participants.append(participant_id, event)
-        participant = bumped(participant, when)
         uow.participants.update(participant)
-        schedule = self.compute(participant.enrolment, [*events, event], as_of)
         states = sync_visits(uow, participant_id, schedule, when)
         self._saved(uow, participant, schedule, states)
-        return Recorded(event, participant, schedule)
+        return Recorded(event, participant, schedule, change)
+
+    def _target(self, participant: StoredParticipant, version: str) -> Protocol:
+        target = self.protocols.target(version)
+        if target.version == participant.protocol_version:
+            raise HistoryConflict("version", "protocol-version",
+                                  f"the participant is already on protocol version {version}")
+        return target
 
     def correct_enrolment(self, participant_id: str, changes: dict[str, Any], reason: str | None,
                           actor: str, expected_version: int | None) -> StoredParticipant:
@@ -171,7 +209,7 @@ class Participants:
                 raise HistoryConflict("subject_code", "enrolment",
                                       "a participant with this subject code is enrolled")
             events = uow.participants.events(participant_id)
-            check_enrolment(self.protocol, corrected, events)
+            check_enrolment(self.protocol_of(participant), corrected, events)
             when = now()
             described = tuple(f"{name}: {getattr(participant.enrolment, name)!s} -> "
                               f"{getattr(corrected, name)!s}" for name in sorted(changes)
@@ -183,7 +221,7 @@ class Participants:
                 recorded_by=actor, recorded_at=when, reason=reason, changes=described))
             participant = bumped(participant, when, enrolment=corrected)
             uow.participants.update(participant)
-            schedule = self.compute(corrected, events)
+            schedule = self.compute(participant, events)
             states = sync_visits(uow, participant_id, schedule, when)
             self._saved(uow, participant, schedule, states)
             uow.commit()

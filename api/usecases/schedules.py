@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from functools import lru_cache
 
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.model import ParticipantFacts
+from scheduler.validation import validate_facts
 
 ANSWER_MEMO_BYTES = 32 * 1024 * 1024
 
@@ -51,24 +53,37 @@ class Schedules:
     """Schedules from facts. The computation is pure: the same facts give the same schedule, so
     recent answers are kept (bounded, least recently used first out), each with its encoding
     by `encode` (the caller's wire form), so a repeated question costs one lookup; `answers`
-    keeps them by the caller's request bytes as well."""
+    keeps them by the caller's request bytes as well.
+
+    `today` is the site's today: a fact dated after it is refused (rule future-facts); it is
+    part of the key, so an answer kept from yesterday is not given today."""
 
     protocol: Protocol
     site: SiteCalendar
     encode: Callable[[Schedule], bytes]
     answers: AnswerMemo = field(default_factory=lambda: AnswerMemo(ANSWER_MEMO_BYTES))
-    _memo: Callable[[ParticipantFacts], tuple[Schedule, bytes]] = field(init=False, repr=False)
+    _memo: Callable[[ParticipantFacts, dt.date | None], tuple[Schedule, bytes]] = field(
+        init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._memo = lru_cache(maxsize=2048)(self._compute)
 
-    def _compute(self, facts: ParticipantFacts) -> tuple[Schedule, bytes]:
+    @staticmethod
+    def answer_key(body: bytes, today: dt.date) -> bytes:
+        """Where `answers` keeps the answer to `body`: the answer depends on the body and on
+        the site's today (rule future-facts, due and overdue), so the key holds both."""
+        return today.isoformat().encode() + b"\0" + body
+
+    def _compute(self, facts: ParticipantFacts, today: dt.date | None) \
+            -> tuple[Schedule, bytes]:
+        if today is not None:
+            validate_facts(self.protocol, facts, today)
         schedule = compute_schedule(self.protocol, facts, self.site)
         return schedule, self.encode(schedule)
 
-    def schedule(self, facts: ParticipantFacts) -> Schedule:
-        return self._memo(facts)[0]
+    def schedule(self, facts: ParticipantFacts, today: dt.date | None = None) -> Schedule:
+        return self._memo(facts, today)[0]
 
-    def encoded(self, facts: ParticipantFacts) -> bytes:
+    def encoded(self, facts: ParticipantFacts, today: dt.date | None = None) -> bytes:
         """The schedule as `encode` renders it."""
-        return self._memo(facts)[1]
+        return self._memo(facts, today)[1]

@@ -170,7 +170,7 @@ def _shown_all(today: dt.date, search: str | None = None) -> list[tuple[str, Sho
             with service.unit(readonly=True) as uow:
                 histories = uow.participants.events_of_many([p.id for p in batch])
             for participant in batch:
-                schedule = service.compute(participant.enrolment, histories[participant.id],
+                schedule = service.compute(participant, histories[participant.id],
                                            today)
                 made = _shown(participant.id, participant.enrolment.subject_code, schedule,
                               today)
@@ -249,7 +249,7 @@ def schedule_of(participant_id: str) -> tuple[StoredParticipant, Schedule, list[
     key = (participant.id, participant.version, today)
     shown = _cache().get(key)
     if shown is None:
-        schedule = _participants().compute(participant.enrolment, events, today)
+        schedule = _participants().compute(participant, events, today)
         shown = _shown(participant.id, participant.enrolment.subject_code, schedule, today)
         _cache().put(key, shown)
     return participant, shown.schedule, list(shown.rows)

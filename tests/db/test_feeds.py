@@ -277,7 +277,7 @@ local_timezone = Asia/Shanghai
 def expected_visits(db_app, participant):
     service = container(db_app).participants
     stored, history = service.history(participant["id"])
-    schedule = service.compute(stored.enrolment, history)
+    schedule = service.compute(stored, history)
     code = stored.enrolment.subject_code
     marks = {"provisional": " (provisional)"}
     return [(v, f"{code}: {v.title}{marks.get(v.status, '')}") for v in schedule.visits

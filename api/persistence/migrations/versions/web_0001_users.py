@@ -1,7 +1,7 @@
 """People who sign in to the coordinator web app: email, role and an argon2 hash.
 
 Revision ID: web_0001_users
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-25
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "web_0001_users"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
