@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint openapi bench clean debian-test-packages
+.PHONY: run test lint openapi bench clean debian-test-packages screenshots translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 	    --silent; else echo "npm not found: the feed readers and OpenAPI linters will be skipped"; fi
 
 # Debian packages some tests use: libical through GObject introspection and calcurse (feed
-# readers), nginx (the slow-client test). Installed when missing and run as root with apt-get;
-# otherwise those tests skip and say why (or fail, with REQUIRE_ALL_READERS=1 as .ci/run sets).
-DEBIAN_TEST_PACKAGES := python3-gi gir1.2-ical-3.0 calcurse nginx
+# readers), nginx (the slow-client test), chromium and a font with Chinese glyphs (the web
+# pages' browser tests). Installed when missing and run as root with apt-get; otherwise those
+# tests skip and say why (or fail, with REQUIRE_ALL_READERS=1 as .ci/run sets).
+DEBIAN_TEST_PACKAGES := python3-gi gir1.2-ical-3.0 calcurse nginx chromium fonts-wqy-microhei
 debian-test-packages:
 	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -63,6 +64,20 @@ bench: $(VENV)/.installed-test
 
 openapi: $(VENV)/.installed-run
 	$(BIN)/trial-schedule openapi > openapi.yaml
+
+# Retake docs/screenshots/*.png from the browser tests.
+screenshots: $(VENV)/.installed-test node_modules/.package-lock.json debian-test-packages
+	UPDATE_SCREENSHOTS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/browser -q
+
+# After changing interface text: refresh the catalogue, translate the new entries in
+# api/web/translations/zh_Hans_CN/LC_MESSAGES/messages.po, then compile (the .mo is committed,
+# so running the service needs no build step).
+translations: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F api/web/babel.cfg -k lazy_gettext --no-location --omit-header \
+	    --sort-output -o api/web/translations/messages.pot .
+	$(BIN)/pybabel update -i api/web/translations/messages.pot -d api/web/translations \
+	    --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d api/web/translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import http
+from api import http, web
 from api.http.schemas import schedule_json
 from api.persistence.database import create_db_engine, default_url
 from api.persistence.feed_reads import FeedReads
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("TRIAL_SCHEDULE")
     app.config.update(config or {})
     http.install(app, build_container(app))
+    web.init_app(app)  # the coordinator pages and sign-in, over the same container
     return app
 
 

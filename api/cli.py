@@ -250,6 +250,29 @@ def participant_show(subject_code: str) -> None:
     click.echo(render_visits(schedule, heading), nl=False)
 
 
+@main.command("create-user")
+@click.option("--email", required=True, help="The person's email; they sign in with it.")
+@click.option("--role", required=True,
+              type=click.Choice(["coordinator", "investigator", "viewer", "admin"]))
+def create_user(email: str, role: str) -> None:
+    """Create a web app account. The password comes from TRIAL_SCHEDULE_PASSWORD or standard
+    input (prompted for on a terminal), never from an argument."""
+    from api import create_app
+    from api.web.backend import accounts_for
+
+    password = os.environ.get("TRIAL_SCHEDULE_PASSWORD")
+    if password is None:
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        user = accounts_for(create_app()).create(email, role, password)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"created {user.email} ({user.role})")
+
+
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document generated from the code."""

@@ -132,3 +132,15 @@ rendered_feeds = sa.Table(
     sa.Column("tag", sa.String(128), nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
 )
+
+# People who sign in to the coordinator web app (API keys stay for machines). Only an argon2
+# hash of the password is kept; the email is stored lower-cased.
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("disabled_at", UTC_TIME),
+)

@@ -1,0 +1,464 @@
+"""The web app's one door to the rest of the service.
+
+Pages call only the functions here; this module alone knows where the use cases live and how
+they are called, so the web app follows any reshaping of the service by changing this file.
+Input from forms is validated by the API's own marshmallow schemas and domain checks, so a form
+refuses exactly what the API refuses, with the same messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import NotFound as PageNotFound
+
+from api.http.context import container
+from api.http.problems import flatten
+from api.http.schemas import EnrolmentSchema, EventInSchema
+from api.persistence.records import StoredParticipant
+from api.persistence.tables import participants
+from api.usecases.common import NotFound, StaleVersion
+from api.usecases.feeds import Feeds
+from api.usecases.participants import Participants
+from api.web.accounts import Accounts
+from scheduler import ScheduleInputError
+from scheduler.history import LOOKBACK_NAMES, RECORDABLE, Event, HistoryConflict, event_fields
+from scheduler.model import Schedule, Visit
+
+# A visit whose window has passed without one of these is overdue.
+SETTLED = ("done", "skipped", "cancelled", "missed")
+SCHEDULE_CACHE_SIZE = 20_000
+
+
+# --- where the service's objects are ------------------------------------------------------
+
+def _participants() -> Participants:
+    return container().participants
+
+
+def _feeds() -> Feeds:
+    return container().feeds
+
+
+def engine_of(app: Flask) -> Engine:
+    return container(app).engine
+
+
+def feed_secret_of(app: Flask) -> bytes:
+    return container(app).feed_links.secret
+
+
+def accounts_for(app: Flask) -> Accounts:
+    """The accounts store of `app`."""
+    return Accounts(engine_of(app))
+
+
+@dataclass(frozen=True)
+class WebParts:
+    """What the pages keep beside the service's container: accounts, the sign-in limiter,
+    the CSRF checker and the shown-schedule cache."""
+
+    accounts: Accounts
+    limiter: Limiter
+    csrf: CSRFProtect
+    schedules: _Schedules = field(default_factory=lambda: _Schedules(SCHEDULE_CACHE_SIZE))
+
+
+WEB_EXTENSION = "trial_schedule_web"  # the one key the web app keeps its parts under
+
+
+def register(app: Flask, parts: WebParts) -> None:
+    app.extensions[WEB_EXTENSION] = parts
+
+
+def web_parts(app: Flask | None = None) -> WebParts:
+    found = (app or current_app).extensions.get(WEB_EXTENSION)
+    if not isinstance(found, WebParts):
+        raise RuntimeError("the web app was not installed on this app (api.web.init_app)")
+    return found
+
+
+def accounts() -> Accounts:
+    return web_parts().accounts
+
+
+def site_today() -> dt.date:
+    """Today at the site (Asia/Shanghai for Zhongshan): the service's one clock, which
+    `TRIAL_SCHEDULE_TODAY` and tests may freeze."""
+    return container().clock.today()
+
+
+# --- reading ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shown:
+    """A participant's schedule as of one day, with its visits as the pages show them."""
+
+    schedule: Schedule
+    rows: tuple[VisitRow, ...]
+    overdue: tuple[VisitRow, ...]
+    open: tuple[VisitRow, ...]  # dated, neither settled nor overdue
+
+
+class _Schedules:
+    """Shown schedules by (participant, version, day): a version changes with every write, so
+    an entry is never stale. Bounded, least recently used first out."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, int, dt.date], Shown] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, dt.date]) -> Shown | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int, dt.date], shown: Shown) -> None:
+        with self.lock:
+            self.entries[key] = shown
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+def _cache() -> _Schedules:
+    return web_parts().schedules
+
+
+def _shown(participant_id: str, code: str, schedule: Schedule, today: dt.date) -> Shown:
+    rows = tuple(VisitRow(participant_id, code, visit, display_status(visit, today))
+                 for visit in schedule.visits)
+    return Shown(schedule, rows, tuple(row for row in rows if row.status == "overdue"),
+                 tuple(row for row in rows if row.visit.date is not None
+                       and row.status not in (*SETTLED, "overdue")))
+
+
+def _shown_all(today: dt.date, search: str | None = None) -> list[tuple[str, Shown]]:
+    """Every participant (or those whose code contains `search`) in enrolment order, each
+    with its shown schedule. When every schedule is cached, only ids, codes and versions
+    are read from the database."""
+    service = _participants()
+    with container().engine.connect() as connection:
+        brief = connection.execute(sa.select(
+            participants.c.id, participants.c.subject_code, participants.c.version).order_by(
+            participants.c.enrolled_at, participants.c.id)).all()
+    if search:
+        needle = search.strip().lower()
+        brief = [row for row in brief if needle in row.subject_code.lower()]
+    cache = _cache()
+    found = {row.id: cache.get((row.id, row.version, today)) for row in brief}
+    missing = [pid for pid, shown in found.items() if shown is None]
+    if missing:
+        wanted = set(missing)
+        with service.unit(readonly=True) as uow:
+            stored = [p for p in uow.participants.listing() if p.id in wanted]
+        for start in range(0, len(stored), 500):
+            batch = stored[start:start + 500]
+            with service.unit(readonly=True) as uow:
+                histories = uow.participants.events_of_many([p.id for p in batch])
+            for participant in batch:
+                schedule = service.compute(participant, histories[participant.id],
+                                           today)
+                made = _shown(participant.id, participant.enrolment.subject_code, schedule,
+                              today)
+                cache.put((participant.id, participant.version, today), made)
+                found[participant.id] = made
+    return [(row.id, shown) for row in brief if (shown := found[row.id]) is not None]
+
+
+def display_status(visit: Visit, today: dt.date) -> str:
+    """The status a coordinator sees: the schedule's, or `overdue` when the window has passed
+    with nothing recorded."""
+    if visit.status in SETTLED or visit.date is None:
+        return visit.status
+    latest = visit.window.latest if visit.window else visit.date
+    return "overdue" if latest < today else visit.status
+
+
+@dataclass(frozen=True)
+class VisitRow:
+    participant_id: str
+    subject_code: str
+    visit: Visit
+    status: str
+
+
+@dataclass(frozen=True)
+class ParticipantSummary:
+    id: str
+    subject_code: str
+    state: str
+    cryoablation_date: dt.date | None
+    next_visit: VisitRow | None
+    overdue: int
+
+
+def list_participants(search: str | None = None) -> list[ParticipantSummary]:
+    """Every participant in enrolment order, or those whose subject code contains `search`."""
+    today = site_today()
+    summaries = []
+    for participant_id, shown in _shown_all(today, search):
+        upcoming = [row for row in shown.open if row.visit.date and row.visit.date >= today]
+        first = shown.rows[0] if shown.rows else None
+        summaries.append(ParticipantSummary(
+            participant_id, first.subject_code if first else "", shown.schedule.state,
+            _cryoablation(shown.schedule), upcoming[0] if upcoming else None,
+            len(shown.overdue)))
+    return summaries
+
+
+def _cryoablation(schedule: Schedule) -> dt.date | None:
+    return next((visit.date for visit in schedule.visits if visit.id == "CRYO"), None)
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    participant: StoredParticipant
+    feed: dict[str, str] | None
+
+
+def get_participant(participant_id: str) -> ParticipantView:
+    try:
+        participant = _participants().get(participant_id)
+    except NotFound:
+        raise PageNotFound() from None
+    links = _feeds().links_for([participant.id])
+    return ParticipantView(participant, links.get(participant.id))
+
+
+def schedule_of(participant_id: str) -> tuple[StoredParticipant, Schedule, list[VisitRow]]:
+    """The participant, the schedule as of the site's today, and its visits as shown."""
+    today = site_today()
+    try:
+        participant, events = _participants().history(participant_id)
+    except NotFound:
+        raise PageNotFound() from None
+    key = (participant.id, participant.version, today)
+    shown = _cache().get(key)
+    if shown is None:
+        schedule = _participants().compute(participant, events, today)
+        shown = _shown(participant.id, participant.enrolment.subject_code, schedule, today)
+        _cache().put(key, shown)
+    return participant, shown.schedule, list(shown.rows)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    event: Event
+    voided_by: str | None
+
+
+def history_of(participant_id: str) -> list[HistoryEntry]:
+    """The append-only history, newest first, each event with the correction voiding it."""
+    try:
+        _, events = _participants().history(participant_id)
+    except NotFound:
+        raise PageNotFound() from None
+    voided = {e.corrects: e.id for e in events if e.type == "correction" and e.corrects}
+    return [HistoryEntry(e, voided.get(e.id)) for e in reversed(events)]
+
+
+@dataclass(frozen=True)
+class WorkRow:
+    """One visit on the worklist: whose, which, when, and its status today."""
+
+    participant_id: str
+    subject_code: str
+    visit_id: str
+    title: str
+    date: dt.date | None
+    earliest: dt.date | None
+    latest: dt.date | None
+    status: str
+
+
+@dataclass(frozen=True)
+class Worklist:
+    start: dt.date
+    end: dt.date
+    overdue: list[WorkRow]
+    days: list[tuple[dt.date, list[WorkRow]]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _work_row(row: VisitRow) -> WorkRow:
+    visit = row.visit
+    window = visit.window
+    return WorkRow(row.participant_id, row.subject_code, visit.id, visit.title, visit.date,
+                   window.earliest if window else None, window.latest if window else None,
+                   row.status)
+
+
+def worklist(start: dt.date, end: dt.date) -> Worklist:
+    """Every participant's visits still to do from `start` to `end`, by day, and every
+    overdue visit whatever its date (as `GET /v1/worklist` defines it)."""
+    today = site_today()
+    overdue: list[WorkRow] = []
+    by_day: dict[dt.date, list[WorkRow]] = {}
+    for _, shown in _shown_all(today):
+        overdue += map(_work_row, shown.overdue)
+        for row in shown.open:
+            day = row.visit.date
+            if day is not None and start <= day <= end:
+                by_day.setdefault(day, []).append(_work_row(row))
+    return _grouped(start, end, today, overdue, by_day)
+
+
+def _grouped(start: dt.date, end: dt.date, today: dt.date, overdue: list[WorkRow],
+             by_day: dict[dt.date, list[WorkRow]]) -> Worklist:
+    overdue.sort(key=_overdue_order)
+    days = [(day, sorted(rows, key=_day_order)) for day, rows in sorted(by_day.items())]
+    in_range = sum(len(rows) for _, rows in days)
+    return Worklist(start, end, overdue, days, {
+        "overdue": len(overdue), "today": len(by_day.get(today, [])), "range": in_range,
+        "participants": len({row.participant_id for _, rows in days for row in rows}
+                            | {row.participant_id for row in overdue})})
+
+
+def _overdue_order(row: WorkRow) -> tuple[dt.date, str, str]:
+    return (row.date or dt.date.max, row.subject_code, row.visit_id)
+
+
+def _day_order(row: WorkRow) -> tuple[str, str]:
+    return (row.subject_code, row.visit_id)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a write came to: done (with its value), refused (errors by field), or stale."""
+
+    value: Any = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    stale: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.stale
+
+
+def _refused(error: Exception) -> Outcome:
+    """Domain refusals, worded as the API words them (api.problems)."""
+    if isinstance(error, ScheduleInputError):
+        errors: dict[str, list[str]] = {}
+        for item in error.errors:
+            errors.setdefault(item.field, []).append(f"{item.message} (rule {item.rule})")
+        return Outcome(errors=errors)
+    if isinstance(error, HistoryConflict):
+        item = error.error
+        return Outcome(errors={item.field: [f"{item.message} (rule {item.rule})"]})
+    raise error
+
+
+def _present(form: Mapping[str, str], name: str) -> str | None:
+    value = form.get(name, "").strip()
+    return value or None
+
+
+def enrolment_fields() -> tuple[str, ...]:
+    return tuple(f"lookbacks.{name}" for name in LOOKBACK_NAMES)
+
+
+def enrol(form: Mapping[str, str], actor: str) -> Outcome:
+    """Enrol from a form: subject_code, cryoablation_date, childbearing_potential (a checkbox)
+    and `lookbacks.<name>` dates."""
+    body: dict[str, Any] = {}
+    for name in ("subject_code", "cryoablation_date"):
+        value = _present(form, name)
+        if value is not None:
+            body[name] = value
+    body["childbearing_potential"] = form.get("childbearing_potential") in ("on", "true", "1")
+    lookbacks: dict[str, Any] = {}
+    for path in enrolment_fields():
+        value = _present(form, path)
+        if value is not None:
+            lookbacks[path.split(".", 1)[1]] = _number(value) if path.endswith("_days") \
+                else value
+    if lookbacks:
+        body["lookbacks"] = lookbacks
+    try:
+        enrolment = EnrolmentSchema().load(body)
+    except ma.ValidationError as error:
+        return Outcome(errors=flatten(error.messages))
+    try:
+        participant = _participants().enrol(enrolment, actor)
+    except (ScheduleInputError, HistoryConflict) as error:
+        return _refused(error)
+    return Outcome(value=participant)
+
+
+def _number(value: str) -> Any:
+    """A form's text as the JSON number the API would get, or the text when it is none."""
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+
+
+def event_types() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each recordable event type with its required and optional fields."""
+    return {kind: (event_fields(kind), ()) for kind in RECORDABLE}
+
+
+def record_event(participant_id: str, form: Mapping[str, str], actor: str,
+                 expected_version: int | None) -> Outcome:
+    """Record one event from a form (`type` and that type's fields); `expected_version` is the
+    version the page showed, so a stale page is refused rather than recording blind."""
+    kind = _present(form, "type") or ""
+    body: dict[str, Any] = {"type": kind}
+    for name in event_fields(kind) if kind in RECORDABLE else ():
+        value = _present(form, name)
+        if value is not None:
+            body[name] = _number(value) if name == "cycle" else value
+    try:
+        new = EventInSchema().load(body)
+    except ma.ValidationError as error:
+        return Outcome(errors=flatten(error.messages))
+    try:
+        recorded = _participants().record(participant_id, new, actor, site_today(),
+                                          expected_version)
+    except NotFound:
+        raise PageNotFound() from None
+    except StaleVersion:
+        return Outcome(stale=True)
+    except (ScheduleInputError, HistoryConflict) as error:
+        return _refused(error)
+    return Outcome(value=recorded.event)
+
+
+def rotate_feed(participant_id: str) -> dict[str, str]:
+    """A new feed URL for the participant; the old one stops working at once."""
+    try:
+        token = _feeds().rotate("participant", participant_id)
+    except NotFound:
+        raise PageNotFound() from None
+    return _feeds().links.participant_links(token)
+
+
+def site_feed() -> dict[str, str] | None:
+    """The site feed's links, when one has been issued."""
+    with _participants().unit(readonly=True) as uow:
+        token = uow.feed_tokens.active("site", None)
+    return _feeds().links.site_links(token) if token else None
+
+
+def rotate_site_feed() -> dict[str, str]:
+    """Issue or rotate the site-wide feed URL."""
+    return _feeds().links.site_links(_feeds().rotate("site"))
