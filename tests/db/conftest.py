@@ -71,3 +71,24 @@ def client(db_app):
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02"}
+
+
+@pytest.fixture
+def writer(keys):
+    return bearer(keys["write"])
+
+
+@pytest.fixture
+def enrol_body():
+    """What `participant` enrols; a test module overrides it to enrol someone else."""
+    return ENROL
+
+
+@pytest.fixture
+def participant(client, writer, enrol_body):
+    response = client.post("/v1/participants", json=enrol_body, headers=writer)
+    assert response.status_code == 201
+    return response.get_json()

@@ -15,11 +15,6 @@ from tests.db.conftest import bearer
 from tests.db.test_feeds import path_of
 
 
-@pytest.fixture
-def writer(keys):
-    return bearer(keys["write"])
-
-
 def enrol(client, writer, code="ZS-001", **kwargs):
     response = client.post("/v1/participants", json={
         "subject_code": code, "cryoablation_date": "2026-03-02"}, headers=writer, **kwargs)

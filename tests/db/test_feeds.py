@@ -18,11 +18,6 @@ from tests.feed_readers import agreed_pairs, check_bytes, need
 
 
 @pytest.fixture
-def writer(keys):
-    return bearer(keys["write"])
-
-
-@pytest.fixture
 def enrolled(client, writer):
     participant = client.post("/v1/participants", json={
         "subject_code": "ZS-001", "cryoablation_date": "2026-03-02",

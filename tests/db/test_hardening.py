@@ -23,16 +23,6 @@ ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02"}
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
-def writer(keys):
-    return bearer(keys["write"])
-
-
-@pytest.fixture
-def participant(client, writer):
-    response = client.post("/v1/participants", json=ENROL, headers=writer)
-    assert response.status_code == 201
-    return response.get_json()
 
 
 def events_url(participant):

@@ -12,16 +12,6 @@ from tests.db.conftest import bearer
 ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02"}
 
 
-@pytest.fixture
-def writer(keys):
-    return bearer(keys["write"])
-
-
-@pytest.fixture
-def participant(client, writer):
-    response = client.post("/v1/participants", json=ENROL, headers=writer)
-    assert response.status_code == 201
-    return response.get_json()
 
 
 def record(client, writer, participant, body, **headers):

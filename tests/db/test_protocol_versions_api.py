@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.db.conftest import bearer
-
 V1, V2 = "2025-09-15.1", "2026-11-25.2"
 ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02",
          "screening_date": "2026-02-20"}
 
 
 @pytest.fixture
-def writer(keys):
-    return bearer(keys["write"])
-
-
-@pytest.fixture
-def participant(client, writer):
-    response = client.post("/v1/participants", json=ENROL, headers=writer)
-    assert response.status_code == 201
-    return response.get_json()
+def enrol_body():
+    return ENROL
 
 
 def events_of(participant):
