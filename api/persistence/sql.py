@@ -347,15 +347,18 @@ class SqlVisitStates:
 
     def save(self, participant_id: str, states: list[VisitState], known: set[str]) -> None:
         """Insert new visits' states and update the ones in `known`. On PostgreSQL all of them
-        go as one INSERT ... ON CONFLICT DO UPDATE, which SQLAlchemy sends as one multi-row
-        statement: a recomputation that moves thirty visits costs one round trip, not thirty.
+        go as one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE: a recomputation
+        that moves thirty visits costs one round trip, not thirty, in one prepared statement.
         SQLite runs in process, where an executemany of each kind is cheapest."""
         if not states:
             return
         if self.connection.dialect.name == "postgresql":
-            self.connection.execute(_UPSERT_VISIT_STATE, [
-                {"participant_id": participant_id, "visit_id": state.visit_id,
-                 **_state_values(state)} for state in states])
+            columns: dict[str, list[Any]] = {name: [] for name in ("visit_id", *_STATE_COLUMNS)}
+            for state in states:
+                columns["visit_id"].append(state.visit_id)
+                for name, value in _state_values(state).items():
+                    columns[name].append(value)
+            self.connection.execute(_UPSERT_VISIT_STATES, {"pid": participant_id, **columns})
             return
         new, changed = [], []
         for state in states:
@@ -388,13 +391,19 @@ def _state_values(state: VisitState) -> dict[str, Any]:
 
 _STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence", "changed_at",
                   "kind", "title", "rule")
-_pg_insert = postgresql.insert(visit_states)
-_UPSERT_VISIT_STATE = _pg_insert.on_conflict_do_update(
-    index_elements=[visit_states.c.participant_id, visit_states.c.visit_id],
-    set_={name: _pg_insert.excluded[name] for name in _STATE_COLUMNS},
-    # RETURNING makes SQLAlchemy batch the rows into one multi-row VALUES ("insertmanyvalues")
-    # instead of one statement a row in a pipeline.
-).returning(visit_states.c.visit_id)
+# All of a recomputation's visit states as one statement whose text never changes: each column
+# travels as one array and unnest() turns them back into rows. (A multi-row VALUES has a text of
+# its own for each number of rows, too long for psycopg to cache, and converting it cost more
+# than the round trips it saved.)
+_ARRAY_TYPES = {"visit_id": "text", "date": "date", "earliest": "date", "latest": "date",
+                "status": "text", "present": "boolean", "sequence": "integer",
+                "changed_at": "timestamptz", "kind": "text", "title": "text", "rule": "text"}
+_UPSERT_VISIT_STATES = sa.text(
+    "INSERT INTO visit_states (participant_id, " + ", ".join(_ARRAY_TYPES) + ") "
+    "SELECT :pid, * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ARRAY_TYPES.items()) + ") "
+    "ON CONFLICT (participant_id, visit_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_COLUMNS))
 
 
 _pg_rendered = postgresql.insert(rendered_feeds)
