@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import timeit
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,8 +53,9 @@ from api import create_app  # noqa: E402
 from api.http.context import container  # noqa: E402
 from api.persistence.database import create_db_engine, scratch_database  # noqa: E402
 from api.persistence.migrate import upgrade  # noqa: E402
+from api.web.backend import accounts_for  # noqa: E402
+from bench.seeding import awaiting_first_dose, followed  # noqa: E402
 from scheduler import compute_schedule, load_protocol, load_site  # noqa: E402
-from scheduler.history import Enrolment, RecoveryConfirmed  # noqa: E402
 from scheduler.ical import render_calendar, schedule_events  # noqa: E402
 from scheduler.model import ParticipantFacts, Recovery  # noqa: E402
 
@@ -92,8 +94,11 @@ RECORD = "POST …/events (record a dose)"
 # Recording an event on PostgreSQL at 16 connections: p99 under 100 ms, and three times the
 # 144 req/s measured before this work.
 RECORD_P99_MS, RECORD_RPS = 100.0, 3 * 144
-# A worklist for 1,000 participants, warm: median latency under 50 ms.
+# A worklist for 1,000 participants, warm: median latency under 50 ms; its page under 100 ms.
 WORKLIST_P50_MS = 50.0
+WORKLIST_PAGE_P50_MS = 100.0
+WORKLIST = "GET /v1/worklist"
+WORKLIST_PAGE = "worklist page (/)"
 SITE_COLD_S, SITE_WARM_S, SITE_GROWTH_MB = 5.0, 0.5, 100.0
 GUNICORN_CONF = "bench/gunicorn_bench.py"
 
@@ -216,7 +221,8 @@ def to_ms(text: str) -> float:
 def wrk(server: Server, name: str, path: str, seconds: int, script: Path | None = None,
         connections: int = 16) -> Result:
     server.reset_peaks()
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s"]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+               "--latency", "--timeout", "30s"]
     if script:
         command += ["-s", str(script)]
     run = subprocess.run([*command, server.base + path], capture_output=True, text=True,
@@ -245,30 +251,6 @@ def timed_download(url: str) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
-def seed(app: Flask, start: int, count: int) -> list[str]:
-    """Enrol participants and confirm their recovery through the service layer, a few hundred
-    to a transaction; returns their ids. The feeds' rendering at write time is skipped for the
-    enrolment, which the recovery in the same transaction supersedes at once."""
-    service = container(app).participants
-    render = service.on_saved
-    ids = []
-    for first in range(start, start + count, 250):
-        with service.unit() as uow:
-            for n in range(first, min(first + 250, start + count)):
-                cryo = dt.date(2025, 11, 3) + dt.timedelta(days=n % 600)
-                service.on_saved = None
-                try:
-                    participant = service.enrol_in(uow, Enrolment(f"BENCH-{n:05d}", cryo),
-                                                   "bench")
-                finally:
-                    service.on_saved = render
-                service.record_in(uow, participant.id,
-                                  RecoveryConfirmed(cryo + dt.timedelta(days=7)), "bench", None)
-                ids.append(participant.id)
-            uow.commit()
-    return ids
-
-
 def micro() -> list[tuple[str, float]]:
     protocol, site = load_protocol(), load_site()
     facts = ParticipantFacts(dt.date(2026, 3, 2), Recovery("recovered", dt.date(2026, 3, 9)))
@@ -290,13 +272,15 @@ class Options:
     rounds: int
     hello: Server
     micros: list[tuple[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def bench_database(label: str, url: str, options: Options, sizes: list[int],
                    results: list[Result], site_notes: list[str],
                    profiles: list[str]) -> None:
-    """Seed up to each site-feed size and measure it; the request scenarios run once the
-    largest size is seeded, recording doses for participants who have none yet."""
+    """A site of `sizes[0]` participants followed for a year (bench/seeding.py): the site feed
+    and the read scenarios. Then participants awaiting their first dose up to each further size:
+    the site feed at each, and recording their first doses."""
     engine = create_db_engine(url)
     upgrade(engine)
     engine.dispose()
@@ -304,22 +288,53 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
     app = create_app({"DATABASE_URL": url, "FEED_SECRET": secret})
     key = container(app).api_keys.create("bench", "admin")
     feeds = container(app).feeds
-    ids = seed(app, 0, sizes[0])
+    today = container(app).clock.today()
+    started = time.monotonic()
+    site = followed(app, 0, sizes[0], today)
+    seeded = [f"{sizes[0]:,} followed participants in {time.monotonic() - started:.0f} s"]
     settle(url)
     site_path = path_of(feeds.links.site_links(feeds.rotate("site"))["https"])
     server = Server("api.wsgi:app", {"DATABASE_URL": url,
                                      "TRIAL_SCHEDULE_FEED_SECRET": secret}).start()
     try:
-        for index, size in enumerate(sizes):
-            if size > len(ids):
-                ids += seed(app, len(ids), size - len(ids))
-                settle(url)
+        site_notes.append(site_feed(server, label, site_path, sizes[0]))
+        chosen = reads(app, server, key, site[0], sign_in(app, server))
+        measure(app, options, server, label, chosen, results, profiles)
+        pool: list[str] = []
+        for size in sizes[1:]:
+            started, count = time.monotonic(), size - sizes[0] - len(pool)
+            pool += awaiting_first_dose(app, sizes[0] + len(pool), count, today)
+            seeded.append(f"{count:,} awaiting a first dose in "
+                          f"{time.monotonic() - started:.0f} s")
+            settle(url)
             site_notes.append(site_feed(server, label, site_path, size))
-            if index == len(sizes) - 1:
-                requests(server, app, key, ids, label, options, results, profiles)
+        if pool:
+            measure(app, options, server, label,
+                    [recording(app, key, pool, options.rounds, today)], results, profiles)
+        options.notes.append(f"Seeded [{label}]: " + "; ".join(seeded) + ".")
     finally:
         server.stop()
         container(app).engine.dispose()
+
+
+def sign_in(app: Flask, server: Server) -> str:
+    """A viewer's session cookie for the pages, signed in through the login form."""
+    import http.cookiejar
+
+    password = secrets.token_urlsafe(18)
+    accounts_for(app).create("bench@example.org", "viewer", password)
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = opener.open(server.base + "/login").read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    data = urllib.parse.urlencode({"csrf_token": token, "email": "bench@example.org",
+                                   "password": password}).encode()
+    opener.open(server.base + "/login", data=data).read()
+    cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
+    page = urllib.request.Request(server.base + "/", headers={"Cookie": cookies})
+    with urllib.request.urlopen(page) as answer:
+        assert answer.status == 200 and "/login" not in answer.url, "not signed in"
+    return cookies
 
 
 def settle(url: str) -> None:
@@ -353,12 +368,13 @@ class Scenario:
     method: str = "GET"
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    connections: int = 16  # wrk's; 1 measures one user's wait for an answer
 
 
-def scenarios(app: Flask, server: Server, key: str, ids: list[str], rounds: int) \
+def reads(app: Flask, server: Server, key: str, participant: str, cookie: str) \
         -> list[Scenario]:
+    """The read scenarios, on one followed participant and the site's worklist."""
     feeds = container(app).feeds
-    participant = ids[0]
     feed_path = path_of(feeds.links_for([participant])[participant]["https"])
     etag = urllib.request.urlopen(server.base + feed_path).headers["ETag"]
     auth = {"Authorization": f"Bearer {key}"}
@@ -366,14 +382,7 @@ def scenarios(app: Flask, server: Server, key: str, ids: list[str], rounds: int)
     schedule = lua("POST", SCHEDULE_BODY, json_type)
     read = lua("GET", headers=auth)
     revalidate = lua("GET", headers={"If-None-Match": etag.replace('"', '\\"')})
-    dose = json.dumps({"type": "dose_given", "cycle": 1, "date": "2027-09-01"})
-    # Each round records for participants of its own, so no round repeats another's (a 409).
-    rest = ids[1:]
-    share = max(1, len(rest) // rounds)
-    doses = [lua("POST", dose, {**auth, **json_type},
-                 [f"/v1/participants/{pid}/events"
-                  for pid in rest[r * share:(r + 1) * share] or rest])
-             for r in range(rounds)]
+    page = lua("GET", headers={"Cookie": cookie})
     return [
         Scenario("POST /v1/schedules", "/v1/schedules", lambda _: schedule, "POST", json_type,
                  SCHEDULE_BODY.encode()),
@@ -382,12 +391,29 @@ def scenarios(app: Flask, server: Server, key: str, ids: list[str], rounds: int)
         Scenario("participant feed (200)", feed_path, lambda _: None),
         Scenario("participant feed revalidation (304)", feed_path, lambda _: revalidate,
                  headers={"If-None-Match": etag}),
-        Scenario(RECORD, "/", lambda r: doses[r], "POST", {**auth, **json_type},
-                 dose.encode()),
-        # Measured once the route exists (another change adds it): the worklist for the
-        # participants seeded, warm.
-        Scenario("GET /v1/worklist", "/v1/worklist", lambda _: read, headers=auth),
+        # A person waiting for the day's list: one connection, so the latency is the answer's
+        # own, not a queue behind fifteen others.
+        Scenario(WORKLIST, "/v1/worklist", lambda _: read, headers=auth, connections=1),
+        Scenario(WORKLIST_PAGE, "/", lambda _: page, headers={"Cookie": cookie},
+                 connections=1),
     ]
+
+
+def recording(app: Flask, key: str, pool: list[str], rounds: int, today: dt.date) -> Scenario:
+    """Recording cycle 1 on its planned day for participants awaiting it, each round over
+    participants of its own (a repeat would be a 409)."""
+    _, schedule = container(app).participants.schedule(pool[0], today)
+    first = next(visit for visit in schedule.visits if visit.id == "C1D1")
+    assert first.date is not None
+    dose = json.dumps({"type": "dose_given", "cycle": 1,
+                       "date": min(first.date, today).isoformat()})
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    share = max(1, len(pool) // rounds)
+    doses = [lua("POST", dose, headers, [f"/v1/participants/{pid}/events"
+                                         for pid in pool[r * share:(r + 1) * share]])
+             for r in range(rounds)]
+    return Scenario(RECORD, f"/v1/participants/{pool[0]}/events", lambda r: doses[r], "POST",
+                    headers, dose.encode())
 
 
 def routed(app: Flask, path: str, method: str) -> bool:
@@ -403,35 +429,36 @@ def routed(app: Flask, path: str, method: str) -> bool:
     return True
 
 
-def requests(server: Server, app: Flask, key: str, ids: list[str], label: str,
-             options: Options, results: list[Result], profiles: list[str]) -> None:
-    chosen = scenarios(app, server, key, ids, options.rounds)
-    options.micros += in_process(app, label, chosen)
+def measure(app: Flask, options: Options, server: Server, label: str,
+            chosen: list[Scenario], results: list[Result], profiles: list[str]) -> None:
+    """The scenarios in interleaved rounds (the ceiling, then each scenario, round after
+    round), each reported as its medians beside the ceiling's median of the same rounds."""
+    present = [scenario for scenario in chosen if routed(app, scenario.path, scenario.method)]
+    options.micros += in_process(app, label, present)
+    ceilings: list[Result] = []
+    runs: dict[str, list[Result]] = {scenario.name: [] for scenario in present}
+    for round_ in range(options.rounds):
+        ceilings.append(wrk(options.hello, "hello world (ceiling)", "/", options.seconds))
+        for scenario in present:
+            runs[scenario.name].append(wrk(server, scenario.name, scenario.path,
+                                           options.seconds, scenario.scripts(round_),
+                                           scenario.connections))
+    ceiling = statistics.median(r.rps for r in ceilings)
     for scenario in chosen:
         name = f"{scenario.name} [{label}]"
-        if not routed(app, scenario.path, scenario.method):
+        if scenario not in present:
             results.append(Result(name, 0, 0, 0, 0, note="absent: the app has no such route"))
             continue
-        result = interleaved(options, server, name, scenario)
+        done = runs[scenario.name]
+        rps = statistics.median(r.rps for r in done)
+        result = Result(name, rps, statistics.median(r.p50_ms for r in done),
+                        statistics.median(r.p99_ms for r in done),
+                        max(r.peak_worker_mb for r in done), sum(r.errors for r in done),
+                        rps / ceiling, ceiling_rps=ceiling, rounds=options.rounds)
+        result.verdict = verdict(scenario.name, name, result)
         results.append(result)
         if result.verdict.endswith("MISSED") and scenario.name != RECORD:
             profiles.append(profile(app, name, scenario))
-
-
-def interleaved(options: Options, server: Server, name: str, scenario: Scenario) -> Result:
-    """Ceiling and scenario in alternating rounds; the medians of each."""
-    ceilings, runs = [], []
-    for round_ in range(options.rounds):
-        ceilings.append(wrk(options.hello, "hello world (ceiling)", "/", options.seconds))
-        runs.append(wrk(server, name, scenario.path, options.seconds, scenario.scripts(round_)))
-    rps = statistics.median(r.rps for r in runs)
-    ceiling = statistics.median(r.rps for r in ceilings)
-    result = Result(name, rps, statistics.median(r.p50_ms for r in runs),
-                    statistics.median(r.p99_ms for r in runs),
-                    max(r.peak_worker_mb for r in runs), sum(r.errors for r in runs),
-                    rps / ceiling, ceiling_rps=ceiling, rounds=options.rounds)
-    result.verdict = verdict(scenario.name, name, result)
-    return result
 
 
 def verdict(base: str, name: str, result: Result) -> str:
@@ -441,9 +468,12 @@ def verdict(base: str, name: str, result: Result) -> str:
     if base == RECORD and name.endswith("[postgresql]"):
         met = result.p99_ms < RECORD_P99_MS and result.rps >= RECORD_RPS
         return f"p99 < {RECORD_P99_MS:.0f} ms, ≥ {RECORD_RPS} req/s {'met' if met else 'MISSED'}"
-    if base == "GET /v1/worklist":
+    if base == WORKLIST:
         met = result.p50_ms < WORKLIST_P50_MS
         return f"p50 < {WORKLIST_P50_MS:.0f} ms {'met' if met else 'MISSED'}"
+    if base == WORKLIST_PAGE:
+        met = result.p50_ms < WORKLIST_PAGE_P50_MS
+        return f"p50 < {WORKLIST_PAGE_P50_MS:.0f} ms {'met' if met else 'MISSED'}"
     return ""
 
 
@@ -472,7 +502,7 @@ def caller(app: Flask, scenario: Scenario) -> Callable[[], None]:
 
 
 IN_PROCESS = ("POST /v1/schedules", "participant feed (200)",
-              "participant feed revalidation (304)")
+              "participant feed revalidation (304)", WORKLIST, WORKLIST_PAGE)
 
 
 def in_process(app: Flask, label: str, chosen: list[Scenario]) -> list[tuple[str, float]]:
@@ -546,7 +576,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=2, help="wrk duration per run")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds of ceiling and scenario; medians reported")
-    parser.add_argument("--sizes", default="25,1000,10000", help="site feed sizes")
+    parser.add_argument("--sizes", default="1000,10000",
+                        help="participants: followed ones (the first), then up to each "
+                             "further size awaiting a first dose; the site feed at each")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
@@ -578,12 +610,12 @@ def main() -> None:
                     site_notes.append(f"| PostgreSQL not reachable: {error.orig} | | | | | |")
     finally:
         hello.stop()
-    report(args, results, site_notes, micros + options.micros, profiles,
+    report(args, results, site_notes, options.notes, micros + options.micros, profiles,
            time.monotonic() - started, load)
 
 
 def report(args: argparse.Namespace, results: list[Result], site_notes: list[str],
-           micros: list[tuple[str, float]], profiles: list[str], elapsed: float,
+           notes: list[str], micros: list[tuple[str, float]], profiles: list[str], elapsed: float,
            load: float) -> None:
     lines = [
         "# Benchmarks", "",
@@ -596,12 +628,20 @@ def report(args: argparse.Namespace, results: list[Result], site_notes: list[str
         "Each service scenario runs under gunicorn with the service's own settings "
         "(`api/gunicorn_conf.py`: 2 gthread workers, 4 threads) but no access log "
         "(`bench/gunicorn_bench.py`), on loopback, driven by `wrk -t2 -c16 --latency`. The "
-        "ceiling is a hello-world Flask app under the same settings. Each scenario runs in "
-        f"{args.rounds} rounds interleaved with the ceiling (ceiling, scenario, ceiling, ...): "
-        "the figures are medians, and the ratio is the scenario's median over the ceiling's "
-        "median of the same rounds. Peak memory is the largest worker's VmHWM, reset before "
-        "each run. wrk and the servers share the machine's cores.",
-        "", "| scenario | req/s | ceiling req/s | ratio | target | p50 | p99 | "
+        "ceiling is a hello-world Flask app under the same settings. The scenarios run in "
+        f"{args.rounds} interleaved rounds (the ceiling, then each scenario, round after "
+        "round): the figures are medians, and the ratio is the scenario's median over the "
+        "ceiling's median of the same rounds. Peak memory is the largest worker's VmHWM, "
+        "reset before each run. wrk and the servers share the machine's cores.",
+        "",
+        "The data: the read scenarios, the worklist and its page run on a site of "
+        f"{args.sizes.split(',')[0]} participants enrolled from the study's start to a month "
+        "ahead, whose past visits are recorded as a site records them (a dose or a done visit "
+        "on its planned day; about one visit in twenty-five left unrecorded, so overdue, and "
+        "one in fifty missed; `bench/seeding.py`). Participants awaiting their first dose "
+        "then fill the site up to each further size; recording a dose records theirs.",
+        "", *notes, "",
+        "| scenario | req/s | ceiling req/s | ratio | target | p50 | p99 | "
         "peak worker RSS | non-2xx/3xx |", "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -612,9 +652,11 @@ def report(args: argparse.Namespace, results: list[Result], site_notes: list[str
                      f"{result.ratio or 0:.2f} | {result.verdict} | {result.p50_ms:.2f} ms | "
                      f"{result.p99_ms:.2f} ms | {result.peak_worker_mb:.0f} MB | "
                      f"{result.errors} |")
-    lines += ["", "Recording a dose: each request records cycle 1 for a participant who has "
-              "none yet, each round over participants of its own; a repeat would be a 409 and "
-              "count under non-2xx.", "",
+    lines += ["", "Recording a dose: each request records cycle 1 on its planned day for a "
+              "participant awaiting it, each round over participants of its own; a repeat "
+              "would be a 409 and count under non-2xx. The worklist is today's and the next "
+              "seven days' (the API's default range), with everything overdue; its page is "
+              "the same for a signed-in viewer.", "",
               "## Site feed", "",
               "Cold: the first request after seeding (participants' events are rendered when "
               "they are written, so this assembles stored bytes into the feed's file). Warm: "

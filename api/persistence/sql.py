@@ -33,7 +33,7 @@ from api.persistence.tables import (
 from api.persistence.unit_of_work import UnitOfWork
 from scheduler.history import LOOKBACK_DATES, LOOKBACK_NAMES, Enrolment, Event
 from scheduler.model import Lookbacks
-from scheduler.outcomes import OPEN
+from scheduler.outcomes import NOT_A_VISIT, OPEN
 from scheduler.subscription import VisitState
 
 
@@ -75,20 +75,33 @@ def _event(row: RowMapping) -> Event:
                  purpose=row["purpose"], note=row["note"])
 
 
+# The write path's statements, built once: `.values(...)` on each write built a new statement
+# whose cache key SQLAlchemy then had to generate from every value.
+_INSERT_PARTICIPANT = participants.insert()
+_UPDATE_PARTICIPANT = participants.update().where(participants.c.id == sa.bindparam("pid"))
+_INSERT_EVENT = events.insert()
+
+
+def _participant_values(participant: StoredParticipant) -> dict[str, Any]:
+    """The columns a correction or any write may change."""
+    enrolment = participant.enrolment
+    return {"subject_code": enrolment.subject_code,
+            "cryoablation_date": enrolment.cryoablation_date,
+            "childbearing_potential": enrolment.childbearing_potential,
+            "lookbacks": _lookbacks_json(enrolment.lookbacks), "version": participant.version,
+            "updated_at": participant.updated_at,
+            "protocol_version": participant.protocol_version,
+            "screening_date": enrolment.screening_date}
+
+
 class SqlParticipants:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
     def add(self, participant: StoredParticipant) -> None:
-        enrolment = participant.enrolment
-        self.connection.execute(participants.insert().values(
-            id=participant.id, subject_code=enrolment.subject_code,
-            cryoablation_date=enrolment.cryoablation_date,
-            childbearing_potential=enrolment.childbearing_potential,
-            lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
-            enrolled_at=participant.enrolled_at, enrolled_by=participant.enrolled_by,
-            updated_at=participant.updated_at, protocol_version=participant.protocol_version,
-            screening_date=enrolment.screening_date))
+        self.connection.execute(_INSERT_PARTICIPANT, {
+            **_participant_values(participant), "id": participant.id,
+            "enrolled_at": participant.enrolled_at, "enrolled_by": participant.enrolled_by})
 
     def get(self, participant_id: str, for_update: bool = False) -> StoredParticipant | None:
         if _unstorable(participant_id):
@@ -119,15 +132,8 @@ class SqlParticipants:
         return [_participant(row) for row in self.connection.execute(query).mappings()]
 
     def update(self, participant: StoredParticipant) -> None:
-        enrolment = participant.enrolment
-        self.connection.execute(participants.update().where(
-            participants.c.id == participant.id).values(
-            subject_code=enrolment.subject_code,
-            cryoablation_date=enrolment.cryoablation_date,
-            childbearing_potential=enrolment.childbearing_potential,
-            lookbacks=_lookbacks_json(enrolment.lookbacks), version=participant.version,
-            updated_at=participant.updated_at, protocol_version=participant.protocol_version,
-            screening_date=enrolment.screening_date))
+        self.connection.execute(_UPDATE_PARTICIPANT, {
+            **_participant_values(participant), "pid": participant.id})
 
     def listing(self) -> list[StoredParticipant]:
         """Every participant in enrolment order."""
@@ -149,7 +155,7 @@ class SqlParticipants:
         return [_event(row) for row in rows]
 
     def append(self, participant_id: str, event: Event) -> None:
-        self.connection.execute(events.insert().values(
+        self.connection.execute(_INSERT_EVENT, dict(
             id=event.id, participant_id=participant_id, seq=event.seq, type=event.type,
             date=event.date, cycle=event.cycle, reason=event.reason,
             description=event.description, corrects=event.corrects,
@@ -309,10 +315,16 @@ _LISTED = sa.select(
 ).join(participants, participants.c.id == visit_states.c.participant_id).where(
     visit_states.c.present.is_(True), visit_states.c.date.is_not(None),
     visit_states.c.earliest.is_not(None), visit_states.c.latest.is_not(None))
+# A visit's date lies in its window, so one dated in the range has a window opened by the range's
+# end: `earliest <= opened` (the later of today and the end) holds for every row wanted and lets
+# the index on (status, earliest) find them. A date marker (the contraception end) is never
+# due, so only its date in the range brings it.
 _WORKLIST = _LISTED.where(
     visit_states.c.status.in_(OPEN),
+    visit_states.c.earliest <= sa.bindparam("opened"),
     sa.or_(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")),
-           visit_states.c.earliest <= sa.bindparam("today")))
+           sa.and_(visit_states.c.earliest <= sa.bindparam("today"),
+                   sa.func.coalesce(visit_states.c.kind, "").not_in(NOT_A_VISIT))))
 _DEVIATING = _LISTED.where(sa.or_(
     visit_states.c.status.in_(("done", "missed")),
     sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
@@ -374,7 +386,8 @@ class SqlVisitStates:
             self.connection.execute(_UPDATE_VISIT_STATE, changed)
 
     def worklist(self, start: dt.date, end: dt.date, today: dt.date) -> list[ListedVisit]:
-        rows = self.connection.execute(_WORKLIST, {"start": start, "end": end, "today": today})
+        rows = self.connection.execute(_WORKLIST, {"start": start, "end": end, "today": today,
+                                                   "opened": max(today, end)})
         return [_listed(row) for row in rows.all()]
 
     def deviating(self, today: dt.date) -> list[ListedVisit]:

@@ -120,6 +120,8 @@ visit_states = sa.Table(
     sa.Column("title", sa.String(200)),
     sa.Column("rule", sa.String(64)),
 )
+# The worklist's read: open visits whose window has opened by a given day.
+sa.Index("ix_visit_states_status_earliest", visit_states.c.status, visit_states.c.earliest)
 
 # Each participant's events as the site feed shows them, rendered (zlib) when the participant
 # is written, for the version and protocol tag named: a site feed is assembled from these
