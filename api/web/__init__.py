@@ -71,15 +71,20 @@ def init_app(app: Flask) -> None:
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=select_locale,
           default_translation_directories=str(TRANSLATIONS))
-    # Sign-in is the only limited route, checked in its view; the check Flask-Limiter would
-    # run before every request (API calls included) is taken off again, as it has nothing
-    # to count there.
+    # Sign-in is the only limited route, checked in its view; the hooks Flask-Limiter adds to
+    # every request (API calls and feeds included: a check before, headers after, and a
+    # teardown that builds its per-request state only to reset it) are taken off again, as
+    # they have nothing to count there. That state lives on the request context, which ends
+    # with the request.
     limiter = Limiter(get_remote_address, app=app, storage_uri=config["RATELIMIT_STORAGE_URI"],
                       default_limits=[], key_prefix="web")
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     app.after_request_funcs[None] = [
         hook for hook in app.after_request_funcs[None]
         if not (isinstance(hook, partial) and limiter in hook.args)]
+    app.teardown_request_funcs[None] = [
+        hook for hook in app.teardown_request_funcs[None]
+        if getattr(hook, "__self__", None) is not limiter]
     accounts = Accounts(backend.engine_of(app))
     backend.register(app, backend.WebParts(accounts, limiter, csrf))
 
