@@ -29,7 +29,7 @@ blp = Blueprint("worklist", __name__, url_prefix="/v1",
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
 CSV_COLUMNS = ("subject_code", "participant_id", "visit_id", "title", "date",
-               "window_earliest", "window_latest", "status", "deviation", "rule")
+               "window_earliest", "window_latest", "status", "deviation", "rule", "reason")
 
 
 class WorklistQuerySchema(ma.Schema):
@@ -87,6 +87,8 @@ class DeviationSchema(ma.Schema):
     deviation = fields.String(required=True, validate=validate.OneOf(
         ("out_of_window", "missed", "overdue")))
     rule = fields.String(required=True, metadata={"description": "The protocol rule broken"})
+    reason = fields.String(required=True, allow_none=True, metadata={
+        "description": "Why a missed visit was missed, as recorded; null for the others"})
 
 
 class ParticipantDeviationsSchema(ma.Schema):
@@ -117,7 +119,7 @@ def _deviation_item(item: Deviation) -> dict[str, Any]:
     row = item.visit
     return {"visit_id": row.visit_id, "kind": row.kind, "title": row.title,
             "date": row.date.isoformat(), "window": _window(row), "status": item.status,
-            "deviation": item.deviation, "rule": item.rule}
+            "deviation": item.deviation, "rule": item.rule, "reason": item.reason}
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -184,7 +186,8 @@ def _csv(found: list[Deviation]) -> str:
         row = item.visit
         writer.writerow([_cell(row.subject_code), row.participant_id, row.visit_id,
                          _cell(row.title), row.date.isoformat(), row.earliest.isoformat(),
-                         row.latest.isoformat(), item.status, item.deviation, item.rule])
+                         row.latest.isoformat(), item.status, item.deviation, item.rule,
+                         _cell(item.reason or "")])
     return out.getvalue()
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from api.persistence.records import ListedVisit
 from api.persistence.unit_of_work import UnitOfWorkFactory
+from scheduler.history import outcomes_of
 from scheduler.outcomes import counting_ids, day_status
 
 # The rule a dose given out of its window breaks (the engine warns by it too).
@@ -33,6 +34,7 @@ class Deviation:
     deviation: str  # out_of_window, missed or overdue
     rule: str
     status: str
+    reason: str | None = None  # a missed visit's, as recorded
 
 
 def _by_participant(rows: list[ListedVisit]) -> dict[str, list[ListedVisit]]:
@@ -73,16 +75,24 @@ class Worklist:
         return sorted(listed, key=lambda item: _order(item.visit))
 
     def deviations(self, today: dt.date) -> list[Deviation]:
-        """Visits done out of their window, missed, or overdue, by participant then date."""
+        """Visits done out of their window, missed, or overdue, by participant then date; a
+        missed one with the reason recorded (read from the histories of the participants who
+        have one, in one more query)."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.deviating(today)
+            missing = sorted({row.participant_id for row in rows if row.status == "missed"})
+            histories = uow.participants.events_of_many(missing) if missing else {}
+        reasons = {(pid, outcome.visit_id): outcome.reason
+                   for pid, events in histories.items()
+                   for outcome in outcomes_of(events).missed}
         found = []
         for row, status in _day_statuses(rows, today):
             if row.status == "done" and not row.earliest <= row.date <= row.latest:
                 rule = DOSE_WINDOW_RULE if row.kind == "infusion" else row.rule
                 found.append(Deviation(row, "out_of_window", rule, status))
             elif row.status == "missed":
-                found.append(Deviation(row, "missed", row.rule, status))
+                found.append(Deviation(row, "missed", row.rule, status,
+                                       reasons.get((row.participant_id, row.visit_id))))
             elif status == "overdue":
                 found.append(Deviation(row, "overdue", row.rule, status))
         return sorted(found, key=lambda d: (d.visit.subject_code, d.visit.date,

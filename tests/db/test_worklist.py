@@ -39,6 +39,10 @@ RECORDED_BY = dt.date(2026, 11, 20)  # the site's today while the histories are 
 DAYS = ("2026-02-01", "2026-04-15", "2026-07-01", "2026-10-01", "2026-11-20", "2027-02-01")
 
 
+# A reason a person typed, which a spreadsheet would run as a formula were it not quoted.
+MISSED_REASON = "=scanner down, rebooked"
+
+
 def history(stage: int, cryo: dt.date) -> list:
     """What happened to a participant at one of seven stages, counted from its cryoablation."""
     def day(offset: int) -> dt.date:
@@ -48,7 +52,7 @@ def history(stage: int, cryo: dt.date) -> list:
         [],
         recovered,
         [*recovered, VisitDone("SCREEN-LABS", day(1)), DoseGiven(1, day(7))],
-        [*recovered, VisitMissed("BASELINE-IMAGING", "scanner down"), DoseGiven(1, day(7)),
+        [*recovered, VisitMissed("BASELINE-IMAGING", MISSED_REASON), DoseGiven(1, day(7)),
          DoseGiven(2, day(35))],
         [CryoablationDone(cryo), Complication(day(2), "haemorrhage")],
         [*recovered, DoseGiven(1, day(8)), DoseSkipped(2, "grade 3 rash"),
@@ -160,8 +164,17 @@ def test_deviations_agree_with_recomputed_schedules(db_app, client, keys, site):
         assert answer.mimetype == "text/csv"
         rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
         assert rows[0] == ["subject_code", "participant_id", "visit_id", "title", "date",
-                           "window_earliest", "window_latest", "status", "deviation", "rule"]
+                           "window_earliest", "window_latest", "status", "deviation", "rule",
+                           "reason"]
         assert {(row[1], row[2], row[8], row[9]) for row in rows[1:]} == expected
+        # A missed visit carries the reason recorded, and only a missed one has a reason.
+        reasons = {d["deviation"]: set() for item in body["items"] for d in item["deviations"]}
+        for item in body["items"]:
+            for d in item["deviations"]:
+                reasons[d["deviation"]].add(d["reason"])
+        assert reasons == {"out_of_window": {None}, "missed": {MISSED_REASON}, "overdue": {None}}
+        assert {row[10] for row in rows[1:] if row[8] == "missed"} == {"'" + MISSED_REASON}
+        assert {row[10] for row in rows[1:] if row[8] != "missed"} == {""}
 
 
 def test_every_worklist_visit_is_in_the_site_feed_on_the_same_day(db_app, client, keys, site):
