@@ -21,7 +21,7 @@ from api.usecases.api_keys import ApiKeys
 from api.usecases.common import SiteClock
 from api.usecases.container import Container
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
-from api.usecases.feeds import Feeds
+from api.usecases.feeds import Feeds, SiteEventsWriter, feeds_protocol_tag
 from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
 from api.usecases.schedules import Schedules
@@ -69,11 +69,12 @@ def build_container(app: Flask) -> Container:
     links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"] or None,
                       http.request_base_url)
     tokens = FeedTokens(links)
-    participants = Participants(units, protocol, site, tokens.issue_for_enrolment, protocols)
+    # Each write keeps the participant's rendered site events current.
+    participants = Participants(units, protocol, site, tokens.issue_for_enrolment, protocols,
+                                on_saved=SiteEventsWriter(feeds_protocol_tag(protocols)))
     site_dir = app.config.get("SITE_FEED_DIR")
     feeds = Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
                   keys=reads.key)
-    participants.on_saved = feeds.store_rendered  # rendered events stay current with writes
     return Container(
         protocol=protocol, site=site, engine=engine, units=units,
         schedules=Schedules(protocol, site, schedule_json),

@@ -138,7 +138,7 @@ def _store(app: Flask, enrolments: list[tuple[int, Enrolment]], today: dt.date,
             participant = replace(participant, updated_at=now())
             uow.participants.update(participant)
             states = sync_visits(uow, participant.id, schedule, participant.updated_at)
-            service._saved(uow, participant, schedule, states)
+            service.saved(uow, participant, schedule, states)
             ids.append(participant.id)
         uow.commit()
     return ids

@@ -26,6 +26,7 @@ from api.persistence.unit_of_work import UnitOfWork
 from api.usecases.common import NotFound, digest, now
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.participants import Participants, sync_visits
+from api.usecases.protocols import Protocols
 from scheduler import Schedule
 from scheduler.history import Event
 from scheduler.ical import render_event, render_header
@@ -46,6 +47,29 @@ def _header(name: str, description: str | None = None) -> bytes:
 def _participant_tag(protocol_tag: str, participant_id: str, version: int) -> str:
     """A participant feed's ETag: the protocol, the participant and its version."""
     return hashlib.sha256(f"{protocol_tag}|{participant_id}|{version}".encode()).hexdigest()
+
+
+def feeds_protocol_tag(protocols: Protocols) -> str:
+    """What, besides a participant's version, a rendered feed depends on: every protocol
+    version's text and the holiday data."""
+    return f"{protocols.tag}:holidays-{HOLIDAYS_VERSION}"
+
+
+@dataclass(frozen=True)
+class SiteEventsWriter:
+    """Keeps each participant's site-feed events rendered as of its last write, in the write's
+    own unit of work (the participants' `on_saved` hook): a cold site feed is then assembled
+    from stored bytes, not computed."""
+
+    protocol_tag: str
+
+    def __call__(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
+                 states: Mapping[str, VisitState]) -> None:
+        events = feed_events(schedule, states, f"site/{participant.id}",
+                             participant.enrolment.subject_code)
+        body = b"".join(render_event(event) for event in events)
+        uow.rendered_feeds.put(participant.id, participant.version, self.protocol_tag,
+                               zlib.compress(body, 1))
 
 
 class RenderedCache:
@@ -164,7 +188,7 @@ class Feeds:
 
     @property
     def protocol_tag(self) -> str:
-        return f"{self.participants.protocols.tag}:holidays-{HOLIDAYS_VERSION}"
+        return feeds_protocol_tag(self.participants.protocols)
 
     def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
         """A new token for the feed; the old one stops working at once. A participant's
@@ -264,17 +288,6 @@ class Feeds:
             if old != path:
                 old.unlink(missing_ok=True)
 
-    def store_rendered(self, uow: UnitOfWork, participant: StoredParticipant,
-                       schedule: Schedule, states: Mapping[str, VisitState]) -> None:
-        """Keep the participant's site-feed events rendered as of this write, in the write's
-        own unit of work (Participants.on_saved): a cold site feed is then assembled from
-        stored bytes, not computed."""
-        events = feed_events(schedule, states, f"site/{participant.id}",
-                             participant.enrolment.subject_code)
-        body = b"".join(render_event(event) for event in events)
-        uow.rendered_feeds.put(participant.id, participant.version, self.protocol_tag,
-                               zlib.compress(body, 1))
-
     def _site_chunks(self, listing: list[StoredParticipant], name: str) -> Iterator[bytes]:
         """The site feed: each participant's events as stored at their last write when that
         is the version listed (and the protocol is the same), else from memory or rendered."""
@@ -357,7 +370,7 @@ class Feeds:
             states = sync_visits(uow, participant_id, schedule, when)
             participant = bumped(participant, when)
             uow.participants.update(participant)
-            self.store_rendered(uow, participant, schedule, states)
+            self.participants.saved(uow, participant, schedule, states)
             uow.commit()
         body = self._render(participant, history, states, scope)
         assert body is not None

@@ -125,14 +125,17 @@ class Participants:
         """The protocol the participant is pinned to."""
         return self.protocols.get(participant.protocol_version)
 
+    # Called in the unit of work of every write, after the visit states are synced (the
+    # service keeps the site feed's rendered events current by it: feeds.SiteEventsWriter).
     on_saved: SavedHook | None = None
-
-    def _saved(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
-               states: Mapping[str, VisitState]) -> None:
-        if self.on_saved is not None:
-            self.on_saved(uow, participant, schedule, states)
     _known: SchedulesByVersion = field(default_factory=lambda: SchedulesByVersion(4096),
                                        repr=False)
+
+    def saved(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
+              states: Mapping[str, VisitState]) -> None:
+        """Run the write hook: every write of a participant ends with it."""
+        if self.on_saved is not None:
+            self.on_saved(uow, participant, schedule, states)
 
     def unit(self, readonly: bool = False) -> UnitOfWork:
         return self.units(readonly)
@@ -180,7 +183,7 @@ class Participants:
         schedule = self.compute(participant, [])
         states = sync_visits(uow, participant.id, schedule, when)
         self.issue_feed_token(uow, participant.id)
-        self._saved(uow, participant, schedule, states)
+        self.saved(uow, participant, schedule, states)
         return participant
 
     def get(self, participant_id: str) -> StoredParticipant:
@@ -275,7 +278,7 @@ class Participants:
         uow.participants.append(participant_id, event)
         uow.participants.update(participant)
         states = sync_visits(uow, participant_id, schedule, when)
-        self._saved(uow, participant, schedule, states)
+        self.saved(uow, participant, schedule, states)
         if as_of is not None:
             schedule = on_day(schedule, as_of)
         return Recorded(event, participant, schedule, change)
@@ -313,7 +316,7 @@ class Participants:
             uow.participants.update(participant)
             schedule = self.compute(participant, events)
             states = sync_visits(uow, participant_id, schedule, when)
-            self._saved(uow, participant, schedule, states)
+            self.saved(uow, participant, schedule, states)
             uow.commit()
         return participant
 
