@@ -21,8 +21,6 @@ def badges(labels: dict[str, str]) -> dict[str, Markup]:
 
 
 def _window(row: WorkRow) -> str:
-    if row.earliest is None or row.latest is None:
-        return "\u2014"
     return f"{row.earliest.isoformat()} \u2013 {row.latest.isoformat()}"
 
 
@@ -50,7 +48,7 @@ def overdue_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
         by_participant.setdefault(row.participant_id, []).append(row)
     parts = []
     groups = sorted(by_participant.values(), key=lambda group: (
-        min(r.date or dt.date.max for r in group), group[0].subject_code))
+        min(r.date for r in group), group[0].subject_code))
     for group in groups:
         first = group[0]
         shown = ", ".join(
@@ -58,7 +56,7 @@ def overdue_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
             for r in group[:MORE_AFTER])
         if len(group) > MORE_AFTER:
             shown += f" {escape(more(len(group) - MORE_AFTER))}"
-        oldest = min((r.date for r in group if r.date), default=None)
+        oldest = min(r.date for r in group)
         parts.append(
             f'<tr><td><a href="{escape(link(first.participant_id))}">'
             f'{escape(first.subject_code)}</a></td><td>{shown}</td>'
