@@ -32,7 +32,8 @@ from api.usecases.common import NotFound, StaleVersion
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.worklist import WorklistVisit
-from api.web.accounts import Accounts
+from api.web import i18n
+from api.web.accounts import MIN_PASSWORD, ROLES, Account, AccountError, Accounts
 from scheduler import ScheduleInputError
 from scheduler.history import LOOKBACK_NAMES, RECORDABLE, Event, HistoryConflict, event_fields
 from scheduler.model import Schedule, Visit
@@ -428,6 +429,64 @@ def record_event(participant_id: str, form: Mapping[str, str], actor: str,
     except (ScheduleInputError, HistoryConflict) as error:
         return _refused(error)
     return Outcome(value=recorded.event)
+
+
+# --- accounts (admins) ---------------------------------------------------------------------
+
+def list_users() -> list[Account]:
+    return accounts().listing()
+
+
+def _account_refused(error: AccountError) -> Outcome:
+    if error.code == "unknown":
+        raise PageNotFound() from None
+    message = i18n.ACCOUNT_ERRORS.get(error.code)
+    text = str(message) % {"num": MIN_PASSWORD} if message is not None else str(error)
+    return Outcome(errors={error.field: [text]})
+
+
+def create_user(form: Mapping[str, str]) -> Outcome:
+    """A new account from the admins' form: email, role and password, under the rules the
+    `create-user` command keeps."""
+    try:
+        made = accounts().create(form.get("email", ""), form.get("role", ""),
+                                 form.get("password", ""))
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=made)
+
+
+def set_role(user_id: str, role: str, by: str) -> Outcome:
+    """Another role for an account; an admin keeps their own admin rights."""
+    if user_id == by and role != "admin":
+        return _account_refused(AccountError("role", "self", "not your own account"))
+    try:
+        accounts().set_role(user_id, role)
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=role)
+
+
+def disable_user(user_id: str, by: str) -> Outcome:
+    if user_id == by:
+        return _account_refused(AccountError("role", "self", "not your own account"))
+    try:
+        accounts().disable(user_id)
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=user_id)
+
+
+def enable_user(user_id: str) -> Outcome:
+    try:
+        accounts().enable(user_id)
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=user_id)
+
+
+def roles() -> tuple[str, ...]:
+    return ROLES
 
 
 def rotate_feed(participant_id: str) -> dict[str, str]:

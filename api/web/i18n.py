@@ -139,6 +139,23 @@ FIELDS = {
     "lookbacks.prior_malignancy": lazy_gettext("Prior malignancy treated or free since"),
 }
 
+ROLES = {
+    "viewer": lazy_gettext("viewer"),
+    "coordinator": lazy_gettext("coordinator"),
+    "investigator": lazy_gettext("investigator"),
+    "admin": lazy_gettext("admin"),
+}
+
+# Why an account change was refused (api.web.accounts.AccountError codes).
+ACCOUNT_ERRORS = {
+    "email": lazy_gettext("Not an email address."),
+    "exists": lazy_gettext("An account with this email exists."),
+    "role": lazy_gettext("Choose one of the roles."),
+    "short_password": lazy_gettext("At least %(num)s characters."),
+    "last_admin": lazy_gettext("The last active admin must stay an admin."),
+    "self": lazy_gettext("You cannot take your own admin rights or disable yourself."),
+}
+
 SOURCES = {
     "record": lazy_gettext("trial record"),
     "label": lazy_gettext("drug label"),

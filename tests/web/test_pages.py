@@ -271,7 +271,7 @@ def test_every_event_form_and_field_has_a_human_label_in_both_languages(coordina
         labels = FORM_LABEL.findall(page)
         assert labels
         for kind, name, label in labels:
-            assert "_" not in label and human.search(label.strip()), (language, kind, label)
+            assert "_" not in label and human.search(label.strip()), (language, kind, name)
     chinese = coordinator.get(f"/participants/{participant}",
                               headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert dict(FORM_TITLE.findall(chinese))["protocol_version_changed"] == "方案版本变更"
