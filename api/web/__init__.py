@@ -74,8 +74,11 @@ def init_app(app: Flask) -> None:
     # Sign-in is the only limited route, checked in its view; the check Flask-Limiter would
     # run before every request (API calls included) is taken off again, as it has nothing
     # to count there.
+    # The count is kept in memory (each process its own) unless RATELIMIT_STORAGE_URI names
+    # a shared store such as redis://, which every node then counts in. While that store is
+    # unreachable each process counts in memory again, so sign-in keeps working and limited.
     limiter = Limiter(get_remote_address, app=app, storage_uri=config["RATELIMIT_STORAGE_URI"],
-                      default_limits=[], key_prefix="web")
+                      default_limits=[], key_prefix="web", in_memory_fallback_enabled=True)
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     app.after_request_funcs[None] = [
         hook for hook in app.after_request_funcs[None]
