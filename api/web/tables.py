@@ -30,11 +30,12 @@ def visit_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
     parts = []
     for row in rows:
         parts.append(
-            f'<tr><td><a href="{escape(link(row.participant_id))}">{escape(row.subject_code)}'
-            f'</a></td><td><span class="visit-id">{escape(row.visit_id)}</span> '
-            f'{escape(row.title)}</td><td>{escape(day(row.date))}</td>'
-            f'<td>{escape(_window(row))}</td><td>{badge.get(row.status, escape(row.status))}'
-            f'</td></tr>')
+            f'<tr><td class="nowrap"><a href="{escape(link(row.participant_id))}">'
+            f'{escape(row.subject_code)}</a></td><td><span class="visit-id">'
+            f'{escape(row.visit_id)}</span> <span lang="en">{escape(row.title)}</span></td>'
+            f'<td class="nowrap">{escape(day(row.date))}</td>'
+            f'<td class="nowrap">{escape(_window(row))}</td>'
+            f'<td>{badge.get(row.status, escape(row.status))}</td></tr>')
     return Markup("".join(parts))
 
 
@@ -58,7 +59,8 @@ def overdue_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
             shown += f" {escape(more(len(group) - MORE_AFTER))}"
         oldest = min(r.date for r in group)
         parts.append(
-            f'<tr><td><a href="{escape(link(first.participant_id))}">'
+            f'<tr><td class="nowrap"><a href="{escape(link(first.participant_id))}">'
             f'{escape(first.subject_code)}</a></td><td>{shown}</td>'
-            f'<td>{escape(day(oldest))}</td><td>{len(group)} {badge["overdue"]}</td></tr>')
+            f'<td class="nowrap">{escape(day(oldest))}</td>'
+            f'<td class="nowrap">{len(group)} {badge["overdue"]}</td></tr>')
     return Markup("".join(parts))

@@ -50,7 +50,7 @@ def overdue_of(page: str) -> dict[str, tuple[list[str], int]]:
     found = {}
     table = OVERDUE_TABLE.search(page)
     for row in ROW.findall(table.group(1)) if table else []:
-        count = re.search(r"<td>(\d+) <span class=\"status status-overdue\"", row)
+        count = re.search(r"<td[^>]*>(\d+) <span class=\"status status-overdue\"", row)
         found[LINK.search(row).group(1)] = (VISIT_ID.findall(row), int(count.group(1)))
     return found
 
