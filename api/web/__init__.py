@@ -76,8 +76,11 @@ def init_app(app: Flask) -> None:
     # teardown that builds its per-request state only to reset it) are taken off again, as
     # they have nothing to count there. That state lives on the request context, which ends
     # with the request.
+    # The count is kept in memory (each process its own) unless RATELIMIT_STORAGE_URI names
+    # a shared store such as redis://, which every node then counts in. While that store is
+    # unreachable each process counts in memory again, so sign-in keeps working and limited.
     limiter = Limiter(get_remote_address, app=app, storage_uri=config["RATELIMIT_STORAGE_URI"],
-                      default_limits=[], key_prefix="web")
+                      default_limits=[], key_prefix="web", in_memory_fallback_enabled=True)
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     app.after_request_funcs[None] = [
         hook for hook in app.after_request_funcs[None]

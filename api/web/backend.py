@@ -31,7 +31,9 @@ from api.persistence.tables import participants
 from api.usecases.common import NotFound, StaleVersion
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
-from api.web.accounts import Accounts
+from api.usecases.worklist import WorklistVisit
+from api.web import i18n
+from api.web.accounts import MIN_PASSWORD, ROLES, Account, AccountError, Accounts
 from scheduler import ScheduleInputError
 from scheduler.history import LOOKBACK_NAMES, RECORDABLE, Event, HistoryConflict, event_fields
 from scheduler.model import Schedule, Visit
@@ -94,8 +96,9 @@ def accounts() -> Accounts:
 
 
 def site_today() -> dt.date:
-    """Today at the site (Asia/Shanghai for Zhongshan): the service's one clock, which
-    `TRIAL_SCHEDULE_TODAY` and tests may freeze."""
+    """Today at the site (Asia/Shanghai for Zhongshan): the service's one clock, as the API's
+    views read it (`api.http.context.site_today`), which `TRIAL_SCHEDULE_TODAY` and tests may
+    freeze."""
     return container().clock.today()
 
 
@@ -279,9 +282,9 @@ class WorkRow:
     subject_code: str
     visit_id: str
     title: str
-    date: dt.date | None
-    earliest: dt.date | None
-    latest: dt.date | None
+    date: dt.date
+    earliest: dt.date
+    latest: dt.date
     status: str
 
 
@@ -294,46 +297,31 @@ class Worklist:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _work_row(row: VisitRow) -> WorkRow:
-    visit = row.visit
-    window = visit.window
-    return WorkRow(row.participant_id, row.subject_code, visit.id, visit.title, visit.date,
-                   window.earliest if window else None, window.latest if window else None,
-                   row.status)
+def _work_row(item: WorklistVisit) -> WorkRow:
+    row = item.visit
+    return WorkRow(row.participant_id, row.subject_code, row.visit_id, row.title, row.date,
+                   row.earliest, row.latest, item.status)
 
 
 def worklist(start: dt.date, end: dt.date) -> Worklist:
-    """Every participant's visits still to do from `start` to `end`, by day, and every
-    overdue visit whatever its date (as `GET /v1/worklist` defines it)."""
+    """The service's worklist (`GET /v1/worklist`): every overdue visit whatever its date,
+    then the visits due today or planned from `start` to `end`, by day. Read from the stored
+    visit states, so no schedule is computed for the page."""
     today = site_today()
     overdue: list[WorkRow] = []
     by_day: dict[dt.date, list[WorkRow]] = {}
-    for _, shown in _shown_all(today):
-        overdue += map(_work_row, shown.overdue)
-        for row in shown.open:
-            day = row.visit.date
-            if day is not None and start <= day <= end:
-                by_day.setdefault(day, []).append(_work_row(row))
-    return _grouped(start, end, today, overdue, by_day)
-
-
-def _grouped(start: dt.date, end: dt.date, today: dt.date, overdue: list[WorkRow],
-             by_day: dict[dt.date, list[WorkRow]]) -> Worklist:
-    overdue.sort(key=_overdue_order)
-    days = [(day, sorted(rows, key=_day_order)) for day, rows in sorted(by_day.items())]
-    in_range = sum(len(rows) for _, rows in days)
+    for item in container().worklist.visits(start, end, today):  # by date, subject, visit
+        row = _work_row(item)
+        if row.status == "overdue":
+            overdue.append(row)
+        else:
+            by_day.setdefault(row.date, []).append(row)
+    days = sorted(by_day.items())
     return Worklist(start, end, overdue, days, {
-        "overdue": len(overdue), "today": len(by_day.get(today, [])), "range": in_range,
+        "overdue": len(overdue), "today": len(by_day.get(today, [])),
+        "range": sum(len(rows) for _, rows in days),
         "participants": len({row.participant_id for _, rows in days for row in rows}
                             | {row.participant_id for row in overdue})})
-
-
-def _overdue_order(row: WorkRow) -> tuple[dt.date, str, str]:
-    return (row.date or dt.date.max, row.subject_code, row.visit_id)
-
-
-def _day_order(row: WorkRow) -> tuple[str, str]:
-    return (row.subject_code, row.visit_id)
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -441,6 +429,64 @@ def record_event(participant_id: str, form: Mapping[str, str], actor: str,
     except (ScheduleInputError, HistoryConflict) as error:
         return _refused(error)
     return Outcome(value=recorded.event)
+
+
+# --- accounts (admins) ---------------------------------------------------------------------
+
+def list_users() -> list[Account]:
+    return accounts().listing()
+
+
+def _account_refused(error: AccountError) -> Outcome:
+    if error.code == "unknown":
+        raise PageNotFound() from None
+    message = i18n.ACCOUNT_ERRORS.get(error.code)
+    text = str(message) % {"num": MIN_PASSWORD} if message is not None else str(error)
+    return Outcome(errors={error.field: [text]})
+
+
+def create_user(form: Mapping[str, str]) -> Outcome:
+    """A new account from the admins' form: email, role and password, under the rules the
+    `create-user` command keeps."""
+    try:
+        made = accounts().create(form.get("email", ""), form.get("role", ""),
+                                 form.get("password", ""))
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=made)
+
+
+def set_role(user_id: str, role: str, by: str) -> Outcome:
+    """Another role for an account; an admin keeps their own admin rights."""
+    if user_id == by and role != "admin":
+        return _account_refused(AccountError("role", "self", "not your own account"))
+    try:
+        accounts().set_role(user_id, role)
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=role)
+
+
+def disable_user(user_id: str, by: str) -> Outcome:
+    if user_id == by:
+        return _account_refused(AccountError("role", "self", "not your own account"))
+    try:
+        accounts().disable(user_id)
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=user_id)
+
+
+def enable_user(user_id: str) -> Outcome:
+    try:
+        accounts().enable(user_id)
+    except AccountError as error:
+        return _account_refused(error)
+    return Outcome(value=user_id)
+
+
+def roles() -> tuple[str, ...]:
+    return ROLES
 
 
 def rotate_feed(participant_id: str) -> dict[str, str]:

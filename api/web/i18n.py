@@ -105,6 +105,7 @@ EVENTS = {
     "dose_skipped": lazy_gettext("Dose skipped"),
     "discontinued": lazy_gettext("Treatment discontinued"),
     "correction": lazy_gettext("Correction"),
+    "protocol_version_changed": lazy_gettext("Protocol version changed"),
     "enrolment_corrected": lazy_gettext("Enrolment corrected"),
     "cryoablation_done": lazy_gettext("Cryoablation done"),
     "visit_done": lazy_gettext("Visit done"),
@@ -123,6 +124,7 @@ FIELDS = {
     "purpose": lazy_gettext("Purpose"),
     "note": lazy_gettext("Note"),
     "reason_code": lazy_gettext("Reason code"),
+    "version": lazy_gettext("Protocol version"),
     "subject_code": lazy_gettext("Subject code"),
     "cryoablation_date": lazy_gettext("Cryoablation date"),
     "childbearing_potential": lazy_gettext("Childbearing potential"),
@@ -135,6 +137,23 @@ FIELDS = {
     "lookbacks.other_trial_last_dose": lazy_gettext("Last dose in another trial"),
     "lookbacks.other_trial_half_life_days": lazy_gettext("That drug's half-life (days)"),
     "lookbacks.prior_malignancy": lazy_gettext("Prior malignancy treated or free since"),
+}
+
+ROLES = {
+    "viewer": lazy_gettext("viewer"),
+    "coordinator": lazy_gettext("coordinator"),
+    "investigator": lazy_gettext("investigator"),
+    "admin": lazy_gettext("admin"),
+}
+
+# Why an account change was refused (api.web.accounts.AccountError codes).
+ACCOUNT_ERRORS = {
+    "email": lazy_gettext("Not an email address."),
+    "exists": lazy_gettext("An account with this email exists."),
+    "role": lazy_gettext("Choose one of the roles."),
+    "short_password": lazy_gettext("At least %(num)s characters."),
+    "last_admin": lazy_gettext("The last active admin must stay an admin."),
+    "self": lazy_gettext("You cannot take your own admin rights or disable yourself."),
 }
 
 SOURCES = {

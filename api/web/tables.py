@@ -21,8 +21,6 @@ def badges(labels: dict[str, str]) -> dict[str, Markup]:
 
 
 def _window(row: WorkRow) -> str:
-    if row.earliest is None or row.latest is None:
-        return "\u2014"
     return f"{row.earliest.isoformat()} \u2013 {row.latest.isoformat()}"
 
 
@@ -32,11 +30,12 @@ def visit_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
     parts = []
     for row in rows:
         parts.append(
-            f'<tr><td><a href="{escape(link(row.participant_id))}">{escape(row.subject_code)}'
-            f'</a></td><td><span class="visit-id">{escape(row.visit_id)}</span> '
-            f'{escape(row.title)}</td><td>{escape(day(row.date))}</td>'
-            f'<td>{escape(_window(row))}</td><td>{badge.get(row.status, escape(row.status))}'
-            f'</td></tr>')
+            f'<tr><td class="nowrap"><a href="{escape(link(row.participant_id))}">'
+            f'{escape(row.subject_code)}</a></td><td><span class="visit-id">'
+            f'{escape(row.visit_id)}</span> <span lang="en">{escape(row.title)}</span></td>'
+            f'<td class="nowrap">{escape(day(row.date))}</td>'
+            f'<td class="nowrap">{escape(_window(row))}</td>'
+            f'<td>{badge.get(row.status, escape(row.status))}</td></tr>')
     return Markup("".join(parts))
 
 
@@ -50,7 +49,7 @@ def overdue_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
         by_participant.setdefault(row.participant_id, []).append(row)
     parts = []
     groups = sorted(by_participant.values(), key=lambda group: (
-        min(r.date or dt.date.max for r in group), group[0].subject_code))
+        min(r.date for r in group), group[0].subject_code))
     for group in groups:
         first = group[0]
         shown = ", ".join(
@@ -58,9 +57,10 @@ def overdue_rows(rows: Iterable[WorkRow], link: Callable[[str], str],
             for r in group[:MORE_AFTER])
         if len(group) > MORE_AFTER:
             shown += f" {escape(more(len(group) - MORE_AFTER))}"
-        oldest = min((r.date for r in group if r.date), default=None)
+        oldest = min(r.date for r in group)
         parts.append(
-            f'<tr><td><a href="{escape(link(first.participant_id))}">'
+            f'<tr><td class="nowrap"><a href="{escape(link(first.participant_id))}">'
             f'{escape(first.subject_code)}</a></td><td>{shown}</td>'
-            f'<td>{escape(day(oldest))}</td><td>{len(group)} {badge["overdue"]}</td></tr>')
+            f'<td class="nowrap">{escape(day(oldest))}</td>'
+            f'<td class="nowrap">{len(group)} {badge["overdue"]}</td></tr>')
     return Markup("".join(parts))

@@ -1,4 +1,5 @@
-"""The pages: worklist, participants, one participant, the print card, sign-in.
+"""The pages: worklist, participants, one participant, the print card, sign-in, and the
+admins' accounts page.
 
 Every page works without script: forms post and the answer is a redirect (after success) or the
 same page again with the errors beside their fields (422), the stale-page notice (412), or the
@@ -32,7 +33,7 @@ from werkzeug.exceptions import Forbidden, HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.web import backend, i18n, tables, timeline
-from api.web.accounts import User
+from api.web.accounts import MIN_PASSWORD, User
 
 blp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                 static_url_path="/assets")
@@ -103,6 +104,7 @@ def field_label(name: str) -> str:
 def _page_words() -> dict[str, Any]:
     return {"day": i18n.day, "long_day": i18n.long_day, "STATUSES": i18n.STATUSES,
             "STATES": i18n.STATES, "EVENTS": i18n.EVENTS, "SOURCES": i18n.SOURCES,
+            "ROLES": i18n.ROLES,
             "LANGUAGES": i18n.LANGUAGES, "language": i18n.current_language,
             "html_lang": i18n.html_lang, "current_user": current_user}
 
@@ -330,3 +332,67 @@ def print_card(participant_id: str) -> str:
         "print.html", participant=participant, schedule=schedule, visits=visits,
         qr=qr_code(shown.feed["https"]) if shown.feed else None,
         phone=str(current_app.config["SITE_PHONE"]), printed=backend.site_today())
+
+
+# --- accounts (admins) ------------------------------------------------------------------------
+
+def _users_page(errors: dict[str, list[str]] | None = None, values: dict[str, str] | None = None,
+                row: str | None = None, status: int = 200) -> tuple[str, int]:
+    """The accounts and the form for a new one; `errors` belong to the new-account form, or
+    to the account `row` when a change of that account was refused."""
+    errors = errors or {}
+    return render_template(
+        "users.html", users=backend.list_users(), roles=backend.roles(),
+        errors={} if row else errors, row_errors=errors if row else {}, row=row,
+        values=values or {}, min_password=MIN_PASSWORD), status
+
+
+@blp.get("/users")
+@signed_in
+@admin_only
+def users() -> tuple[str, int]:
+    return _users_page()
+
+
+@blp.post("/users")
+@signed_in
+@admin_only
+def create_user() -> Any:
+    outcome = backend.create_user(request.form)
+    if not outcome.ok:
+        values = request.form.to_dict()
+        values.pop("password", None)  # never sent back to the browser
+        return _users_page(outcome.errors, values, status=422)
+    flash(gettext("Created the account of %(email)s.", email=outcome.value.email))
+    return redirect(url_for("web.users"), 303)
+
+
+@blp.post("/users/<user_id>/role")
+@signed_in
+@admin_only
+def set_role(user_id: str) -> Any:
+    outcome = backend.set_role(user_id, request.form.get("role", ""), user().id)
+    if not outcome.ok:
+        return _users_page(outcome.errors, row=user_id, status=422)
+    flash(gettext("The role was changed."))
+    return redirect(url_for("web.users"), 303)
+
+
+@blp.post("/users/<user_id>/disable")
+@signed_in
+@admin_only
+def disable_user(user_id: str) -> Any:
+    outcome = backend.disable_user(user_id, user().id)
+    if not outcome.ok:
+        return _users_page(outcome.errors, row=user_id, status=422)
+    flash(gettext("The account was disabled; it can no longer sign in."))
+    return redirect(url_for("web.users"), 303)
+
+
+@blp.post("/users/<user_id>/enable")
+@signed_in
+@admin_only
+def enable_user(user_id: str) -> Any:
+    backend.enable_user(user_id)
+    flash(gettext("The account was enabled again."))
+    return redirect(url_for("web.users"), 303)

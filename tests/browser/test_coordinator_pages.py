@@ -121,28 +121,38 @@ def test_coordinator_enrols_records_prints_and_switches_to_chinese(context, site
     assert "rule" in page.locator("#dose_given-cycle-error").inner_text()
     assert serious_violations(page) == []
 
-    # A skipped dose (the scan-missed event type is not part of the service yet).
+    # A missed scan: the baseline imaging did not take place. Recorded with its reason, it
+    # is missed in the visits table and on the timeline, and off the worklist.
     page.goto(participant_url)
-    page.fill("#dose_skipped-cycle", "2")
-    page.fill("#dose_skipped-reason", "grade 2 pneumonitis")
-    page.click("#form-dose_skipped button[type=submit]")
-    assert "skipped" in page.locator("#visit-C2D1").inner_text()
+    scans = [value for value in page.locator("#visit_missed-visit_id option").evaluate_all(
+        "options => options.map(o => o.value)") if "IMAGING" in value or
+        value.startswith("IMG-")]
+    assert "BASELINE-IMAGING" in scans
+    page.select_option("#visit_missed-visit_id", value="BASELINE-IMAGING")
+    page.fill("#visit_missed-reason", "scanner out of service")
+    page.click("#form-visit_missed button[type=submit]")
+    assert "Recorded: Visit missed." in page.locator(".flash").inner_text()
+    assert "missed" in page.locator("#visit-BASELINE-IMAGING").inner_text()
+    assert any(t.startswith("BASELINE-IMAGING ") and t.split(" ")[2] == "missed"
+               for t in page.locator("svg.timeline g title").all_text_contents())
     history = page.locator("#history-heading ~ table tbody tr").first.inner_text()
     assert "coordinator@site.example" in history
-    assert "grade 2 pneumonitis" in history
+    assert "Visit missed · BASELINE-IMAGING" in history
+    assert "scanner out of service" in history
     assert page.locator("svg.timeline").count() == 1
     assert serious_violations(page) == []
     shoot(page, screenshot_dir, "participant")
+    page.goto(f"{site}/")
+    assert row_text(page, "ZS-101", "BASELINE-IMAGING") == ""
 
     # A second tab still showing an old version is told why nothing was saved.
     stale = context.new_page()
     stale.goto(participant_url)
     page.goto(participant_url)
-    skipped = page.locator("#correction-event_id option", has_text="Dose skipped")
-    page.select_option("#correction-event_id", value=skipped.get_attribute("value"))
-    page.fill("#correction-reason", "entered for the wrong participant")
-    page.click("#form-correction button[type=submit]")
-    assert "Recorded: Correction." in page.locator(".flash").inner_text()
+    page.fill("#unscheduled_visit-date", today.isoformat())
+    page.fill("#unscheduled_visit-purpose", "wound check")
+    page.click("#form-unscheduled_visit button[type=submit]")
+    assert "Recorded: Unscheduled visit." in page.locator(".flash").inner_text()
     stale.fill("#discontinued-date", today.isoformat())
     stale.fill("#discontinued-reason", "progression")
     response = None
@@ -213,3 +223,37 @@ def test_an_admin_issues_the_site_feed(context, site, screenshot_dir):
     links = page.locator("#site-feed-heading ~ ul.links a").all_inner_texts()
     assert links[0].startswith(f"{site}/feeds/site/") and links[0].endswith(".ics")
     assert links[1].startswith("webcal://")
+
+
+def test_an_admin_manages_the_accounts(context, site, screenshot_dir):
+    page = context.new_page()
+    sign_in(page, site, "admin")
+    page.click("nav a[href='/users']")
+    assert page.locator("h1").inner_text() == "Accounts"
+    page.fill("#new-email", "nurse@site.example")
+    page.select_option("#new-role", value="coordinator")
+    page.fill("#new-password", "too short")
+    page.click("#new-user-heading ~ form button[type=submit]")
+    assert page.locator("#new-password-error").inner_text() == "At least 12 characters."
+    assert page.locator("#new-password").get_attribute("aria-invalid") == "true"
+    assert page.locator("#new-email").input_value() == "nurse@site.example"
+    assert serious_violations(page) == []
+    page.fill("#new-password", PASSWORD)
+    page.click("#new-user-heading ~ form button[type=submit]")
+    assert "Created the account of nurse@site.example." in page.locator(".flash").inner_text()
+    row = page.locator("table.users tbody tr", has_text="nurse@site.example")
+    row.locator("select").select_option(value="investigator")
+    row.locator("button", has_text="Change role").click()
+    assert "The role was changed." in page.locator(".flash").inner_text()
+    assert page.locator("table.users tbody tr", has_text="nurse@site.example").locator(
+        "td").nth(1).inner_text() == "investigator"
+    page.locator("table.users tbody tr", has_text="nurse@site.example").locator(
+        "button", has_text="Disable").click()
+    assert "no longer sign in" in page.locator(".flash").inner_text()
+    assert serious_violations(page) == []
+    shoot(page, screenshot_dir, "users")
+    with page.expect_navigation():
+        page.click("a[lang=zh-CN]")
+    assert page.locator("h1").inner_text() == "账户"
+    assert serious_violations(page) == []
+    shoot(page, screenshot_dir, "users-zh")

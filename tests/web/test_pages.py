@@ -244,3 +244,34 @@ def test_browser_helper_signs_in_each_role(db_app, accounts):
         browser = Browser(db_app.test_client(), f"{role}@site.example")
         page = browser.get("/").get_data(as_text=True)
         assert f"{role}@site.example ({role})" in page
+
+
+FORM_TITLE = re.compile(r'<h3 id="form-([a-z_]+)-title">([^<]*)</h3>')
+FORM_LABEL = re.compile(r'<label for="([a-z_]+)-([a-z_.]+)">([^<]*)')
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_every_event_form_and_field_has_a_human_label_in_both_languages(coordinator):
+    from typing import get_args
+
+    from api.web.i18n import EVENTS, FIELDS
+    from scheduler.history import RECORDABLE, EventType, event_fields
+
+    assert set(get_args(EventType)) <= set(EVENTS)
+    assert {name for kind in RECORDABLE for name in event_fields(kind)} <= set(FIELDS)
+    participant = coordinator.enrol()
+    for language, human in (("en", re.compile(r"^[A-Z][a-z]+( [a-z]+)*$")),
+                            ("zh-CN", CHINESE)):
+        page = coordinator.get(f"/participants/{participant}",
+                               headers={"Accept-Language": language}).get_data(as_text=True)
+        titles = dict(FORM_TITLE.findall(page))
+        assert set(titles) == set(RECORDABLE)
+        for kind, title in titles.items():
+            assert human.search(title), (language, kind, title)
+        labels = FORM_LABEL.findall(page)
+        assert labels
+        for kind, name, label in labels:
+            assert "_" not in label and human.search(label.strip()), (language, kind, name)
+    chinese = coordinator.get(f"/participants/{participant}",
+                              headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert dict(FORM_TITLE.findall(chinese))["protocol_version_changed"] == "方案版本变更"

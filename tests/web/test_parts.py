@@ -187,3 +187,22 @@ def test_the_web_app_imports_no_start_up_module_so_it_sits_beside_api_http():
              for path in sorted(web.glob("*.py"))}
     assert len(above) >= 7
     assert {name: found for name, found in above.items() if found} == {}
+
+
+def test_the_last_active_admin_can_be_neither_demoted_nor_disabled(db_app):
+    from api.web.accounts import AccountError
+
+    accounts = Accounts(container(db_app).engine)
+    first = accounts.create("first@site.example", "admin", PASSWORD)
+    second = accounts.create("second@site.example", "admin", PASSWORD)
+    accounts.disable(second.id)
+    with pytest.raises(AccountError, match="the last active admin") as refused:
+        accounts.set_role(first.id, "viewer")
+    assert (refused.value.field, refused.value.code) == ("role", "last_admin")
+    with pytest.raises(AccountError, match="the last active admin"):
+        accounts.disable(first.id)
+    accounts.enable(second.id)
+    accounts.set_role(first.id, "viewer")
+    assert {a.email: (a.role, a.disabled_at is None) for a in accounts.listing()} == {
+        "first@site.example": ("viewer", True), "second@site.example": ("admin", True)}
+    assert accounts.get(first.id).role == "viewer"
