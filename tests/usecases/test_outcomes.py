@@ -20,12 +20,13 @@ from scheduler.history import (
     Enrolment,
     HistoryConflict,
     OffStudy,
+    ProtocolVersionChanged,
     RecoveryConfirmed,
     UnscheduledVisit,
     VisitDone,
     VisitMissed,
 )
-from tests.conftest import PROTOCOL_V1, SITE, D
+from tests.conftest import PROTOCOL, PROTOCOL_V1, SITE, D
 
 ENROLMENT = Enrolment("ZS-101", D("2026-03-02"), childbearing_potential=True)
 
@@ -39,8 +40,7 @@ def store():
 def service(store):
     tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
     # The walk's dates follow the first protocol version's windows (pregnancy test and
-    # baseline scan counted back from C1D1); revision 2's windows are walked in the
-    # database tests of the worklist.
+    # baseline scan counted back from C1D1); `service_v2` walks revision 2's.
     return Participants(store, PROTOCOL_V1, SITE, tokens.issue_for_enrolment)
 
 
@@ -53,6 +53,21 @@ def done_ids(schedule):
 
 
 SCREENING = ("CRYO", "RECOVERY", "SCREEN-LABS", "BASELINE-IMAGING", "PREGNANCY", "C1D1")
+
+
+@pytest.fixture
+def service_v2(store):
+    """New enrolments on revision 2 (`2026-11-25.2`), the default for new participants."""
+    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
+    return Participants(store, PROTOCOL, SITE, tokens.issue_for_enrolment)
+
+
+def shown(visit):
+    return visit.status, visit.date, visit.actual_date
+
+
+def not_planned(schedule):
+    return {w.visit_id for w in schedule.warnings if w.code == "recorded-visit-not-planned"}
 
 
 def test_one_participant_from_enrolment_to_off_study_through_every_event_type(service, store):
@@ -235,3 +250,78 @@ def test_the_list_summary_follows_the_day_and_every_write(service):
     after = service.summaries([done], D("2026-02-10"))[participant.id]
     assert (after.state, after.next_visit.id, after.next_visit.status) == (
         "provisional", "CRYO", "planned")
+
+
+# --- A recorded outcome never vanishes; an obligation is never cut silently -------------------
+
+
+def test_off_study_before_the_first_dose_cancels_the_screening_visits_and_keeps_what_was_done(
+        service_v2):
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    service_v2.record(pid, VisitDone("SCREEN-LABS", D("2026-03-05")), "nurse", D("2026-03-05"))
+    left = service_v2.record(pid, OffStudy(D("2026-03-06"), "withdrawal_of_consent"), "nurse",
+                             D("2026-03-06")).schedule
+    assert left.state == "off_study"
+    # Done stays done, on the day it was done; the screening scan never done is cancelled
+    # with the first dose it was counted back from, not dropped from the list.
+    assert shown(left.visit("SCREEN-LABS")) == ("done", D("2026-03-05"), D("2026-03-05"))
+    scan = left.visit("BASELINE-IMAGING")
+    assert (scan.status, scan.date, scan.window) == ("cancelled", None, None)
+    assert scan.rule.anchor == "C1D1 cancelled: left the study 2026-03-06"
+    assert {left.visit(f"C{n}D1").status for n in range(1, 7)} == {"cancelled"}
+    assert not_planned(left) == set()
+
+
+@pytest.mark.parametrize("protocol", [PROTOCOL_V1, PROTOCOL], ids=["v1", "v2"])
+def test_a_discontinuation_before_the_first_dose_keeps_a_missed_screening_visit(store, protocol):
+    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
+    service = Participants(store, protocol, SITE, tokens.issue_for_enrolment)
+    pid = service.enrol(ENROLMENT, "coordinator").id
+    service.record(pid, VisitMissed("SCREEN-LABS", "no show"), "nurse", D("2026-03-05"))
+    stopped = service.record(pid, Discontinued(D("2026-03-06"), "toxicity"), "nurse",
+                             D("2026-03-06")).schedule
+    assert stopped.state == "discontinued"
+    assert stopped.visit("SCREEN-LABS").status == "missed"
+    assert stopped.visit("BASELINE-IMAGING").status == "cancelled"
+    assert "done" not in {v.status for v in stopped.visits if v.kind != "cryoablation"
+                          and v.kind != "recovery_check"}
+
+
+def test_a_protocol_version_without_the_visit_keeps_its_recorded_outcome(service_v2):
+    """PREGNANCY-C1 (a repeat test before a late first dose) exists only under revision 2: a
+    participant moved back to version 1 keeps it as recorded, with a warning."""
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    service_v2.record(pid, Complication(D("2026-03-04"), "bleeding"), "nurse", D("2026-03-04"))
+    service_v2.record(pid, RecoveryConfirmed(D("2026-03-16")), "nurse", D("2026-03-16"))
+    service_v2.record(pid, VisitDone("PREGNANCY-C1", D("2026-03-16")), "nurse", D("2026-03-16"))
+    moved = service_v2.record(pid, ProtocolVersionChanged("2025-09-15.1", "investigator decision"),
+                              "nurse", D("2026-03-16")).schedule
+    assert moved.protocol_version == "2025-09-15.1"
+    test = moved.visit("PREGNANCY-C1")
+    assert (test.status, test.date, test.actual_date, test.window, test.timing) == (
+        "done", D("2026-03-16"), D("2026-03-16"), None, None)
+    assert (test.kind, test.title) == ("pregnancy_test",
+                                       "Serum pregnancy test (repeat before C1D1)")
+    assert test.rule.anchor == ("no longer planned: the schedule under protocol version "
+                                "2025-09-15.1 has no such visit; its outcome is recorded")
+    [warning] = [w for w in moved.warnings if w.code == "recorded-visit-not-planned"]
+    assert warning.visit_id == "PREGNANCY-C1"
+    assert "its outcome is recorded" in warning.message
+    # Moving back plans it again, as recorded.
+    back = service_v2.record(pid, ProtocolVersionChanged("2026-11-25.2", "back to revision 2"),
+                             "nurse", D("2026-03-16")).schedule
+    assert back.visit("PREGNANCY-C1").window is not None
+    assert not_planned(back) == set()
+
+
+def test_a_recorded_visit_stays_listed_while_dosing_is_held(service_v2):
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    service_v2.record(pid, VisitDone("BASELINE-IMAGING", D("2026-02-27")), "nurse",
+                      D("2026-03-01"))
+    held = service_v2.record(pid, Complication(D("2026-03-04"), "bleeding"), "nurse",
+                             D("2026-03-04")).schedule
+    assert held.state == "on_hold"
+    assert shown(held.visit("BASELINE-IMAGING")) == ("done", D("2026-02-27"), D("2026-02-27"))
+    assert not_planned(held) == {"BASELINE-IMAGING"}
+    [warning] = [w for w in held.warnings if w.code == "recorded-visit-not-planned"]
+    assert "dosing is held after a complication" in warning.message
