@@ -180,6 +180,121 @@ def test_one_participant_from_enrolment_to_off_study_through_every_event_type(se
     assert (back.state, back.visit("SAFETY-FU").status) == ("discontinued", "planned")
 
 
+SCREENING_V2 = ("BASELINE-IMAGING", "PREGNANCY", "CRYO", "RECOVERY", "SCREEN-LABS", "C1D1")
+
+
+def test_one_participant_on_revision_2_from_enrolment_to_off_study(service_v2, store):
+    """The same walk on revision 2, the version new enrolments are pinned to: the baseline scan
+    and the pregnancy test come before the cryoablation, and the test is repeated before a first
+    dose more than 14 days after it."""
+    participant = service_v2.enrol(ENROLMENT, "coordinator")
+    pid = participant.id
+    assert participant.protocol_version == "2026-11-25.2"
+
+    def on(today, *ids):
+        return statuses(service_v2.schedule(pid, D(today))[1], *ids)
+
+    def record(event, today):
+        return service_v2.record(pid, event, "nurse", D(today))
+
+    # Enrolled ahead of the cryoablation: nothing done; the scan's window (from C1D1 - 28
+    # days to the day before the cryoablation) is open, the pregnancy test's not yet.
+    assert on("2026-02-10", *SCREENING_V2) == {
+        "BASELINE-IMAGING": "due", "PREGNANCY": "planned", "CRYO": "planned",
+        "RECOVERY": "provisional", "SCREEN-LABS": "provisional", "C1D1": "provisional"}
+    assert done_ids(service_v2.schedule(pid, D("2026-02-10"))[1]) == set()
+    assert on("2026-02-20", "PREGNANCY", "SCREEN-LABS") == {"PREGNANCY": "due",
+                                                            "SCREEN-LABS": "provisional"}
+    tested = record(VisitDone("PREGNANCY", D("2026-02-20")), "2026-02-20").schedule
+    assert shown(tested.visit("PREGNANCY")) == ("done", D("2026-02-20"), D("2026-02-20"))
+    assert done_ids(tested) == {"PREGNANCY"}
+    assert on("2026-02-25", "BASELINE-IMAGING", "SCREEN-LABS") == {
+        "BASELINE-IMAGING": "due", "SCREEN-LABS": "due"}
+
+    # The day after the cryoablation with nothing recorded: the scan's window closed the day
+    # before it, so the scan is overdue, like the cryoablation itself.
+    assert on("2026-03-03", *SCREENING_V2) == {
+        "BASELINE-IMAGING": "overdue", "PREGNANCY": "done", "CRYO": "overdue",
+        "RECOVERY": "due", "SCREEN-LABS": "due", "C1D1": "provisional"}
+    scanned = record(VisitDone("BASELINE-IMAGING", D("2026-02-27")), "2026-03-03").schedule
+    assert scanned.visit("BASELINE-IMAGING").timing == "in_window"
+    cryo = record(CryoablationDone(D("2026-03-02")), "2026-03-03").schedule
+    assert done_ids(cryo) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO"}
+
+    # A complication holds dosing: the scan stays done as recorded, though nothing dates the
+    # first dose it is counted back to; the labs wait for a first dose to count back from.
+    held = record(Complication(D("2026-03-04"), "bleeding"), "2026-03-04").schedule
+    assert (held.state, held.visit("C1D1").status) == ("on_hold", "held")
+    assert shown(held.visit("BASELINE-IMAGING")) == ("done", D("2026-02-27"), D("2026-02-27"))
+    assert not_planned(held) == {"BASELINE-IMAGING"}
+    assert done_ids(held) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO"}
+
+    # Recovered on 03-16: C1D1 that day, more than 14 days after the pregnancy test, so the
+    # test is repeated before it. Unrecorded, the screening visits are due, then overdue.
+    recovered = record(RecoveryConfirmed(D("2026-03-16")), "2026-03-16").schedule
+    assert not_planned(recovered) == set()
+    assert on("2026-03-16", "C1D1", "PREGNANCY-C1", "SCREEN-LABS", "RECOVERY") == {
+        "C1D1": "due", "PREGNANCY-C1": "due", "SCREEN-LABS": "due", "RECOVERY": "done"}
+    assert on("2026-03-17", "C1D1", "PREGNANCY-C1", "SCREEN-LABS") == {
+        "C1D1": "due", "PREGNANCY-C1": "overdue", "SCREEN-LABS": "overdue"}
+    labs = record(VisitDone("SCREEN-LABS", D("2026-03-16")), "2026-03-17").schedule
+    assert shown(labs.visit("SCREEN-LABS")) == ("done", D("2026-03-16"), D("2026-03-16"))
+    missed = record(VisitMissed("PREGNANCY-C1", "declined the test"), "2026-03-17").schedule
+    assert missed.visit("PREGNANCY-C1").status == "missed"
+
+    # Cycle 1 given: no screening visit becomes done with it, the missed test stays missed.
+    dosed = record(DoseGiven(1, D("2026-03-17")), "2026-03-17").schedule
+    assert statuses(dosed, "C1D1", "PREGNANCY-C1", "SCREEN-LABS", "C2D1", "IMG-1") == {
+        "C1D1": "done", "PREGNANCY-C1": "missed", "SCREEN-LABS": "done", "C2D1": "planned",
+        "IMG-1": "planned"}
+    assert done_ids(dosed) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO", "RECOVERY",
+                               "SCREEN-LABS", "C1D1"}
+
+    first = record(UnscheduledVisit(D("2026-03-25"), "rash"), "2026-03-25")
+    record(Correction(first.event.id, "wrong participant"), "2026-03-25")
+    second = record(UnscheduledVisit(D("2026-03-26"), "rash review"), "2026-03-26").schedule
+    assert [v.id for v in second.visits if v.kind == "unscheduled"] == ["UNS-2"]
+
+    assert on("2026-04-06", "C2D1", "C2-LABS", "IMG-1") == {
+        "C2D1": "due", "C2-LABS": "due", "IMG-1": "planned"}
+    skipped = record(DoseSkipped(2, "pneumonitis"), "2026-04-08").schedule
+    assert statuses(skipped, "C2D1", "C2-LABS", "C3D1") == {
+        "C2D1": "skipped", "C2-LABS": "cancelled", "C3D1": "planned"}
+
+    # Discontinued for toxicity: the end-of-treatment visit 7 days on, and imaging goes on.
+    stopped = record(Discontinued(D("2026-04-15"), "toxicity", "toxicity"),
+                     "2026-04-15").schedule
+    assert stopped.state == "discontinued"
+    assert statuses(stopped, "C3D1", "C3-LABS", "EOT", "IMG-1", "SAFETY-FU") == {
+        "C3D1": "cancelled", "C3-LABS": "cancelled", "EOT": "due", "IMG-1": "planned",
+        "SAFETY-FU": "planned"}
+    assert on("2026-05-10", "EOT", "IMG-1") == {"EOT": "overdue", "IMG-1": "overdue"}
+    eot = record(VisitDone("EOT", D("2026-04-28")), "2026-05-10").schedule
+    assert shown(eot.visit("EOT")) == ("done", D("2026-04-28"), D("2026-04-28"))
+    assert on("2026-05-10", "EOT", "IMG-1") == {"EOT": "done", "IMG-1": "overdue"}
+
+    # Off study: every later visit is cancelled and undated; the past stays as it was.
+    left = record(OffStudy(D("2026-06-01"), "withdrawal_of_consent"), "2026-06-01")
+    after = left.schedule
+    assert after.state == "off_study"
+    later = [v for v in after.visits if v.rule.id == "off-study"]
+    assert {v.id for v in later} >= {"IMG-2", "SAFETY-FU", "SURV-1", "OS-1Y"}
+    assert all((v.status, v.date, v.window) == ("cancelled", None, None) for v in later)
+    assert all(v.status in ("done", "missed", "skipped", "cancelled", "overdue")
+               or v.kind == "contraception_end" for v in after.visits)
+    assert statuses(after, "IMG-1", "EOT", "PREGNANCY-C1", "CONTRACEPTION-END") == {
+        "IMG-1": "overdue", "EOT": "done", "PREGNANCY-C1": "missed",
+        "CONTRACEPTION-END": "planned"}
+    with store(readonly=True) as uow:
+        feed = {s.visit_id for s in uow.visit_states.of(pid).values() if s.present}
+    assert feed.isdisjoint(v.id for v in later)
+    assert done_ids(after) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO", "RECOVERY",
+                               "SCREEN-LABS", "C1D1", "UNS-2", "EOT"}
+    with pytest.raises(HistoryConflict) as caught:
+        record(VisitDone("IMG-1", D("2026-06-01")), "2026-06-02")
+    assert caught.value.error.rule == "off-study"
+
+
 def test_an_outcome_recorded_twice_is_a_conflict(service):
     pid = service.enrol(ENROLMENT, "coordinator").id
     service.record(pid, VisitDone("SCREEN-LABS", D("2026-03-01")), "nurse", D("2026-03-01"))
