@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from calendar import monthrange
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -187,7 +188,8 @@ class _Planner:
             rank = {kind: index for index, kind in
                     enumerate(self.protocol.rule("same-day-order").words("kinds"))}
             ordered = sorted(self.visits, key=lambda v: (
-                v.date is None, v.date or dt.date.min, rank[v.kind], _number(v.id), v.id))
+                v.date is None, v.date or dt.date.min, rank.get(v.kind, len(rank)), _number(v.id),
+                v.id))
         else:
             ordered = sorted(self.visits,
                              key=lambda v: (v.date is None, v.date or dt.date.min, v.id))
@@ -227,6 +229,8 @@ def compute_schedule(protocol: Protocol, facts: ParticipantFacts, site: SiteCale
     _recovery(planner)
     infusions = _infusions(planner, _first_dose_target(planner))
     first = _first_dose(infusions)
+    if first is None or first.date is None:
+        _undated_first_dose_lookbacks(planner, infusions)
     if first is not None and first.date is not None:
         _first_dose_lookbacks(planner, first)
         _predose_labs(planner, infusions)
@@ -247,6 +251,7 @@ def compute_schedule(protocol: Protocol, facts: ParticipantFacts, site: SiteCale
     if planner.corrected:
         _one_trip(planner)
         _leave_study(planner)
+    _recorded_but_not_planned(planner)
     return planner.finish(_state(planner, infusions), first.date if first else None)
 
 
@@ -538,6 +543,112 @@ def _first_dose_lookbacks(planner: _Planner, first: Visit) -> None:
     if planner.facts.childbearing_potential and pregnancy.word("anchor") == "first_dose":
         _lookback_visit(planner, "PREGNANCY", "pregnancy_test", pregnancy, first.id, first.date,
                         pregnancy.number("days_before"), status)
+
+
+def _undated_first_dose_lookbacks(planner: _Planner, infusions: list[Visit]) -> None:
+    """When a discontinuation or leaving the study cancels every dose before the first one was
+    given, the screening visits counted back from the first dose are still listed, undated and
+    cancelled with it: an obligation never met is shown cancelled, never dropped. A baseline
+    scan already recorded stays as it was done. (While dosing is held they are left out until
+    recovery dates the first dose again; one with a recorded outcome is listed all the same,
+    by `_recorded_but_not_planned`.)"""
+    first = next((visit for visit in infusions if visit.status != "skipped"), None)
+    if first is None or first.status != "cancelled":
+        return
+    status: VisitStatus = "cancelled"
+    why = f"{first.id} {first.status}: {first.rule.anchor}"
+    protocol = planner.protocol
+
+    def undated(visit_id: str, kind: str, rule_id: str) -> None:
+        planner.visits.append(Visit(visit_id, kind, planner.title(rule_id), None, None, None,
+                                    status, planner.ref(rule_id, why)))
+
+    undated("SCREEN-LABS", "screening_labs", "screening-labs")
+    recorded = planner.facts.baseline_imaging_date
+    if planner.corrected and recorded is not None:
+        planner.place(Visit("BASELINE-IMAGING", "baseline_imaging",
+                            planner.title("baseline-imaging"), None, recorded, _fixed(recorded),
+                            "done", planner.ref("baseline-imaging",
+                                                f"recorded {recorded.isoformat()}")), fact=True)
+    else:
+        undated("BASELINE-IMAGING", "baseline_imaging", "baseline-imaging")
+    if not planner.corrected and planner.facts.childbearing_potential \
+            and protocol.rule("pregnancy-test").word("anchor") == "first_dose":
+        undated("PREGNANCY", "pregnancy_test", "pregnancy-test")
+
+
+# The visits an outcome can be recorded for with visit_done / visit_missed, by their ids: the
+# kind, the rule that places them and the title's values (rule ids as the engine places them).
+_FIXED_IDS: dict[str, tuple[str, str]] = {
+    "SCREEN-LABS": ("screening_labs", "screening-labs"),
+    "BASELINE-IMAGING": ("baseline_imaging", "baseline-imaging"),
+    "PREGNANCY": ("pregnancy_test", "pregnancy-test"),
+    "PREGNANCY-C1": ("pregnancy_test", "pregnancy-test"),
+    "EOT": ("end_of_treatment", "end-of-treatment"),
+    "SAFETY-FU": ("safety_follow_up", "safety-follow-up"),
+    "OS-1Y": ("os_landmark", "os-landmark"),
+}
+_NUMBERED_IDS: tuple[tuple[re.Pattern[str], str, str, str], ...] = (
+    (re.compile(r"C(\d+)-LABS"), "predose_labs", "predose-labs", "cycle"),
+    (re.compile(r"IMG-(\d+)"), "response_imaging", "response-imaging", "number"),
+    (re.compile(r"SURV-(\d+)"), "survival_follow_up", "survival-follow-up", "number"),
+)
+RECORDED_RULE = RuleRef(
+    "recorded-outcome", "typical",
+    "A visit whose outcome is recorded stays listed with it, even when the schedule no longer "
+    "plans it.", "")
+
+
+def _recorded_but_not_planned(planner: _Planner) -> None:
+    """A visit with a recorded outcome that the rules no longer plan (a protocol version
+    without it, a discontinuation, leaving the study, a first dose moved) is still listed,
+    undated and cancelled here, with a warning; the recorded outcome is then laid over it
+    (scheduler.outcomes), so what was done stays done and what was missed stays missed."""
+    listed = {visit.id for visit in planner.visits}
+    missing = [visit_id for visit_id in dict.fromkeys(planner.facts.recorded_visits)
+               if visit_id not in listed]
+    if not missing:
+        return
+    why = _why_not_planned(planner)
+    for visit_id in missing:
+        kind, title, cycle, ref = _stand_in(planner, visit_id)
+        anchor = f"no longer planned: {why}; its outcome is recorded"
+        planner.visits.append(Visit(visit_id, kind, title, cycle, None, None, "cancelled",
+                                    replace(ref, anchor=anchor)))
+        planner.warn("recorded-visit-not-planned",
+                     f"{visit_id} ({title}) is no longer planned ({why}), but its outcome is "
+                     f"recorded: it stays listed with that outcome (rule {ref.id})", visit_id)
+
+
+def _why_not_planned(planner: _Planner) -> str:
+    facts = planner.facts
+    why = f"the schedule under protocol version {planner.protocol.version} has no such visit"
+    if facts.off_study is not None and planner.corrected:
+        return f"{why}; left the study {facts.off_study.date.isoformat()}"
+    if facts.discontinuation is not None:
+        return f"{why}; treatment discontinued {facts.discontinuation.date.isoformat()}"
+    if facts.recovery.status == "complication":
+        return f"{why}; dosing is held after a complication"
+    return why
+
+
+def _stand_in(planner: _Planner, visit_id: str) -> tuple[str, str, int | None, RuleRef]:
+    """The kind, title, cycle and rule of a visit the schedule no longer plans, from its id."""
+    protocol = planner.protocol
+    if visit_id in _FIXED_IDS:
+        kind, rule_id = _FIXED_IDS[visit_id]
+        if protocol.has(rule_id):
+            title = planner.title(rule_id)
+            if visit_id == "PREGNANCY-C1":
+                title += " (repeat before C1D1)"
+            return kind, title, None, planner.ref(rule_id, "")
+    for pattern, kind, rule_id, value in _NUMBERED_IDS:
+        match = pattern.fullmatch(visit_id)
+        if match and protocol.has(rule_id):
+            number = int(match.group(1))
+            return kind, planner.title(rule_id, **{value: number}), \
+                number if value == "cycle" else None, planner.ref(rule_id, "")
+    return "unscheduled", visit_id, None, RECORDED_RULE
 
 
 def _pregnancy_before_cryoablation(planner: _Planner) -> None:

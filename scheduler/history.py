@@ -284,9 +284,12 @@ def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None
             stop = Discontinuation(event.date, event.reason, event.reason_code or "other")
         elif event.type == "off_study" and event.date is not None:
             leave = OffStudyFact(event.date, event.reason or "other")
+    recorded = tuple(e.visit_id for e in active
+                     if e.type in ("visit_done", "visit_missed") and e.visit_id)
     return ParticipantFacts(enrolment.cryoablation_date, recovery,
                             enrolment.childbearing_potential, tuple(doses), stop,
-                            enrolment.lookbacks, as_of, enrolment.screening_date, leave)
+                            enrolment.lookbacks, as_of, enrolment.screening_date, leave,
+                            recorded_visits=recorded)
 
 
 def outcomes_of(events: list[Event]) -> Outcomes:

@@ -73,7 +73,8 @@ class ParticipantFacts:
     from a clock); it only decides whether an unrecorded dose is overdue beyond the hold limit
     and whether a cryoablation has happened yet. `screening_date` is the date of consent and
     screening, which the other-trial and prior-malignancy look-backs count to;
-    `baseline_imaging_date` the day a baseline scan was done, when one is recorded.
+    `baseline_imaging_date` the day a baseline scan was done, when one is recorded;
+    `recorded_visits` the ids of visits whose outcome is recorded.
     """
 
     cryoablation_date: dt.date
@@ -86,6 +87,9 @@ class ParticipantFacts:
     screening_date: dt.date | None = None
     off_study: OffStudy | None = None
     baseline_imaging_date: dt.date | None = None
+    # Visits with a recorded outcome (visit_done, visit_missed): the schedule lists each of them
+    # even when its rules no longer plan it, so a recorded outcome never vanishes.
+    recorded_visits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,13 @@ def _window_text(window: Window) -> str:
     return f"{_iso(window.earliest)} to {_iso(window.latest)}"
 
 
-def _timing(visit: Visit, day: dt.date) -> Literal["in_window", "out_of_window"]:
+def _timing(visit: Visit, day: dt.date) -> Literal["in_window", "out_of_window"] | None:
+    """Whether a visit done on `day` fell in its window; None when it has none (a visit the
+    schedule no longer plans, listed for its recorded outcome)."""
     window = visit.window
-    if window is None or window.earliest <= day <= window.latest:
+    if window is None:
+        return None
+    if window.earliest <= day <= window.latest:
         return "in_window"
     return "out_of_window"
 

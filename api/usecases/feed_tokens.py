@@ -21,6 +21,8 @@ from api.usecases.common import digest, now
 
 # The base of links built outside any request (a script, the benchmark) with no public base.
 NO_REQUEST_BASE = "http://localhost"
+PARTICIPANT_PATH = "/feeds/{}.ics"
+SITE_PATH = "/feeds/site/{}.ics"
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,26 @@ class FeedLinks:
     def base(self) -> str:
         return self.public_base_url or self.request_base() or NO_REQUEST_BASE
 
+    def https(self, path: str) -> str:
+        """The link to a path on this service, as a calendar fetches it."""
+        return f"{self.base().rstrip('/')}{path}"
+
     def links(self, path: str) -> dict[str, str]:
-        https = f"{self.base().rstrip('/')}{path}"
+        https = self.https(path)
         return {"https": https, "webcal": "webcal://" + https.split("://", 1)[-1]}
 
+    def participant_source(self, presented: str) -> str:
+        """A participant feed's own URL, with the token it was asked with (its SOURCE)."""
+        return self.https(PARTICIPANT_PATH.format(presented))
+
+    def site_source(self, presented: str) -> str:
+        return self.https(SITE_PATH.format(presented))
+
     def participant_links(self, token: FeedToken) -> dict[str, str]:
-        return self.links(f"/feeds/{self.token(token.id)}.ics")
+        return self.links(PARTICIPANT_PATH.format(self.token(token.id)))
 
     def site_links(self, token: FeedToken) -> dict[str, str]:
-        return self.links(f"/feeds/site/{self.token(token.id)}.ics")
+        return self.links(SITE_PATH.format(self.token(token.id)))
 
 
 @dataclass(frozen=True)

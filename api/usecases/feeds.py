@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -36,17 +37,24 @@ from scheduler.subscription import VisitState, feed_events
 HOLIDAYS_VERSION: str = holidays.__version__  # type: ignore[attr-defined]
 BATCH = 500
 FOOTER = b"END:VCALENDAR\r\n"
+# How long another host's assembled site feed is kept on disk after it was last assembled.
+SITE_FILE_HOURS = 1
 
 
 @lru_cache(maxsize=1024)
-def _header(name: str, description: str | None = None) -> bytes:
-    return render_header(name, description=description)
+def _header(name: str, source: str, description: str | None = None) -> bytes:
+    """A feed's opening lines; `source` is its own URL (ical-feeds rule 9), so the header of
+    one token or host is never another's."""
+    return render_header(name, source=source, description=description)
 
 
 @lru_cache(maxsize=8192)
-def _participant_tag(protocol_tag: str, participant_id: str, version: int) -> str:
-    """A participant feed's ETag: the protocol, the participant and its version."""
-    return hashlib.sha256(f"{protocol_tag}|{participant_id}|{version}".encode()).hexdigest()
+def _participant_tag(protocol_tag: str, participant_id: str, version: int, source: str) -> str:
+    """A participant feed's ETag: the protocol, the participant and its version, and the URL
+    the feed was asked at (its SOURCE: the token and the host), so the body kept under an ETag
+    is always that URL's."""
+    return hashlib.sha256(
+        f"{protocol_tag}|{participant_id}|{version}|{source}".encode()).hexdigest()
 
 
 def feeds_protocol_tag(protocols: Protocols) -> str:
@@ -118,6 +126,7 @@ class ParticipantFeed:
 
     feeds: Feeds
     key: FeedKey
+    source: str  # the feed's own URL, with the token it was asked with
     etag: str
     last_modified: dt.datetime
 
@@ -130,8 +139,9 @@ class ParticipantFeed:
 
 class WholeFeeds:
     """Recently served participant feeds, whole and uncompressed, keyed by the ETag (which
-    names the protocol, the participant and its version, so an entry is never stale): a
-    repeated 200 costs one lookup. Bounded in bytes, least recently used first out."""
+    names the protocol, the participant, its version and the feed's URL, so an entry is never
+    stale and never another token's or host's): a repeated 200 costs one lookup. Bounded in
+    bytes, least recently used first out."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -229,8 +239,8 @@ class Feeds:
         return {pid: self.links.participant_links(tokens[pid])
                 for pid in participant_ids if pid in tokens}
 
-    def participant_tag(self, participant_id: str, version: int) -> str:
-        return _participant_tag(self.protocol_tag, participant_id, version)
+    def participant_tag(self, participant_id: str, version: int, source: str) -> str:
+        return _participant_tag(self.protocol_tag, participant_id, version, source)
 
     def participant_feed(self, presented: str) -> ParticipantFeed | None:
         """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
@@ -240,7 +250,9 @@ class Feeds:
         if key is None or key.participant_id is None or key.version is None:
             return None
         assert key.updated_at is not None
-        return ParticipantFeed(self, key, self.participant_tag(key.participant_id, key.version),
+        source = self.links.participant_source(presented)
+        return ParticipantFeed(self, key, source,
+                               self.participant_tag(key.participant_id, key.version, source),
                                key.updated_at)
 
     def participant_body(self, feed: ParticipantFeed) -> tuple[str, dt.datetime, bytes]:
@@ -249,9 +261,10 @@ class Feeds:
             return feed.etag, feed.last_modified, cached
         assert feed.key.participant_id is not None
         participant, events = self._rendered(feed.key.participant_id)
-        etag = self.participant_tag(participant.id, participant.version)
+        etag = self.participant_tag(participant.id, participant.version, feed.source)
         body = b"".join((
-            _header(f"{self.participants.protocol.id} {participant.enrolment.subject_code}"),
+            _header(f"{self.participants.protocol.id} {participant.enrolment.subject_code}",
+                    feed.source),
             events, FOOTER))
         self.whole.put(etag, body)
         return etag, participant.updated_at, body
@@ -263,35 +276,48 @@ class Feeds:
         then served from it by sendfile."""
         if self.verify(presented, "site") is None:
             return None
+        source = self.links.site_source(presented)
         with self.participants.unit(readonly=True) as uow:
             listing = uow.participants.listing()
-        versions = hashlib.sha256(self.protocol_tag.encode())
+        versions = hashlib.sha256(f"{self.protocol_tag}|{source}|".encode())
         for participant in listing:
             versions.update(f"{participant.id}:{participant.version};".encode())
         etag = versions.hexdigest()
         last = max((p.updated_at for p in listing), default=self.participants.protocol.modified)
-        path = self._site_folder() / f"site-{etag}.ics"
+        # One file per ETag, named after the host asked too, so that the file of one host is
+        # not removed while another host's is assembled.
+        host = hashlib.sha256(self.links.base().encode()).hexdigest()[:16]
+        path = self._site_folder() / f"site-{host}-{etag}.ics"
         if not path.exists():
-            self._assemble(path, self._site_chunks(listing, f"{self.participants.protocol.id} "
-                                                             "site visits"))
+            self._assemble(path, self._site_chunks(
+                listing, f"{self.participants.protocol.id} site visits", source))
         return Feed(None, etag, last, path)
 
     def _assemble(self, path: Path, chunks: Iterator[bytes]) -> None:
         """Write the feed beside its final name and rename it there, so a reader sees a whole
-        file or none; older assembled feeds are removed."""
+        file or none; older assembled feeds of the same host (another version, or a rotated
+        token) are removed, and other hosts' once they are an hour old."""
         handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
         with os.fdopen(handle, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
         os.replace(partial, path)
+        host = path.name.split("-")[1]
+        stale = time.time() - SITE_FILE_HOURS * 3600
         for old in path.parent.glob("site-*.ics"):
-            if old != path:
-                old.unlink(missing_ok=True)
+            if old == path:
+                continue
+            try:
+                if old.name.split("-")[1] == host or old.stat().st_mtime < stale:
+                    old.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass  # another worker removed it first
 
-    def _site_chunks(self, listing: list[StoredParticipant], name: str) -> Iterator[bytes]:
+    def _site_chunks(self, listing: list[StoredParticipant], name: str,
+                     source: str) -> Iterator[bytes]:
         """The site feed: each participant's events as stored at their last write when that
         is the version listed (and the protocol is the same), else from memory or rendered."""
-        yield _header(name, "Every participant's visits at the site")
+        yield _header(name, source, "Every participant's visits at the site")
         tag = self.protocol_tag
         for start in range(0, len(listing), BATCH):
             batch = listing[start:start + BATCH]

@@ -86,6 +86,39 @@ def test_without_a_public_base_url_links_use_the_request_scheme_and_host(unconfi
     assert site["feed"]["https"].startswith("http://10.0.0.5:9000/feeds/site/")
 
 
+def sources(data: bytes) -> list[str]:
+    text = re.sub(r"\r\n[ \t]", "", data.decode())
+    return re.findall(r"\r\nSOURCE;VALUE=URI:([^\r]*)\r\n", text)
+
+
+HOSTS = ("https://schedule.test:8443", "http://127.0.0.1:8123")
+
+
+def test_each_host_gets_a_feed_whose_source_is_its_own_url(unconfigured):
+    """SOURCE is the feed's own URL on the host asked: the cached bodies and ETags of one host
+    are never another's, and each still revalidates."""
+    key = container(unconfigured).api_keys.create("w", "admin")
+    client = unconfigured.test_client()
+    enrolled = enrol(client, bearer(key)).get_json()
+    site = client.post("/v1/site/feed-token", headers=bearer(key)).get_json()
+    for link in (path_of(enrolled["feed"]["https"]), path_of(site["feed"]["https"])):
+        served = {}
+        for _ in range(2):  # the second round is answered from the caches the first filled
+            for base in HOSTS:
+                with client.get(link, base_url=base) as response:
+                    assert response.status_code == 200
+                    assert sources(response.data) == [base + link], (link, base)
+                    served.setdefault(base, response.headers["ETag"])
+                    assert response.headers["ETag"] == served[base]
+        assert served[HOSTS[0]] != served[HOSTS[1]]
+        for base in HOSTS:
+            assert client.get(link, base_url=base,
+                              headers={"If-None-Match": served[base]}).status_code == 304
+        with client.get(link, base_url=HOSTS[1],
+                        headers={"If-None-Match": served[HOSTS[0]]}) as other:
+            assert other.status_code == 200 and sources(other.data) == [HOSTS[1] + link]
+
+
 def test_forwarded_headers_are_ignored_unless_a_proxy_is_trusted(unconfigured):
     key = container(unconfigured).api_keys.create("w", "admin")
     client = unconfigured.test_client()

@@ -100,11 +100,18 @@ def test_the_same_schedule_gives_the_same_bytes_and_etag(client, enrolled):
         "If-Modified-Since": first.headers["Last-Modified"]}).status_code == 304
 
 
+def source_of(data: bytes) -> list[str]:
+    """Every SOURCE the calendar carries (RFC 7986 §5.8), unfolded."""
+    text = re.sub(r"\r\n[ \t]", "", data.decode())
+    return re.findall(r"\r\nSOURCE;VALUE=URI:([^\r]*)\r\n", text)
+
+
 def test_calendar_metadata_and_event_text(client, enrolled):
     data = feed(client, enrolled)
     text = re.sub(r"\r\n[ \t]", "", data.decode())
     for line in ("NAME:NCT07064876 ZS-001", "X-WR-CALNAME:NCT07064876 ZS-001",
-                 "REFRESH-INTERVAL;VALUE=DURATION:PT1H", "X-PUBLISHED-TTL:PT1H"):
+                 "REFRESH-INTERVAL;VALUE=DURATION:PT1H", "X-PUBLISHED-TTL:PT1H",
+                 "SOURCE;VALUE=URI:" + enrolled["feed"]["https"]):
         assert text.count("\r\n" + line + "\r\n") == 1, line
     assert "\r\nMETHOD" not in text
     c2 = by_visit(data)["C2D1"]
@@ -124,10 +131,15 @@ def test_provisional_visits_say_so(client, writer):
 
 def test_rotating_a_token_kills_the_old_url_at_once(client, writer, enrolled):
     old = path_of(enrolled["feed"]["https"])
+    before = client.get(old)  # warms every cache under the old token
+    assert source_of(before.data) == [enrolled["feed"]["https"]]
     rotated = client.post(f"/v1/participants/{enrolled['id']}/feed-token", headers=writer)
     assert rotated.status_code == 200
     assert client.get(old).status_code == 404
-    assert client.get(path_of(rotated.get_json()["feed"]["https"])).status_code == 200
+    new = client.get(path_of(rotated.get_json()["feed"]["https"]))
+    assert new.status_code == 200
+    assert source_of(new.data) == [rotated.get_json()["feed"]["https"]]  # never the old URL
+    assert new.headers["ETag"] != before.headers["ETag"]
     assert rotated.get_json()["feed"]["webcal"].startswith("webcal://")
 
 
@@ -152,6 +164,8 @@ def test_site_feed_needs_an_admin_to_issue_and_lists_every_participant(
     with client.get(link) as again_served:
         assert again_served.data == data  # the assembled file, served again
     check_bytes(data)
+    assert source_of(data) == [issued.get_json()["feed"]["https"]]
+    assert data.index(b"SOURCE") < data.index(b"BEGIN:VEVENT")  # the calendar's, not an event's
     summaries = re.findall(r"SUMMARY:(ZS-\d+):", data.decode())
     assert set(summaries) == {"ZS-001", "ZS-002"}
     assert len(agreed_pairs(data)) == data.count(b"BEGIN:VEVENT")
@@ -161,6 +175,8 @@ def test_site_feed_needs_an_admin_to_issue_and_lists_every_participant(
     assert client.get(link).status_code == 404
     with client.get(path_of(again["feed"]["https"])) as rotated:
         assert rotated.status_code == 200
+        assert source_of(rotated.data) == [again["feed"]["https"]]  # never the old URL
+        assert rotated.headers["ETag"] != response.headers["ETag"]
 
 
 def test_the_site_feed_follows_a_change(client, keys, writer, enrolled):

@@ -266,8 +266,8 @@ def test_visit_outcomes_are_recorded_shown_and_voided_over_http(client, writer, 
     assert voided.status_code == 201
     visits = {v["id"]: v for v in voided.get_json()["schedule"]["visits"]}
     # No longer done. The participant left before a first dose: every infusion is cancelled,
-    # so no screening window is anchored any more and the labs are not listed at all.
-    assert "SCREEN-LABS" not in visits
+    # and the labs counted back from the first dose are listed cancelled with it, undated.
+    assert (visits["SCREEN-LABS"]["status"], visits["SCREEN-LABS"]["date"]) == ("cancelled", None)
     assert {visits[f"C{n}D1"]["status"] for n in range(1, 7)} == {"cancelled"}
 
 

@@ -391,3 +391,21 @@ def test_a_baseline_scan_recorded_after_the_sites_today_is_refused():
         validate_facts(PROTOCOL, facts, today=D("2026-02-24"))
     assert [(e.field, e.rule) for e in caught.value.errors] == [
         ("baseline_imaging_date", "future-facts")]
+
+
+def test_a_recorded_visit_the_rules_no_longer_plan_is_listed_with_a_warning():
+    schedule = schedule_for(recorded_visits=("IMG-40", "C9-LABS", "NOT-A-VISIT"))
+    listed = {v.id: v for v in schedule.visits}
+    assert (listed["IMG-40"].kind, listed["IMG-40"].title, listed["IMG-40"].rule.id) == (
+        "response_imaging", "Response imaging 40 (mRECIST (2019))", "response-imaging")
+    assert (listed["C9-LABS"].kind, listed["C9-LABS"].cycle) == ("predose_labs", 9)
+    assert (listed["NOT-A-VISIT"].kind, listed["NOT-A-VISIT"].rule.id) == (
+        "unscheduled", "recorded-outcome")
+    assert {(v.status, v.date, v.window) for v in listed.values()
+            if v.id in ("IMG-40", "C9-LABS", "NOT-A-VISIT")} == {("cancelled", None, None)}
+    assert [w.visit_id for w in schedule.warnings if w.code == "recorded-visit-not-planned"] \
+        == ["IMG-40", "C9-LABS", "NOT-A-VISIT"]
+    # A recorded visit the rules still plan is left as they plan it.
+    planned = schedule_for(recorded_visits=("IMG-1",))
+    assert planned.visit("IMG-1") == schedule_for().visit("IMG-1")
+    assert not [w for w in planned.warnings if w.code == "recorded-visit-not-planned"]

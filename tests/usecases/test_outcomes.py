@@ -20,12 +20,13 @@ from scheduler.history import (
     Enrolment,
     HistoryConflict,
     OffStudy,
+    ProtocolVersionChanged,
     RecoveryConfirmed,
     UnscheduledVisit,
     VisitDone,
     VisitMissed,
 )
-from tests.conftest import PROTOCOL_V1, SITE, D
+from tests.conftest import PROTOCOL, PROTOCOL_V1, SITE, D
 
 ENROLMENT = Enrolment("ZS-101", D("2026-03-02"), childbearing_potential=True)
 
@@ -39,8 +40,7 @@ def store():
 def service(store):
     tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
     # The walk's dates follow the first protocol version's windows (pregnancy test and
-    # baseline scan counted back from C1D1); revision 2's windows are walked in the
-    # database tests of the worklist.
+    # baseline scan counted back from C1D1); `service_v2` walks revision 2's.
     return Participants(store, PROTOCOL_V1, SITE, tokens.issue_for_enrolment)
 
 
@@ -53,6 +53,21 @@ def done_ids(schedule):
 
 
 SCREENING = ("CRYO", "RECOVERY", "SCREEN-LABS", "BASELINE-IMAGING", "PREGNANCY", "C1D1")
+
+
+@pytest.fixture
+def service_v2(store):
+    """New enrolments on revision 2 (`2026-11-25.2`), the default for new participants."""
+    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
+    return Participants(store, PROTOCOL, SITE, tokens.issue_for_enrolment)
+
+
+def shown(visit):
+    return visit.status, visit.date, visit.actual_date
+
+
+def not_planned(schedule):
+    return {w.visit_id for w in schedule.warnings if w.code == "recorded-visit-not-planned"}
 
 
 def test_one_participant_from_enrolment_to_off_study_through_every_event_type(service, store):
@@ -165,6 +180,121 @@ def test_one_participant_from_enrolment_to_off_study_through_every_event_type(se
     assert (back.state, back.visit("SAFETY-FU").status) == ("discontinued", "planned")
 
 
+SCREENING_V2 = ("BASELINE-IMAGING", "PREGNANCY", "CRYO", "RECOVERY", "SCREEN-LABS", "C1D1")
+
+
+def test_one_participant_on_revision_2_from_enrolment_to_off_study(service_v2, store):
+    """The same walk on revision 2, the version new enrolments are pinned to: the baseline scan
+    and the pregnancy test come before the cryoablation, and the test is repeated before a first
+    dose more than 14 days after it."""
+    participant = service_v2.enrol(ENROLMENT, "coordinator")
+    pid = participant.id
+    assert participant.protocol_version == "2026-11-25.2"
+
+    def on(today, *ids):
+        return statuses(service_v2.schedule(pid, D(today))[1], *ids)
+
+    def record(event, today):
+        return service_v2.record(pid, event, "nurse", D(today))
+
+    # Enrolled ahead of the cryoablation: nothing done; the scan's window (from C1D1 - 28
+    # days to the day before the cryoablation) is open, the pregnancy test's not yet.
+    assert on("2026-02-10", *SCREENING_V2) == {
+        "BASELINE-IMAGING": "due", "PREGNANCY": "planned", "CRYO": "planned",
+        "RECOVERY": "provisional", "SCREEN-LABS": "provisional", "C1D1": "provisional"}
+    assert done_ids(service_v2.schedule(pid, D("2026-02-10"))[1]) == set()
+    assert on("2026-02-20", "PREGNANCY", "SCREEN-LABS") == {"PREGNANCY": "due",
+                                                            "SCREEN-LABS": "provisional"}
+    tested = record(VisitDone("PREGNANCY", D("2026-02-20")), "2026-02-20").schedule
+    assert shown(tested.visit("PREGNANCY")) == ("done", D("2026-02-20"), D("2026-02-20"))
+    assert done_ids(tested) == {"PREGNANCY"}
+    assert on("2026-02-25", "BASELINE-IMAGING", "SCREEN-LABS") == {
+        "BASELINE-IMAGING": "due", "SCREEN-LABS": "due"}
+
+    # The day after the cryoablation with nothing recorded: the scan's window closed the day
+    # before it, so the scan is overdue, like the cryoablation itself.
+    assert on("2026-03-03", *SCREENING_V2) == {
+        "BASELINE-IMAGING": "overdue", "PREGNANCY": "done", "CRYO": "overdue",
+        "RECOVERY": "due", "SCREEN-LABS": "due", "C1D1": "provisional"}
+    scanned = record(VisitDone("BASELINE-IMAGING", D("2026-02-27")), "2026-03-03").schedule
+    assert scanned.visit("BASELINE-IMAGING").timing == "in_window"
+    cryo = record(CryoablationDone(D("2026-03-02")), "2026-03-03").schedule
+    assert done_ids(cryo) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO"}
+
+    # A complication holds dosing: the scan stays done as recorded, though nothing dates the
+    # first dose it is counted back to; the labs wait for a first dose to count back from.
+    held = record(Complication(D("2026-03-04"), "bleeding"), "2026-03-04").schedule
+    assert (held.state, held.visit("C1D1").status) == ("on_hold", "held")
+    assert shown(held.visit("BASELINE-IMAGING")) == ("done", D("2026-02-27"), D("2026-02-27"))
+    assert not_planned(held) == {"BASELINE-IMAGING"}
+    assert done_ids(held) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO"}
+
+    # Recovered on 03-16: C1D1 that day, more than 14 days after the pregnancy test, so the
+    # test is repeated before it. Unrecorded, the screening visits are due, then overdue.
+    recovered = record(RecoveryConfirmed(D("2026-03-16")), "2026-03-16").schedule
+    assert not_planned(recovered) == set()
+    assert on("2026-03-16", "C1D1", "PREGNANCY-C1", "SCREEN-LABS", "RECOVERY") == {
+        "C1D1": "due", "PREGNANCY-C1": "due", "SCREEN-LABS": "due", "RECOVERY": "done"}
+    assert on("2026-03-17", "C1D1", "PREGNANCY-C1", "SCREEN-LABS") == {
+        "C1D1": "due", "PREGNANCY-C1": "overdue", "SCREEN-LABS": "overdue"}
+    labs = record(VisitDone("SCREEN-LABS", D("2026-03-16")), "2026-03-17").schedule
+    assert shown(labs.visit("SCREEN-LABS")) == ("done", D("2026-03-16"), D("2026-03-16"))
+    missed = record(VisitMissed("PREGNANCY-C1", "declined the test"), "2026-03-17").schedule
+    assert missed.visit("PREGNANCY-C1").status == "missed"
+
+    # Cycle 1 given: no screening visit becomes done with it, the missed test stays missed.
+    dosed = record(DoseGiven(1, D("2026-03-17")), "2026-03-17").schedule
+    assert statuses(dosed, "C1D1", "PREGNANCY-C1", "SCREEN-LABS", "C2D1", "IMG-1") == {
+        "C1D1": "done", "PREGNANCY-C1": "missed", "SCREEN-LABS": "done", "C2D1": "planned",
+        "IMG-1": "planned"}
+    assert done_ids(dosed) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO", "RECOVERY",
+                               "SCREEN-LABS", "C1D1"}
+
+    first = record(UnscheduledVisit(D("2026-03-25"), "rash"), "2026-03-25")
+    record(Correction(first.event.id, "wrong participant"), "2026-03-25")
+    second = record(UnscheduledVisit(D("2026-03-26"), "rash review"), "2026-03-26").schedule
+    assert [v.id for v in second.visits if v.kind == "unscheduled"] == ["UNS-2"]
+
+    assert on("2026-04-06", "C2D1", "C2-LABS", "IMG-1") == {
+        "C2D1": "due", "C2-LABS": "due", "IMG-1": "planned"}
+    skipped = record(DoseSkipped(2, "pneumonitis"), "2026-04-08").schedule
+    assert statuses(skipped, "C2D1", "C2-LABS", "C3D1") == {
+        "C2D1": "skipped", "C2-LABS": "cancelled", "C3D1": "planned"}
+
+    # Discontinued for toxicity: the end-of-treatment visit 7 days on, and imaging goes on.
+    stopped = record(Discontinued(D("2026-04-15"), "toxicity", "toxicity"),
+                     "2026-04-15").schedule
+    assert stopped.state == "discontinued"
+    assert statuses(stopped, "C3D1", "C3-LABS", "EOT", "IMG-1", "SAFETY-FU") == {
+        "C3D1": "cancelled", "C3-LABS": "cancelled", "EOT": "due", "IMG-1": "planned",
+        "SAFETY-FU": "planned"}
+    assert on("2026-05-10", "EOT", "IMG-1") == {"EOT": "overdue", "IMG-1": "overdue"}
+    eot = record(VisitDone("EOT", D("2026-04-28")), "2026-05-10").schedule
+    assert shown(eot.visit("EOT")) == ("done", D("2026-04-28"), D("2026-04-28"))
+    assert on("2026-05-10", "EOT", "IMG-1") == {"EOT": "done", "IMG-1": "overdue"}
+
+    # Off study: every later visit is cancelled and undated; the past stays as it was.
+    left = record(OffStudy(D("2026-06-01"), "withdrawal_of_consent"), "2026-06-01")
+    after = left.schedule
+    assert after.state == "off_study"
+    later = [v for v in after.visits if v.rule.id == "off-study"]
+    assert {v.id for v in later} >= {"IMG-2", "SAFETY-FU", "SURV-1", "OS-1Y"}
+    assert all((v.status, v.date, v.window) == ("cancelled", None, None) for v in later)
+    assert all(v.status in ("done", "missed", "skipped", "cancelled", "overdue")
+               or v.kind == "contraception_end" for v in after.visits)
+    assert statuses(after, "IMG-1", "EOT", "PREGNANCY-C1", "CONTRACEPTION-END") == {
+        "IMG-1": "overdue", "EOT": "done", "PREGNANCY-C1": "missed",
+        "CONTRACEPTION-END": "planned"}
+    with store(readonly=True) as uow:
+        feed = {s.visit_id for s in uow.visit_states.of(pid).values() if s.present}
+    assert feed.isdisjoint(v.id for v in later)
+    assert done_ids(after) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO", "RECOVERY",
+                               "SCREEN-LABS", "C1D1", "UNS-2", "EOT"}
+    with pytest.raises(HistoryConflict) as caught:
+        record(VisitDone("IMG-1", D("2026-06-01")), "2026-06-02")
+    assert caught.value.error.rule == "off-study"
+
+
 def test_an_outcome_recorded_twice_is_a_conflict(service):
     pid = service.enrol(ENROLMENT, "coordinator").id
     service.record(pid, VisitDone("SCREEN-LABS", D("2026-03-01")), "nurse", D("2026-03-01"))
@@ -235,3 +365,78 @@ def test_the_list_summary_follows_the_day_and_every_write(service):
     after = service.summaries([done], D("2026-02-10"))[participant.id]
     assert (after.state, after.next_visit.id, after.next_visit.status) == (
         "provisional", "CRYO", "planned")
+
+
+# --- A recorded outcome never vanishes; an obligation is never cut silently -------------------
+
+
+def test_off_study_before_the_first_dose_cancels_the_screening_visits_and_keeps_what_was_done(
+        service_v2):
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    service_v2.record(pid, VisitDone("SCREEN-LABS", D("2026-03-05")), "nurse", D("2026-03-05"))
+    left = service_v2.record(pid, OffStudy(D("2026-03-06"), "withdrawal_of_consent"), "nurse",
+                             D("2026-03-06")).schedule
+    assert left.state == "off_study"
+    # Done stays done, on the day it was done; the screening scan never done is cancelled
+    # with the first dose it was counted back from, not dropped from the list.
+    assert shown(left.visit("SCREEN-LABS")) == ("done", D("2026-03-05"), D("2026-03-05"))
+    scan = left.visit("BASELINE-IMAGING")
+    assert (scan.status, scan.date, scan.window) == ("cancelled", None, None)
+    assert scan.rule.anchor == "C1D1 cancelled: left the study 2026-03-06"
+    assert {left.visit(f"C{n}D1").status for n in range(1, 7)} == {"cancelled"}
+    assert not_planned(left) == set()
+
+
+@pytest.mark.parametrize("protocol", [PROTOCOL_V1, PROTOCOL], ids=["v1", "v2"])
+def test_a_discontinuation_before_the_first_dose_keeps_a_missed_screening_visit(store, protocol):
+    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
+    service = Participants(store, protocol, SITE, tokens.issue_for_enrolment)
+    pid = service.enrol(ENROLMENT, "coordinator").id
+    service.record(pid, VisitMissed("SCREEN-LABS", "no show"), "nurse", D("2026-03-05"))
+    stopped = service.record(pid, Discontinued(D("2026-03-06"), "toxicity"), "nurse",
+                             D("2026-03-06")).schedule
+    assert stopped.state == "discontinued"
+    assert stopped.visit("SCREEN-LABS").status == "missed"
+    assert stopped.visit("BASELINE-IMAGING").status == "cancelled"
+    assert "done" not in {v.status for v in stopped.visits if v.kind != "cryoablation"
+                          and v.kind != "recovery_check"}
+
+
+def test_a_protocol_version_without_the_visit_keeps_its_recorded_outcome(service_v2):
+    """PREGNANCY-C1 (a repeat test before a late first dose) exists only under revision 2: a
+    participant moved back to version 1 keeps it as recorded, with a warning."""
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    service_v2.record(pid, Complication(D("2026-03-04"), "bleeding"), "nurse", D("2026-03-04"))
+    service_v2.record(pid, RecoveryConfirmed(D("2026-03-16")), "nurse", D("2026-03-16"))
+    service_v2.record(pid, VisitDone("PREGNANCY-C1", D("2026-03-16")), "nurse", D("2026-03-16"))
+    moved = service_v2.record(pid, ProtocolVersionChanged("2025-09-15.1", "investigator decision"),
+                              "nurse", D("2026-03-16")).schedule
+    assert moved.protocol_version == "2025-09-15.1"
+    test = moved.visit("PREGNANCY-C1")
+    assert (test.status, test.date, test.actual_date, test.window, test.timing) == (
+        "done", D("2026-03-16"), D("2026-03-16"), None, None)
+    assert (test.kind, test.title) == ("pregnancy_test",
+                                       "Serum pregnancy test (repeat before C1D1)")
+    assert test.rule.anchor == ("no longer planned: the schedule under protocol version "
+                                "2025-09-15.1 has no such visit; its outcome is recorded")
+    [warning] = [w for w in moved.warnings if w.code == "recorded-visit-not-planned"]
+    assert warning.visit_id == "PREGNANCY-C1"
+    assert "its outcome is recorded" in warning.message
+    # Moving back plans it again, as recorded.
+    back = service_v2.record(pid, ProtocolVersionChanged("2026-11-25.2", "back to revision 2"),
+                             "nurse", D("2026-03-16")).schedule
+    assert back.visit("PREGNANCY-C1").window is not None
+    assert not_planned(back) == set()
+
+
+def test_a_recorded_visit_stays_listed_while_dosing_is_held(service_v2):
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    service_v2.record(pid, VisitDone("BASELINE-IMAGING", D("2026-02-27")), "nurse",
+                      D("2026-03-01"))
+    held = service_v2.record(pid, Complication(D("2026-03-04"), "bleeding"), "nurse",
+                             D("2026-03-04")).schedule
+    assert held.state == "on_hold"
+    assert shown(held.visit("BASELINE-IMAGING")) == ("done", D("2026-02-27"), D("2026-02-27"))
+    assert not_planned(held) == {"BASELINE-IMAGING"}
+    [warning] = [w for w in held.warnings if w.code == "recorded-visit-not-planned"]
+    assert "dosing is held after a complication" in warning.message
