@@ -118,21 +118,28 @@ def _store(app: Flask, enrolments: list[tuple[int, Enrolment]], today: dt.date,
     alike: dict[dt.date, tuple[list[Event], Schedule]] = {}
     with service.unit() as uow:
         for number, enrolment in enrolments:
-            render = service.on_saved
-            service.on_saved = None  # the participant is written again below
-            try:
-                participant = service.enrol_in(uow, enrolment, ACTOR)
-            finally:
-                service.on_saved = render
             known = None if doses else alike.get(enrolment.cryoablation_date)
             if known is None:
+                render = service.on_saved
+                service.on_saved = None  # the participant is written again below
+                try:
+                    participant = service.enrol_in(uow, enrolment, ACTOR)
+                finally:
+                    service.on_saved = render
                 participant, events = _record_past(app, number, participant, today, doses)
                 schedule = service.recorded_schedule(participant, events)
                 alike[enrolment.cryoablation_date] = events, schedule
             else:
+                # Enrolled as enrol_in enrols (its checks passed for the first of them), with
+                # the first's history and schedule.
                 events = [replace(event, id=str(uuid.uuid4())) for event in known[0]]
                 schedule = known[1]
-                participant = replace(participant, version=participant.version + len(events))
+                when = now()
+                participant = StoredParticipant(
+                    str(uuid.uuid4()), enrolment, 1 + len(events), when, ACTOR, when,
+                    protocol_version=service.protocol.version)
+                uow.participants.add(participant)
+                service.issue_feed_token(uow, participant.id)
             for event in events:
                 uow.participants.append(participant.id, event)
             participant = replace(participant, updated_at=now())
