@@ -80,6 +80,12 @@ def _event(row: RowMapping) -> Event:
 _INSERT_PARTICIPANT = participants.insert()
 _UPDATE_PARTICIPANT = participants.update().where(participants.c.id == sa.bindparam("pid"))
 _INSERT_EVENT = events.insert()
+# And its reads: a select built per call spent more CPU composing and keying itself than the
+# database spent answering it.
+_PARTICIPANT = sa.select(participants).where(participants.c.id == sa.bindparam("pid"))
+_PARTICIPANT_FOR_UPDATE = _PARTICIPANT.with_for_update()
+_EVENTS = sa.select(events).where(events.c.participant_id == sa.bindparam("pid")).order_by(
+    events.c.seq)
 
 
 def _participant_values(participant: StoredParticipant) -> dict[str, Any]:
@@ -106,11 +112,9 @@ class SqlParticipants:
     def get(self, participant_id: str, for_update: bool = False) -> StoredParticipant | None:
         if _unstorable(participant_id):
             return None
-        query = sa.select(participants).where(participants.c.id == participant_id)
-        if for_update:
-            # PostgreSQL locks the row until commit; SQLite already holds the write lock.
-            query = query.with_for_update()
-        row = self.connection.execute(query).mappings().first()
+        # PostgreSQL locks the row until commit; SQLite already holds the write lock.
+        query = _PARTICIPANT_FOR_UPDATE if for_update else _PARTICIPANT
+        row = self.connection.execute(query, {"pid": participant_id}).mappings().first()
         return _participant(row) if row else None
 
     def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
@@ -150,8 +154,7 @@ class SqlParticipants:
         return found
 
     def events(self, participant_id: str) -> list[Event]:
-        rows = self.connection.execute(sa.select(events).where(
-            events.c.participant_id == participant_id).order_by(events.c.seq)).mappings()
+        rows = self.connection.execute(_EVENTS, {"pid": participant_id}).mappings()
         return [_event(row) for row in rows]
 
     def append(self, participant_id: str, event: Event) -> None:
@@ -340,13 +343,16 @@ _UPDATE_VISIT_STATE = visit_states.update().where(
     visit_states.c.visit_id == sa.bindparam("vid"))
 
 
+_VISIT_STATES = sa.select(visit_states).where(
+    visit_states.c.participant_id == sa.bindparam("pid"))
+
+
 class SqlVisitStates:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
     def of(self, participant_id: str) -> dict[str, VisitState]:
-        rows = self.connection.execute(sa.select(visit_states).where(
-            visit_states.c.participant_id == participant_id)).mappings()
+        rows = self.connection.execute(_VISIT_STATES, {"pid": participant_id}).mappings()
         return {row["visit_id"]: _visit_state(row) for row in rows}
 
     def of_many(self, participant_ids: list[str]) -> dict[str, dict[str, VisitState]]:
