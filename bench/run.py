@@ -68,23 +68,44 @@ Figures vary from run to run by up to three times on this two-core machine, wher
 the cores with the workers: compare ratios within one run, not across runs.
 
 - **Feeds** answer from plain Flask views: no flask-smorest wrappers, none of the API's
-  before-request checks (a feed has no API key and no body), and one statement for the token
-  with its participant's version, prepared on a sqlite3 or psycopg connection each thread holds
+  before-request checks (a feed has no API key and no body), none of Flask-Limiter's hooks
+  (only sign-in is limited, in its view), and one statement for the token with its
+  participant's version, prepared on a sqlite3 or psycopg connection each thread holds
   (autocommit: every request sees the last commit of any worker or instance). A 304 is that
-  read, a hash and the headers; a repeated 200 is served whole from memory by its ETag. What is
-  left beside the ceiling is Flask's own request handling, the round trip (on PostgreSQL the
-  server shares the two cores) and the response headers.
+  read, a hash and the headers; a repeated 200 is served whole from memory by its ETag.
+  On SQLite both meet their targets. On PostgreSQL they do not: the profiles above show the
+  round trip to the server (`Connection.wait`, `_send_query_prepared`) holding about a third
+  of a request's time in process, and under wrk the server's backends take their share of
+  the same two cores, which the hello-world ceiling, doing no I/O, never pays. The read
+  cannot be skipped without giving up the rule that a write through any instance is seen at
+  once (no stale body, no wrong 304); a cache kept current by LISTEN/NOTIFY would answer
+  from memory in the moment between a commit and its notice.
 - **POST /v1/schedules**: a body answered before is answered from memory by its exact bytes,
-  without parsing; a new one is parsed with one schema instance (webargs used to build the
-  schema, and each nested one with deep copies of its fields, every request).
-- **Recording an event**: the API key is read like a feed token; the visit states a
-  recomputation moves go to PostgreSQL as one multi-row upsert (psycopg sent one statement a
-  row). SQLite stays `synchronous=FULL`: one fsync a commit, which bounds its writes. What is
-  left per write: seven statements in one transaction, the schedule computed once, the site
-  events rendered once, and the response.
+  without parsing; a new one is parsed with one schema instance.
+- **Recording an event** (the miss on PostgreSQL): per write, seven statements and a commit
+  in one transaction (lock the participant, read its history, append, update it, read and
+  upsert its visit states, store its rendered site events), the schedule computed once
+  (about 0.4 ms), the site events rendered once (about 1.5 ms) and the answer (the whole
+  schedule) dumped. This round removed what the profile showed as not needed per write:
+  marshmallow schemas built per request (about 1.5 ms: webargs instantiated the body schema,
+  the response built three), statements composed and keyed per call (`.values()` inserts and
+  updates, selects built per call), and a multi-row VALUES upsert whose text differed with
+  every row count so psycopg converted it afresh each time (now one `unnest()` statement).
+  What is left is the database's own work and its commit (`synchronous_commit` stays on: a
+  recorded dose must survive a crash), about 4 ms of waiting a write in process, on the two
+  cores wrk and the workers share. SQLite stays `synchronous=FULL` (one fsync a commit, and
+  one writer at a time), which bounds its writes and its p99.
+- **The worklist** reads the stored visit states in one query, through an index on
+  (status, earliest) with a range every wanted row satisfies; due and overdue are derived
+  from the stored window and the day. Its page renders from the same use case. Both are
+  measured as one person waits for them (one connection): the latency is the answer's own.
 - **The site feed**: each write stores the participant's rendered site events (migration 0005),
   so a cold feed is assembled from stored bytes; warm, the assembled file is sent with
   sendfile.
+- **Computing one schedule** is over its 200 µs target under protocol revision 2: the same
+  facts take about 255 µs under version 1 and about 380 µs under revision 2, whose imaging grid,
+  one-trip rule and inclusive look-backs add visits to place and rules to read; the profile is
+  flat (no function above a tenth of the time), so there is no single hot spot to remove.
 """
 
 # Ratio to the ceiling, per scenario (issue 14).
