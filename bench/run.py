@@ -432,7 +432,8 @@ def recording(app: Flask, key: str, pool: list[str], rounds: int, today: dt.date
     dose = json.dumps({"type": "dose_given", "cycle": 1,
                        "date": min(first.date, today).isoformat()})
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    spare, pool = pool[-PROFILED:], pool[:-PROFILED]  # kept for a profile in process
+    kept = min(PROFILED, len(pool) // 2)  # back from wrk, for a profile in process
+    spare, pool = pool[len(pool) - kept:], pool[:len(pool) - kept]
     share = max(1, len(pool) // rounds)
     doses = [lua("POST", dose, headers, [f"/v1/participants/{pid}/events"
                                          for pid in pool[r * share:(r + 1) * share]])
