@@ -1094,14 +1094,15 @@ def _clinical_rank(protocol: Protocol) -> Callable[[Visit], tuple[int, str]]:
 
 def _leave_study(planner: _Planner) -> None:
     """Revision 2 (rule off-study): every visit after the participant leaves the study is
-    cancelled; the contraception end and the survival landmark stay as dates, not visits."""
+    cancelled, the 1-year survival landmark included (as `scheduler.outcomes` cancels it for a
+    recorded off_study); the contraception end stays as a date, not a visit."""
     leave = planner.facts.off_study
     if leave is None:
         return
     ref = planner.ref("off-study", f"left the study {leave.date.isoformat()} ({leave.reason})")
     kept = []
     for visit in planner.visits:
-        if visit.kind not in ("contraception_end", "os_landmark") \
+        if visit.kind != "contraception_end" \
                 and visit.status in ("planned", "provisional", "held") \
                 and (visit.date is None or visit.date > leave.date):
             visit = Visit(visit.id, visit.kind, visit.title, visit.cycle, None, None,

@@ -209,7 +209,9 @@ def test_leaving_the_study_cancels_every_later_visit():
     schedule = schedule_for(doses=given("2026-03-09", "2026-03-30"),
                             off_study=OffStudy(D("2026-04-10"), "withdrawal_of_consent"))
     assert schedule.state == "off_study"
-    for visit_id in ("C3D1", "IMG-1", "EOT", "SAFETY-FU", "SURV-1"):
+    # The 1-year survival landmark too, as the rule says ("every visit after its date") and
+    # as a recorded off_study cancels it (scheduler.outcomes): the two paths agree.
+    for visit_id in ("C3D1", "IMG-1", "EOT", "SAFETY-FU", "SURV-1", "OS-1Y"):
         visit = schedule.visit(visit_id)
         assert (visit.date, visit.status, visit.rule.id) == (None, "cancelled", "off-study")
     assert schedule.visit("C3-LABS").status == "cancelled"  # no dose, no pre-dose labs
