@@ -679,14 +679,19 @@ def _baseline_and_pregnancy_before_cryoablation(planner: _Planner, cryo: Visit,
         planner.ref(rule.id, f"cryoablation {day.isoformat()} - {last} day, within {before} "
                              "days before study treatment")))
     repeat = rule.number("repeat_days_before_first_dose")
-    if first is None or first.date is None or test is None or test.date is None \
-            or (first.date - test.date).days <= repeat:
+    if first is None or first.date is None or test is None or test.date is None:
+        return
+    # Counted from the test as done when it is recorded: done earlier than planned, it may
+    # need repeating where the planned day would not.
+    done = planner.facts.pregnancy_test_date
+    tested, how = (done, "done") if done is not None else (test.date, "planned")
+    if (first.date - tested).days <= repeat:
         return
     planner.place(Visit(
         "PREGNANCY-C1", "pregnancy_test", planner.title(rule.id) + " (repeat before C1D1)",
         None, first.date, Window(first.date - days(repeat), first.date), _status_like(first),
         planner.ref(rule.id, f"{first.id} {first.date.isoformat()} is more than {repeat} days "
-                             f"after the test on {test.date.isoformat()}: repeated within "
+                             f"after the test {how} on {tested.isoformat()}: repeated within "
                              f"{repeat} days before {first.id}")))
 
 

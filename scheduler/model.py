@@ -74,7 +74,8 @@ class ParticipantFacts:
     and whether a cryoablation has happened yet. `screening_date` is the date of consent and
     screening, which the other-trial and prior-malignancy look-backs count to;
     `baseline_imaging_date` the day a baseline scan was done, when one is recorded;
-    `recorded_visits` the ids of visits whose outcome is recorded.
+    `recorded_visits` the ids of visits whose outcome is recorded; `pregnancy_test_date` the
+    day the pregnancy test was done, when one is recorded.
     """
 
     cryoablation_date: dt.date
@@ -90,6 +91,9 @@ class ParticipantFacts:
     # Visits with a recorded outcome (visit_done, visit_missed): the schedule lists each of them
     # even when its rules no longer plan it, so a recorded outcome never vanishes.
     recorded_visits: tuple[str, ...] = ()
+    # Revision 2 repeats the pregnancy test before C1D1 when the first dose is more than 14
+    # days after the test: after the test as done, when it is recorded, not as planned.
+    pregnancy_test_date: dt.date | None = None
 
 
 @dataclass(frozen=True)

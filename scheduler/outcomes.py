@@ -22,7 +22,15 @@ from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from scheduler.errors import FactError, ScheduleInputError
-from scheduler.model import RuleRef, Schedule, ScheduleWarning, Visit, VisitStatus, Window
+from scheduler.model import (
+    ParticipantFacts,
+    RuleRef,
+    Schedule,
+    ScheduleWarning,
+    Visit,
+    VisitStatus,
+    Window,
+)
 
 OffStudyReason = Literal["withdrawal_of_consent", "lost_to_follow_up", "death", "study_closed",
                          "other"]
@@ -93,6 +101,17 @@ class Outcomes:
 
 
 NO_OUTCOMES = Outcomes()
+
+
+def with_pregnancy_test(facts: ParticipantFacts, outcomes: Outcomes) -> ParticipantFacts:
+    """The facts with the day the pregnancy test was done, when an outcome records it: the
+    engine counts the test's repeat before the first dose from that day (as `fold` does for a
+    stored history)."""
+    tested = next((done.date for done in reversed(outcomes.done)
+                   if done.visit_id == "PREGNANCY"), None)
+    if tested is None or tested == facts.pregnancy_test_date:
+        return facts
+    return replace(facts, pregnancy_test_date=tested)
 
 
 def _iso(day: dt.date) -> str:

@@ -11,7 +11,13 @@ from functools import lru_cache
 
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.model import ParticipantFacts
-from scheduler.outcomes import NO_OUTCOMES, Outcomes, check_outcomes, with_outcomes
+from scheduler.outcomes import (
+    NO_OUTCOMES,
+    Outcomes,
+    check_outcomes,
+    with_outcomes,
+    with_pregnancy_test,
+)
 from scheduler.validation import validate_facts
 
 ANSWER_MEMO_BYTES = 32 * 1024 * 1024
@@ -92,7 +98,8 @@ class Schedules:
         facts = question.facts
         if today is not None:
             validate_facts(self.protocol, facts, today)
-        schedule = compute_schedule(self.protocol, facts, self.site)
+        schedule = compute_schedule(self.protocol, with_pregnancy_test(facts, question.outcomes),
+                                    self.site)
         check_outcomes(schedule, question.outcomes, facts.as_of)
         schedule = with_outcomes(schedule, question.outcomes, facts.as_of)
         return schedule, self.encode(schedule)

@@ -76,3 +76,18 @@ def test_the_calendar_link_takes_the_outcomes_as_query_parameters(client):
     unknown = client.get(url.replace("SCREEN-LABS", "IMG-99"))
     assert unknown.status_code == 422
     assert list(unknown.get_json()["errors"]) == ["visit_done"]
+
+
+def test_a_pregnancy_test_done_early_is_repeated_before_the_first_dose(client):
+    # Planned for 02-28, nine days before C1D1 on 03-09: no repeat. Done on 02-17, twenty days
+    # before it: the protocol (revision 2) repeats it within 14 days before C1D1.
+    body = {**REFERENCE, "as_of": "2026-03-12", "childbearing_potential": True}
+    planned = client.post("/v1/schedules", json=body).get_json()
+    assert "PREGNANCY-C1" not in {v["id"] for v in planned["visits"]}
+    done = {**body, "visits_done": [{"visit_id": "PREGNANCY", "date": "2026-02-17"}]}
+    answer = client.post("/v1/schedules", json=done)
+    assert answer.status_code == 200
+    repeat = next(v for v in answer.get_json()["visits"] if v["id"] == "PREGNANCY-C1")
+    assert (repeat["date"], repeat["window"]) == (
+        "2026-03-09", {"earliest": "2026-02-23", "latest": "2026-03-09"})
+    assert "after the test done on 2026-02-17" in repeat["rule"]["anchor"]

@@ -10,6 +10,7 @@ to Mon 02-23 with make-up working days Sat 02-14 and Sat 02-28; Qingming Sat 04-
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -411,3 +412,22 @@ def test_a_recorded_visit_the_rules_no_longer_plan_is_listed_with_a_warning():
     planned = schedule_for(recorded_visits=("IMG-1",))
     assert planned.visit("IMG-1") == schedule_for().visit("IMG-1")
     assert not [w for w in planned.warnings if w.code == "recorded-visit-not-planned"]
+
+
+def test_a_recorded_pregnancy_test_counts_its_repeat_from_the_day_it_was_done():
+    from scheduler.history import RecoveryConfirmed, VisitDone, recorded
+
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    history = [recorded(VisitDone("PREGNANCY", D("2026-02-17")), "e1", 1, "rn", at),
+               recorded(RecoveryConfirmed(D("2026-03-09")), "e2", 2, "rn", at)]
+    facts = fold(Enrolment("ZS-1", D("2026-03-02"), childbearing_potential=True), history,
+                 protocol=PROTOCOL)
+    assert facts.pregnancy_test_date == D("2026-02-17")
+    repeat = compute_schedule(PROTOCOL, facts, SITE).visit("PREGNANCY-C1")
+    assert repeat.date == D("2026-03-09")
+    assert repeat.rule.anchor == ("C1D1 2026-03-09 is more than 14 days after the test done on "
+                                  "2026-02-17: repeated within 14 days before C1D1")
+    # Done on 02-27, ten days before C1D1: no repeat, though planned the same.
+    later = replace(facts, pregnancy_test_date=D("2026-02-27"))
+    with pytest.raises(KeyError):
+        compute_schedule(PROTOCOL, later, SITE).visit("PREGNANCY-C1")
