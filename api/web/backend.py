@@ -35,8 +35,16 @@ from api.usecases.worklist import WorklistVisit
 from api.web import i18n
 from api.web.accounts import MIN_PASSWORD, ROLES, Account, AccountError, Accounts
 from scheduler import ScheduleInputError
-from scheduler.history import LOOKBACK_NAMES, RECORDABLE, Event, HistoryConflict, event_fields
+from scheduler.history import (
+    LOOKBACK_NAMES,
+    RECORDABLE,
+    Event,
+    HistoryConflict,
+    event_fields,
+    event_optional_fields,
+)
 from scheduler.model import Schedule, Visit
+from scheduler.protocol import DISCONTINUATION_REASONS, OFF_STUDY_REASONS
 
 # A visit whose window has passed without one of these is overdue.
 SETTLED = ("done", "skipped", "cancelled", "missed")
@@ -402,7 +410,15 @@ def _number(value: str) -> Any:
 
 def event_types() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each recordable event type with its required and optional fields."""
-    return {kind: (event_fields(kind), ()) for kind in RECORDABLE}
+    return {kind: (event_fields(kind), event_optional_fields(kind)) for kind in RECORDABLE}
+
+
+# The fields whose value is one of a fixed list, offered as a choice rather than typed: why
+# treatment stopped decides whether response imaging goes on (rule discontinuation).
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("discontinued", "reason_code"): DISCONTINUATION_REASONS,
+    ("off_study", "reason"): OFF_STUDY_REASONS,
+}
 
 
 def record_event(participant_id: str, form: Mapping[str, str], actor: str,
@@ -411,7 +427,8 @@ def record_event(participant_id: str, form: Mapping[str, str], actor: str,
     version the page showed, so a stale page is refused rather than recording blind."""
     kind = _present(form, "type") or ""
     body: dict[str, Any] = {"type": kind}
-    for name in event_fields(kind) if kind in RECORDABLE else ():
+    names = event_fields(kind) + event_optional_fields(kind) if kind in RECORDABLE else ()
+    for name in names:
         value = _present(form, name)
         if value is not None:
             body[name] = _number(value) if name == "cycle" else value

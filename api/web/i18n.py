@@ -114,6 +114,19 @@ EVENTS = {
     "off_study": lazy_gettext("Off study"),
 }
 
+# The reason codes of a discontinuation and of leaving the study (scheduler.protocol).
+REASONS = {
+    "progression": lazy_gettext("Progression"),
+    "toxicity": lazy_gettext("Toxicity"),
+    "participant_decision": lazy_gettext("Participant's decision"),
+    "investigator_decision": lazy_gettext("Investigator's decision"),
+    "withdrawal_of_consent": lazy_gettext("Withdrawal of consent"),
+    "lost_to_follow_up": lazy_gettext("Lost to follow-up"),
+    "death": lazy_gettext("Death"),
+    "study_closed": lazy_gettext("Study closed"),
+    "other": lazy_gettext("Other"),
+}
+
 FIELDS = {
     "date": lazy_gettext("Date"),
     "cycle": lazy_gettext("Cycle"),

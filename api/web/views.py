@@ -104,6 +104,7 @@ def field_label(name: str) -> str:
 def _page_words() -> dict[str, Any]:
     return {"day": i18n.day, "long_day": i18n.long_day, "STATUSES": i18n.STATUSES,
             "STATES": i18n.STATES, "EVENTS": i18n.EVENTS, "SOURCES": i18n.SOURCES,
+            "REASONS": i18n.REASONS,
             "ROLES": i18n.ROLES,
             "LANGUAGES": i18n.LANGUAGES, "language": i18n.current_language,
             "html_lang": i18n.html_lang, "current_user": current_user}
@@ -279,8 +280,8 @@ def _participant_page(participant_id: str, *, form_type: str | None = None,
         "participant.html", participant=participant, schedule=schedule, rows=rows,
         history=history, feed=shown.feed, qr=qr_code(shown.feed["https"]) if shown.feed
         else None, picture=timeline.render(rows, today, labels),
-        event_types=backend.event_types(), form_type=form_type, errors=errors or {},
-        values=values or {}, stale=stale, today=today), status
+        event_types=backend.event_types(), choices=backend.CHOICES, form_type=form_type,
+        errors=errors or {}, values=values or {}, stale=stale, today=today), status
 
 
 @blp.get("/participants/<participant_id>")

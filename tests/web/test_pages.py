@@ -139,6 +139,28 @@ def test_recorded_by_is_the_signed_in_person(db_app, keys, coordinator):
     assert enrolled["enrolled_by"] == "coordinator@site.example"
 
 
+def test_the_forms_offer_the_reason_codes_and_record_the_optional_fields(db_app, keys,
+                                                                          coordinator):
+    participant = coordinator.enrol()
+    page = coordinator.get(f"/participants/{participant}").get_data(as_text=True)
+    # Why treatment stopped decides whether imaging goes on: a choice, not free typing.
+    assert re.search(r'<select id="discontinued-reason_code" name="reason_code"', page)
+    assert '<option value="progression">Progression</option>' in page
+    assert re.search(r'<select id="off_study-reason" name="reason"', page)
+    assert 'id="off_study-note"' in page
+    for body in ({"type": "recovery_confirmed", "date": "2026-03-09", "version": "1"},
+                 {"type": "dose_given", "cycle": "1", "date": "2026-03-09", "version": "2"},
+                 {"type": "discontinued", "date": "2026-03-20", "reason": "scan on 03-18",
+                  "reason_code": "progression", "version": "3"},
+                 {"type": "off_study", "date": "2026-04-01", "reason": "withdrawal_of_consent",
+                  "note": "moved away", "version": "4"}):
+        assert coordinator.post(f"/participants/{participant}/events", body).status_code == 303
+    history = db_app.test_client().get(f"/v1/participants/{participant}/events",
+                                       headers=bearer(keys["read"])).get_json()["items"]
+    assert [(e["type"], e.get("reason_code"), e.get("note")) for e in history[2:]] == [
+        ("discontinued", "progression", None), ("off_study", None, "moved away")]
+
+
 def test_a_viewer_reads_but_may_not_record_or_enrol(coordinator, viewer):
     participant = coordinator.enrol()
     assert viewer.get(f"/participants/{participant}").status_code == 200
