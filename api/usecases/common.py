@@ -1,12 +1,69 @@
-"""What every use case shares: the clocks, digests of secrets, and the two refusals."""
+"""What every use case shares: the clocks, digests of secrets, the refusals, and one bounded
+cache."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from scheduler.history import HistoryConflict
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _one(_key: object, _value: object) -> int:
+    return 1
+
+
+class Lru(Generic[K, V]):
+    """A bounded map shared by a worker's threads, least recently used first out. Each entry
+    costs `cost(key, value)` (one, by default: `limit` counts entries; or its bytes) and the
+    entries together at most `limit`; an entry costing more than that is not kept.
+
+    Every cache here is keyed by what changes with each write (a participant's version, the
+    exact bytes of a request), so an entry is never stale, only old.
+
+    >>> cache = Lru[str, bytes](5, cost=lambda key, value: len(value))
+    >>> cache.put("a", b"xx"); cache.put("b", b"yyy"); cache.get("a")
+    b'xx'
+    >>> cache.put("c", b"z"); cache.get("b") is None, cache.get("a"), cache.get("c")
+    (True, b'xx', b'z')
+    """
+
+    def __init__(self, limit: int, cost: Callable[[K, V], int] = _one) -> None:
+        self.limit = limit
+        self.cost = cost
+        self.entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is None:
+                return None
+            self.entries.move_to_end(key)
+            return found[0]
+
+    def put(self, key: K, value: V) -> None:
+        cost = self.cost(key, value)
+        if cost > self.limit:
+            return
+        with self.lock:
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            self.entries[key] = value, cost
+            self.size += cost
+            while self.size > self.limit:
+                _, (_, dropped) = self.entries.popitem(last=False)
+                self.size -= dropped
 
 
 class NotFound(Exception):

@@ -10,10 +10,8 @@ import hmac
 import os
 import shutil
 import tempfile
-import threading
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,7 +22,7 @@ import holidays
 from api.persistence.feed_reads import FeedKey
 from api.persistence.records import FeedToken, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork
-from api.usecases.common import NotFound, digest, now
+from api.usecases.common import Lru, NotFound, digest, now
 from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.participants import Participants, sync_visits
 from api.usecases.protocols import Protocols
@@ -82,33 +80,18 @@ class SiteEventsWriter:
 
 class RenderedCache:
     """Each participant's rendered events, compressed, keyed by (participant, version): a
-    version changes with every write, so an entry is never stale. Bounded, least recently
-    used first out."""
+    version changes with every write, so an entry is never stale. Bounded by the compressed
+    bytes it holds, least recently used first out."""
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.entries: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self.size = 0
-        self.lock = threading.Lock()
+        self.packed = Lru[tuple[str, int], bytes](max_bytes, cost=lambda _, packed: len(packed))
 
     def get(self, key: tuple[str, int]) -> bytes | None:
-        with self.lock:
-            packed = self.entries.get(key)
-            if packed is None:
-                return None
-            self.entries.move_to_end(key)
-        return zlib.decompress(packed)
+        packed = self.packed.get(key)
+        return None if packed is None else zlib.decompress(packed)
 
     def put(self, key: tuple[str, int], rendered: bytes) -> None:
-        packed = zlib.compress(rendered, 1)
-        with self.lock:
-            if key in self.entries:
-                return
-            self.entries[key] = packed
-            self.size += len(packed)
-            while self.size > self.max_bytes and self.entries:
-                _, dropped = self.entries.popitem(last=False)
-                self.size -= len(dropped)
+        self.packed.put(key, zlib.compress(rendered, 1))
 
 
 @dataclass(frozen=True)
@@ -137,34 +120,12 @@ class ParticipantFeed:
         return self.feeds.participant_body(self)
 
 
-class WholeFeeds:
+def whole_feeds(max_bytes: int) -> Lru[str, bytes]:
     """Recently served participant feeds, whole and uncompressed, keyed by the ETag (which
     names the protocol, the participant, its version and the feed's URL, so an entry is never
     stale and never another token's or host's): a repeated 200 costs one lookup. Bounded in
-    bytes, least recently used first out."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.entries: OrderedDict[str, bytes] = OrderedDict()
-        self.size = 0
-        self.lock = threading.Lock()
-
-    def get(self, etag: str) -> bytes | None:
-        with self.lock:
-            body = self.entries.get(etag)
-            if body is not None:
-                self.entries.move_to_end(etag)
-            return body
-
-    def put(self, etag: str, body: bytes) -> None:
-        with self.lock:
-            if etag in self.entries or len(body) > self.max_bytes:
-                return
-            self.entries[etag] = body
-            self.size += len(body)
-            while self.size > self.max_bytes:
-                _, dropped = self.entries.popitem(last=False)
-                self.size -= len(dropped)
+    bytes."""
+    return Lru(max_bytes, cost=lambda _, body: len(body))
 
 
 def _key_of(token: FeedToken, participant: StoredParticipant | None) -> FeedKey:
@@ -184,7 +145,7 @@ class Feeds:
     site_dir: Path | None = None
     # The feed hot path's read (api/persistence/feed_reads.py); without one, a unit of work.
     keys: Callable[[str], FeedKey | None] | None = None
-    whole: WholeFeeds = field(default_factory=lambda: WholeFeeds(16 * 1024 * 1024))
+    whole: Lru[str, bytes] = field(default_factory=lambda: whole_feeds(16 * 1024 * 1024))
 
     def _site_folder(self) -> Path:
         if self.site_dir is None:

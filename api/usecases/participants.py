@@ -9,16 +9,21 @@ an idempotent response in that same unit of work.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from api.usecases.common import AlreadyEnrolled, NotFound, NothingToChange, StaleVersion, now
+from api.usecases.common import (
+    AlreadyEnrolled,
+    Lru,
+    NotFound,
+    NothingToChange,
+    StaleVersion,
+    now,
+)
 from api.usecases.protocols import Protocols, VersionChange, version_change
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.history import (
@@ -63,29 +68,6 @@ class Summary:
     next_visit: Visit | None
 
 
-class SchedulesByVersion:
-    """Recorded schedules by (participant, version): a version changes with every write, so
-    an entry is never stale. Bounded, least recently used first out."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[str, int], Schedule] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[str, int]) -> Schedule | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, int], schedule: Schedule) -> None:
-        with self.lock:
-            self.entries[key] = schedule
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-
 def next_visit(schedule: Schedule) -> Visit | None:
     """The visit to see to next: the earliest overdue or due one, else the earliest open one."""
     open_ = [v for v in schedule.visits if v.date is not None and v.kind not in NOT_A_VISIT
@@ -128,8 +110,9 @@ class Participants:
     # Called in the unit of work of every write, after the visit states are synced (the
     # service keeps the site feed's rendered events current by it: feeds.SiteEventsWriter).
     on_saved: SavedHook | None = None
-    _known: SchedulesByVersion = field(default_factory=lambda: SchedulesByVersion(4096),
-                                       repr=False)
+    # Recorded schedules by (participant, version).
+    _known: Lru[tuple[str, int], Schedule] = field(default_factory=lambda: Lru(4096),
+                                                   repr=False)
 
     def saved(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
               states: Mapping[str, VisitState]) -> None:

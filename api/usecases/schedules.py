@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from api.usecases.common import Lru
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
 from scheduler.model import ParticipantFacts
 from scheduler.outcomes import (
@@ -23,37 +22,11 @@ from scheduler.validation import validate_facts
 ANSWER_MEMO_BYTES = 32 * 1024 * 1024
 
 
-class AnswerMemo:
+def answer_memo(max_bytes: int) -> Lru[bytes, bytes]:
     """Encoded answers by the exact bytes of a request that was parsed and answered before:
     the same bytes parse to the same facts, so a repeated request skips its parsing too.
-    Bounded by the bytes it holds (requests and answers), least recently used first out."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.entries: OrderedDict[bytes, bytes] = OrderedDict()
-        self.size = 0
-        self.lock = threading.Lock()
-
-    def get(self, request: bytes) -> bytes | None:
-        with self.lock:
-            answer = self.entries.get(request)
-            if answer is not None:
-                self.entries.move_to_end(request)
-            return answer
-
-    def put(self, request: bytes, answer: bytes) -> None:
-        cost = len(request) + len(answer)
-        if cost > self.max_bytes:
-            return
-        with self.lock:
-            if request in self.entries:
-                return
-            self.entries[request] = answer
-            self.size += cost
-            while self.size > self.max_bytes:
-                dropped_request, dropped = self.entries.popitem(last=False)
-                self.size -= len(dropped_request) + len(dropped)
-
+    Bounded by the bytes it holds (requests and answers)."""
+    return Lru(max_bytes, cost=lambda request, answer: len(request) + len(answer))
 
 
 @dataclass(frozen=True)
@@ -81,7 +54,7 @@ class Schedules:
     protocol: Protocol
     site: SiteCalendar
     encode: Callable[[Schedule], bytes]
-    answers: AnswerMemo = field(default_factory=lambda: AnswerMemo(ANSWER_MEMO_BYTES))
+    answers: Lru[bytes, bytes] = field(default_factory=lambda: answer_memo(ANSWER_MEMO_BYTES))
     _memo: Callable[[Question, dt.date | None], tuple[Schedule, bytes]] = field(
         init=False, repr=False)
 

@@ -9,8 +9,6 @@ refuses exactly what the API refuses, with the same messages.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +26,7 @@ from api.http.problems import flatten
 from api.http.schemas import EnrolmentSchema, EventInSchema
 from api.persistence.records import StoredParticipant
 from api.persistence.tables import participants
-from api.usecases.common import NotFound, StaleVersion
+from api.usecases.common import Lru, NotFound, StaleVersion
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.worklist import WorklistVisit
@@ -82,7 +80,9 @@ class WebParts:
     accounts: Accounts
     limiter: Limiter
     csrf: CSRFProtect
-    schedules: _Schedules = field(default_factory=lambda: _Schedules(SCHEDULE_CACHE_SIZE))
+    # Shown schedules by (participant, version, day).
+    schedules: Lru[tuple[str, int, dt.date], Shown] = field(
+        default_factory=lambda: Lru(SCHEDULE_CACHE_SIZE))
 
 
 WEB_EXTENSION = "trial_schedule_web"  # the one key the web app keeps its parts under
@@ -122,30 +122,7 @@ class Shown:
     open: tuple[VisitRow, ...]  # dated, neither settled nor overdue
 
 
-class _Schedules:
-    """Shown schedules by (participant, version, day): a version changes with every write, so
-    an entry is never stale. Bounded, least recently used first out."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[str, int, dt.date], Shown] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[str, int, dt.date]) -> Shown | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, int, dt.date], shown: Shown) -> None:
-        with self.lock:
-            self.entries[key] = shown
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-
-def _cache() -> _Schedules:
+def _cache() -> Lru[tuple[str, int, dt.date], Shown]:
     return web_parts().schedules
 
 
