@@ -51,6 +51,11 @@ class Lru(Generic[K, V]):
             self.entries.move_to_end(key)
             return found[0]
 
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.size = 0
+
     def put(self, key: K, value: V) -> None:
         cost = self.cost(key, value)
         if cost > self.limit:

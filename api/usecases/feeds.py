@@ -93,6 +93,9 @@ class RenderedCache:
     def put(self, key: tuple[str, int], rendered: bytes) -> None:
         self.packed.put(key, zlib.compress(rendered, 1))
 
+    def clear(self) -> None:
+        self.packed.clear()
+
 
 @dataclass(frozen=True)
 class Feed:

@@ -17,11 +17,13 @@ V1, V2 = "2025-09-15.1", "2026-11-25.2"
 
 @pytest.fixture
 def today(app):
-    """Freeze the site's today on 2026-03-20 for one test."""
+    """Freeze the site's today on 2026-03-20 for one test, then give back the day the session
+    froze (letting the clock run would make later tests depend on the hour they run at)."""
     clock = container(app).clock
+    before = clock.frozen
     clock.freeze(D("2026-03-20"))
     yield D("2026-03-20")
-    clock.freeze(None)
+    clock.freeze(before)
 
 
 def test_protocol_lists_every_version_and_shows_the_current_one(client):

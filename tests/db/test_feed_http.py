@@ -151,7 +151,7 @@ def test_a_cold_site_feed_is_assembled_from_events_rendered_at_write_time(
     link = path_of(client.post("/v1/site/feed-token", headers=bearer(keys["admin"]))
                    .get_json()["feed"]["https"])
     feeds = container(db_app).feeds
-    feeds.cache.entries.clear()  # nothing rendered in this process: a cold start
+    feeds.cache.clear()  # nothing rendered in this process: a cold start
 
     def no_computing(*_args, **_kwargs):
         raise AssertionError("the site feed computed a schedule")

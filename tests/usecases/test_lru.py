@@ -31,3 +31,5 @@ def test_a_cost_bounds_the_bytes_and_an_entry_too_large_is_not_kept():
     assert cache.size == 3
     cache.put("b", b"12345678")
     assert cache.get("a") is None and cache.size == 9
+    cache.clear()
+    assert (cache.get("b"), cache.size) == (None, 0)
