@@ -458,19 +458,27 @@ def routed(app: Flask, path: str, method: str) -> bool:
 
 def measure(app: Flask, options: Options, server: Server, label: str,
             chosen: list[Scenario], results: list[Result], profiles: list[str]) -> None:
-    """The scenarios in interleaved rounds (the ceiling, then each scenario, round after
-    round), each reported as its medians beside the ceiling's median of the same rounds."""
+    """The scenarios in interleaved rounds, each reported as its medians beside the median of
+    the ceiling runs of the same rounds. A scenario with a ratio target has a ceiling run of its
+    own just before it in every round (the machine's speed drifts within a round); the others
+    share the ceiling run that opens the round."""
     present = [scenario for scenario in chosen if routed(app, scenario.path, scenario.method)]
     options.micros += in_process(app, label, present)
-    ceilings: list[Result] = []
+    shared: list[Result] = []
+    ceilings: dict[str, list[Result]] = {scenario.name: [] for scenario in present}
     runs: dict[str, list[Result]] = {scenario.name: [] for scenario in present}
+
+    def ceiling_run() -> Result:
+        return wrk(options.hello, "hello world (ceiling)", "/", options.seconds)
+
     for round_ in range(options.rounds):
-        ceilings.append(wrk(options.hello, "hello world (ceiling)", "/", options.seconds))
+        shared.append(ceiling_run())
         for scenario in present:
+            ceilings[scenario.name].append(
+                ceiling_run() if scenario.name in TARGETS else shared[-1])
             runs[scenario.name].append(wrk(server, scenario.name, scenario.path,
                                            options.seconds, scenario.scripts(round_),
                                            scenario.connections))
-    ceiling = statistics.median(r.rps for r in ceilings)
     for scenario in chosen:
         name = f"{scenario.name} [{label}]"
         if scenario not in present:
@@ -478,6 +486,7 @@ def measure(app: Flask, options: Options, server: Server, label: str,
             continue
         done = runs[scenario.name]
         rps = statistics.median(r.rps for r in done)
+        ceiling = statistics.median(r.rps for r in ceilings[scenario.name])
         result = Result(name, rps, statistics.median(r.p50_ms for r in done),
                         statistics.median(r.p99_ms for r in done),
                         max(r.peak_worker_mb for r in done), sum(r.errors for r in done),
@@ -666,8 +675,9 @@ def report(args: argparse.Namespace, results: list[Result], site_notes: list[str
         "(`bench/gunicorn_bench.py`), on loopback, driven by `wrk -t2 -c16 --latency`. The "
         "ceiling is a hello-world Flask app under the same settings. The scenarios run in "
         f"{args.rounds} interleaved rounds (the ceiling, then each scenario, round after "
-        "round): the figures are medians, and the ratio is the scenario's median over the "
-        "ceiling's median of the same rounds. Peak memory is the largest worker's VmHWM, "
+        "round; a scenario with a ratio target gets a ceiling run of its own just before it): "
+        "the figures are medians, and the ratio is the scenario's median over the median of "
+        "its ceiling runs in the same rounds. Peak memory is the largest worker's VmHWM, "
         "reset before each run. wrk and the servers share the machine's cores.",
         "",
         "The data: the read scenarios, the worklist and its page run on a site of "
