@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.persistence.memory import MemoryStore
 from api.usecases.common import AlreadyEnrolled
-from api.usecases.feed_tokens import FeedLinks, FeedTokens
-from api.usecases.participants import Participants
 from scheduler import ScheduleInputError
 from scheduler.history import (
     Complication,
@@ -26,22 +23,17 @@ from scheduler.history import (
     VisitDone,
     VisitMissed,
 )
-from tests.conftest import PROTOCOL, PROTOCOL_V1, SITE, D
+from tests.conftest import PROTOCOL, PROTOCOL_V1, D
+from tests.usecases.conftest import service_on
 
 ENROLMENT = Enrolment("ZS-101", D("2026-03-02"), childbearing_potential=True)
 
 
 @pytest.fixture
-def store():
-    return MemoryStore()
-
-
-@pytest.fixture
 def service(store):
-    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
     # The walk's dates follow the first protocol version's windows (pregnancy test and
     # baseline scan counted back from C1D1); `service_v2` walks revision 2's.
-    return Participants(store, PROTOCOL_V1, SITE, tokens.issue_for_enrolment)
+    return service_on(store, PROTOCOL_V1)
 
 
 def statuses(schedule, *ids):
@@ -58,8 +50,7 @@ SCREENING = ("CRYO", "RECOVERY", "SCREEN-LABS", "BASELINE-IMAGING", "PREGNANCY",
 @pytest.fixture
 def service_v2(store):
     """New enrolments on revision 2 (`2026-11-25.2`), the default for new participants."""
-    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
-    return Participants(store, PROTOCOL, SITE, tokens.issue_for_enrolment)
+    return service_on(store, PROTOCOL)
 
 
 def shown(visit):
@@ -389,8 +380,7 @@ def test_off_study_before_the_first_dose_cancels_the_screening_visits_and_keeps_
 
 @pytest.mark.parametrize("protocol", [PROTOCOL_V1, PROTOCOL], ids=["v1", "v2"])
 def test_a_discontinuation_before_the_first_dose_keeps_a_missed_screening_visit(store, protocol):
-    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
-    service = Participants(store, protocol, SITE, tokens.issue_for_enrolment)
+    service = service_on(store, protocol)
     pid = service.enrol(ENROLMENT, "coordinator").id
     service.record(pid, VisitMissed("SCREEN-LABS", "no show"), "nurse", D("2026-03-05"))
     stopped = service.record(pid, Discontinued(D("2026-03-06"), "toxicity"), "nurse",

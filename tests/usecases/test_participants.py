@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.persistence.memory import MemoryStore
 from api.usecases.common import NotFound, StaleVersion
-from api.usecases.feed_tokens import FeedLinks, FeedTokens
-from api.usecases.participants import Participants
 from scheduler import ScheduleInputError
 from scheduler.history import (
     Correction,
@@ -17,20 +14,15 @@ from scheduler.history import (
     RecoveryConfirmed,
     voided_by,
 )
-from tests.conftest import PROTOCOL, SITE, D
+from tests.conftest import D
+from tests.usecases.conftest import service_on
 
 ENROLMENT = Enrolment("ZS-001", D("2026-03-02"))
 
 
 @pytest.fixture
-def store():
-    return MemoryStore()
-
-
-@pytest.fixture
 def service(store):
-    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
-    return Participants(store, PROTOCOL, SITE, tokens.issue_for_enrolment)
+    return service_on(store)
 
 
 def states(store, participant_id):

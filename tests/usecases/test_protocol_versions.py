@@ -8,8 +8,6 @@ import pytest
 from api.persistence.memory import MemoryStore
 from api.persistence.records import bumped
 from api.usecases.common import now
-from api.usecases.feed_tokens import FeedLinks, FeedTokens
-from api.usecases.participants import Participants
 from api.usecases.protocols import DateChange, Protocols, VisitDate
 from scheduler import ScheduleInputError
 from scheduler.errors import ProtocolError
@@ -24,21 +22,12 @@ from scheduler.history import (
     RecoveryConfirmed,
 )
 from scheduler.protocol import parse_protocol
-from tests.conftest import PROTOCOL, PROTOCOL_V1, SITE, D, protocol_document
+from tests.conftest import PROTOCOL_V1, D, protocol_document
+from tests.usecases.conftest import service_on
 
 V1, V2 = "2025-09-15.1", "2026-11-25.2"
 TODAY = D("2026-11-25")
 ENROLMENT = Enrolment("ZS-001", D("2026-03-02"))
-
-
-@pytest.fixture
-def store():
-    return MemoryStore()
-
-
-def service_on(store, protocol=PROTOCOL):
-    tokens = FeedTokens(FeedLinks(b"test-feed-secret", "https://example.org"))
-    return Participants(store, protocol, SITE, tokens.issue_for_enrolment)
 
 
 @pytest.fixture
