@@ -286,12 +286,10 @@ def fold(enrolment: Enrolment, events: list[Event], as_of: dt.date | None = None
             leave = OffStudyFact(event.date, event.reason or "other")
     recorded = tuple(e.visit_id for e in active
                      if e.type in ("visit_done", "visit_missed") and e.visit_id)
-    tested = next((e.date for e in reversed(active)
-                   if e.type == "visit_done" and e.visit_id == "PREGNANCY"), None)
     return ParticipantFacts(enrolment.cryoablation_date, recovery,
                             enrolment.childbearing_potential, tuple(doses), stop,
                             enrolment.lookbacks, as_of, enrolment.screening_date, leave,
-                            recorded_visits=recorded, pregnancy_test_date=tested)
+                            recorded_visits=recorded)
 
 
 def outcomes_of(events: list[Event]) -> Outcomes:

@@ -105,8 +105,8 @@ NO_OUTCOMES = Outcomes()
 
 def with_pregnancy_test(facts: ParticipantFacts, outcomes: Outcomes) -> ParticipantFacts:
     """The facts with the day the pregnancy test was done, when an outcome records it: the
-    engine counts the test's repeat before the first dose from that day (as `fold` does for a
-    stored history)."""
+    engine counts the test's repeat before the first dose from that day. For a stored history
+    and for the calculator's body alike, where the facts meet the recorded outcomes."""
     tested = next((done.date for done in reversed(outcomes.done)
                    if done.visit_id == "PREGNANCY"), None)
     if tested is None or tested == facts.pregnancy_test_date:

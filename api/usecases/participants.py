@@ -40,7 +40,13 @@ from scheduler.history import (
     recorded,
 )
 from scheduler.model import State, Visit
-from scheduler.outcomes import NOT_A_VISIT, apply_outcomes, check_outcome, on_day
+from scheduler.outcomes import (
+    NOT_A_VISIT,
+    apply_outcomes,
+    check_outcome,
+    on_day,
+    with_pregnancy_test,
+)
 from scheduler.subscription import VisitState, changed_states
 
 Hook = Callable[[UnitOfWork, Any], None]
@@ -133,9 +139,10 @@ class Participants:
         pinned to, before the day makes anything due or overdue: what the stored visit states
         and the feeds hold."""
         protocol = self.protocol_of(participant)
-        schedule = compute_schedule(protocol, fold(participant.enrolment, events, as_of,
-                                                   protocol=protocol), self.site)
-        return apply_outcomes(schedule, outcomes_of(events))
+        outcomes = outcomes_of(events)
+        facts = fold(participant.enrolment, events, as_of, protocol=protocol)
+        schedule = compute_schedule(protocol, with_pregnancy_test(facts, outcomes), self.site)
+        return apply_outcomes(schedule, outcomes)
 
     def compute(self, participant: StoredParticipant, events: list[Event],
                 as_of: dt.date | None = None) -> Schedule:

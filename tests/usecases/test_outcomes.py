@@ -430,3 +430,17 @@ def test_a_recorded_visit_stays_listed_while_dosing_is_held(service_v2):
     assert not_planned(held) == {"BASELINE-IMAGING"}
     [warning] = [w for w in held.warnings if w.code == "recorded-visit-not-planned"]
     assert "dosing is held after a complication" in warning.message
+
+
+def test_a_stored_pregnancy_test_done_early_is_repeated_before_the_first_dose(service_v2):
+    # Planned for 02-28, nine days before C1D1 on 03-09: no repeat. Recorded done on 02-17,
+    # twenty days before it: revision 2 repeats it within 14 days before C1D1.
+    pid = service_v2.enrol(ENROLMENT, "coordinator").id
+    planned = service_v2.record(pid, RecoveryConfirmed(D("2026-03-09")), "nurse",
+                                D("2026-03-09")).schedule
+    assert "PREGNANCY-C1" not in {visit.id for visit in planned.visits}
+    tested = service_v2.record(pid, VisitDone("PREGNANCY", D("2026-02-17")), "nurse",
+                               D("2026-03-09")).schedule
+    repeat = tested.visit("PREGNANCY-C1")
+    assert repeat.date == D("2026-03-09")
+    assert "after the test done on 2026-02-17" in repeat.rule.anchor
