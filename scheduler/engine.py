@@ -11,7 +11,6 @@ import datetime as dt
 import math
 import re
 from calendar import monthrange
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -29,11 +28,7 @@ from scheduler.model import (
 )
 from scheduler.protocol import Protocol, Rule
 from scheduler.validation import infusion_slots, validate_facts
-
-# Single obligations that protocol revision 2 keeps after the estimated study completion
-# (rule study-period); repeating series end at it.
-SINGLE_OBLIGATIONS = frozenset({"end_of_treatment", "safety_follow_up", "os_landmark",
-                                "contraception_end"})
+from scheduler.visit_order import in_visit_order, rank
 
 
 @lru_cache(maxsize=1024)
@@ -59,6 +54,22 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
 
 
+@dataclass(frozen=True)
+class HeldDose:
+    """A dose held past its window with nothing recorded for it (rule held-dose-projection):
+    the cycle, the day it was planned, and the site's today the chain after it is projected
+    from."""
+
+    visit_id: str
+    planned: dt.date
+    projected_from: dt.date
+
+    @property
+    def why(self) -> str:
+        return (f"held since {self.planned.isoformat()}, projected as if given on the site's "
+                f"today {self.projected_from.isoformat()}")
+
+
 @dataclass
 class _Planner:
     """Collects visits and warnings while the rules are applied, then sorts them."""
@@ -71,6 +82,9 @@ class _Planner:
     warnings: list[ScheduleWarning] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)
     no_notice: dict[int, list[str]] = field(default_factory=dict)
+    # The dose held past its window, when the protocol projects the chain after it from the
+    # site's today (rule held-dose-projection).
+    held: HeldDose | None = None
 
     @property
     def corrected(self) -> bool:
@@ -95,6 +109,12 @@ class _Planner:
     def planned_status(self) -> VisitStatus:
         return "provisional" if self.provisional else "planned"
 
+    def projected_status(self) -> VisitStatus:
+        """The status of a visit counted from the dose chain: provisional while it rests on a
+        projected recovery or on a held dose projected from today (rule
+        held-dose-projection)."""
+        return "provisional" if self.provisional or self.held is not None else "planned"
+
     def place(self, visit: Visit, fact: bool = False) -> Visit | None:
         """Settle a visit and keep it; None when it was cut at study completion.
 
@@ -114,7 +134,7 @@ class _Planner:
         if visit.date is None or visit.window is None:
             return visit
         completion = self.protocol.study_completion
-        kept = self.corrected and visit.kind in SINGLE_OBLIGATIONS
+        kept = visit.kind in self.protocol.kept_after_completion
         if visit.date > completion and not kept:
             self.cut.append(f"{visit.id} (due {visit.date.isoformat()})")
             return None
@@ -179,34 +199,28 @@ class _Planner:
         return replace(visit, rule=replace(visit.rule, shift_reason=opened))
 
     def finish(self, state: State, first_dose_date: dt.date | None) -> Schedule:
+        # A visit that will never happen is warned about by nothing: the warnings given while
+        # it was still planned are dropped once it is cancelled (a visit cancelled in the
+        # engine but recorded keeps them: its outcome is laid over it).
+        cancelled = {visit.id for visit in self.visits if visit.status == "cancelled"} \
+            - set(self.facts.recorded_visits)
+        self.warnings = [w for w in self.warnings if w.visit_id not in cancelled]
+        self.no_notice = {year: kept for year, ids in self.no_notice.items()
+                          if (kept := [i for i in ids if i not in cancelled])}
         self._warn_years_without_notice()
         if self.cut:
             self.warn("cut-at-study-completion",
                       "Not scheduled because it falls after study completion on "
                       f"{self.protocol.study_completion.isoformat()}: " + ", ".join(self.cut))
-        if self.protocol.has("same-day-order"):
-            rank = {kind: index for index, kind in
-                    enumerate(self.protocol.rule("same-day-order").words("kinds"))}
-            ordered = sorted(self.visits, key=lambda v: (
-                v.date is None, v.date or dt.date.min, rank.get(v.kind, len(rank)), _number(v.id),
-                v.id))
-        else:
-            ordered = sorted(self.visits,
-                             key=lambda v: (v.date is None, v.date or dt.date.min, v.id))
+        order = self.protocol.visit_order
         return Schedule(self.protocol.id, self.protocol.version, state, first_dose_date,
-                        tuple(ordered), tuple(self.warnings))
+                        in_visit_order(self.visits, order), tuple(self.warnings), order)
 
     def _warn_years_without_notice(self) -> None:
         for year, ids in sorted(self.no_notice.items()):
             self.warn("holiday-data-provisional",
                       f"The holiday data has no official notice for {year} (make-up working days "
                       f"are unknown), so these dates are provisional: {', '.join(ids)}")
-
-
-def _number(visit_id: str) -> int:
-    """The number in an id (IMG-10 after IMG-9), 0 when there is none."""
-    digits = "".join(char for char in visit_id.split("-")[-1] if char.isdigit())
-    return int(digits) if digits and visit_id[-1].isdigit() else 0
 
 
 @lru_cache(maxsize=4096)
@@ -250,7 +264,7 @@ def compute_schedule(protocol: Protocol, facts: ParticipantFacts, site: SiteCale
     _os_landmark(planner, first)
     if planner.corrected:
         _one_trip(planner)
-        _leave_study(planner)
+    _leave_study(planner)
     _recorded_but_not_planned(planner)
     return planner.finish(_state(planner, infusions), first.date if first else None)
 
@@ -265,7 +279,7 @@ def _first_dose(infusions: list[Visit]) -> Visit | None:
 
 def _state(planner: _Planner, infusions: list[Visit]) -> State:
     facts = planner.facts
-    if facts.off_study is not None and planner.corrected:
+    if facts.off_study is not None:
         return "off_study"
     if facts.discontinuation is not None:
         return "discontinued"
@@ -378,14 +392,31 @@ def _infusions(planner: _Planner, first: FirstDoseTarget | None) -> list[Visit]:
     infusions: list[Visit] = []
     chain_from: dt.date | None = None
     for cycle in range(1, slots + 1):
-        visit = _infusion(planner, cycle, records.get(cycle), first, chain_from)
+        record = records.get(cycle)
+        visit = _infusion(planner, cycle, record, first, chain_from)
         if visit is None:
             planner.cut += [f"C{later}D1" for later in range(cycle + 1, slots + 1)]
             break
         planner.visits.append(visit)
         infusions.append(visit)
         chain_from = visit.date
+        if record is None and (held := _held(planner, visit)) is not None:
+            planner.held = held
+            chain_from = held.projected_from
     return infusions
+
+
+def _held(planner: _Planner, visit: Visit) -> HeldDose | None:
+    """The dose held, when `visit` (a cycle with nothing recorded) is the first whose window
+    closed before the site's today and the protocol projects the chain after it from today
+    (rule held-dose-projection, revision 3)."""
+    as_of = planner.facts.as_of
+    if planner.held is not None or as_of is None or visit.date is None \
+            or visit.window is None or visit.status not in ("planned", "provisional") \
+            or not planner.protocol.has("held-dose-projection") \
+            or as_of <= visit.window.latest:
+        return None
+    return HeldDose(visit.id, visit.date, as_of)
 
 
 def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
@@ -394,13 +425,12 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
     visit_id = f"C{cycle}D1"
     title = planner.title("serplulimab", dose=drug.word("dose"), cycle=cycle)
     stop = planner.facts.discontinuation
-    leave = planner.facts.off_study if planner.corrected else None
     if record is None and stop is not None:
         return Visit(visit_id, "infusion", title, cycle, None, None, "cancelled",
                      planner.ref("discontinuation", f"discontinued {stop.date.isoformat()}"))
-    if record is None and leave is not None:
+    if record is None and planner.facts.off_study is not None:
         return Visit(visit_id, "infusion", title, cycle, None, None, "cancelled",
-                     planner.ref("off-study", f"left the study {leave.date.isoformat()}"))
+                     _off_study_ref(planner))
     if first is None or (cycle > 1 and chain_from is None):
         if cycle == 1:
             _warn_overdue(planner, visit_id, _earliest_possible_first_dose(planner),
@@ -409,7 +439,8 @@ def _infusion(planner: _Planner, cycle: int, record: DoseRecord | None,
         return Visit(visit_id, "infusion", held_title, cycle, None, None, "held",
                      planner.ref("complication-hold", "recovery not confirmed"))
     target, window, ref = _cycle_target(planner, cycle, first, chain_from)
-    due = Visit(visit_id, "infusion", title, cycle, target, window, planner.planned_status(), ref)
+    due = Visit(visit_id, "infusion", title, cycle, target, window, planner.projected_status(),
+                ref)
     if record is not None and record.status == "given":
         return _given_infusion(planner, due, record)
     planned = planner.settle(due)
@@ -446,6 +477,9 @@ def _cycle_target(planner: _Planner, cycle: int, first: FirstDoseTarget,
 
 def _chain_anchor(planner: _Planner, cycle: int, chain_from: dt.date) -> str:
     when = chain_from.isoformat()
+    held = planner.held
+    if held is not None and held.visit_id == f"C{cycle}D1":
+        return f"{held.why},"
     for dose in planner.facts.doses:
         if dose.cycle == cycle:
             return f"given {when}" if dose.status == "given" else f"skipped, due {when}"
@@ -549,14 +583,19 @@ def _undated_first_dose_lookbacks(planner: _Planner, infusions: list[Visit]) -> 
     """When a discontinuation or leaving the study cancels every dose before the first one was
     given, the screening visits counted back from the first dose are still listed, undated and
     cancelled with it: an obligation never met is shown cancelled, never dropped. A baseline
-    scan already recorded stays as it was done. (While dosing is held they are left out until
-    recovery dates the first dose again; one with a recorded outcome is listed all the same,
-    by `_recorded_but_not_planned`.)"""
+    scan already recorded stays as it was done. While dosing is held after a complication
+    (from revision 2) they are listed undated and `held`, with the reason, until recovery
+    dates the first dose again: never silently absent."""
     first = next((visit for visit in infusions if visit.status != "skipped"), None)
-    if first is None or first.status != "cancelled":
+    if first is None or first.status not in ("cancelled", "held"):
         return
-    status: VisitStatus = "cancelled"
+    if first.status == "held" and not planner.corrected:
+        return  # revision 1 leaves them out while dosing is held
+    status: VisitStatus = first.status
     why = f"{first.id} {first.status}: {first.rule.anchor}"
+    if first.status == "held":
+        why = (f"{first.id} is held until recovery from the complication is confirmed; dated "
+               "from the first dose then")
     protocol = planner.protocol
 
     def undated(visit_id: str, kind: str, rule_id: str) -> None:
@@ -623,7 +662,7 @@ def _recorded_but_not_planned(planner: _Planner) -> None:
 def _why_not_planned(planner: _Planner) -> str:
     facts = planner.facts
     why = f"the schedule under protocol version {planner.protocol.version} has no such visit"
-    if facts.off_study is not None and planner.corrected:
+    if facts.off_study is not None:
         return f"{why}; left the study {facts.off_study.date.isoformat()}"
     if facts.discontinuation is not None:
         return f"{why}; treatment discontinued {facts.discontinuation.date.isoformat()}"
@@ -862,10 +901,14 @@ def _after_treatment(planner: _Planner, infusions: list[Visit]) -> None:
     or from the discontinuation date when no dose was ever given (rule discontinuation)."""
     last = _last_dose(infusions)
     stop = planner.facts.discontinuation
-    if last is not None and last.date is not None:
+    held = planner.held
+    if held is not None and last is not None and last.id == held.visit_id:
+        # The last cycle is the one held: what counts from it counts from today.
+        anchor_day = held.projected_from
+        anchor = f"last dose {held.visit_id} {held.why}"
+    elif last is not None and last.date is not None:
         anchor_day = last.date
-        state = "given" if last.status == "done" else "planned"
-        anchor = f"last dose {anchor_day.isoformat()} ({last.id}, {state})"
+        anchor = _last_dose_anchor(planner, last)
     elif stop is not None:
         anchor_day = stop.date
         anchor = f"discontinued {stop.date.isoformat()} before any dose"
@@ -880,7 +923,25 @@ def _after_treatment(planner: _Planner, infusions: list[Visit]) -> None:
     _follow_up_visit(planner, "SAFETY-FU", "safety_follow_up", safety, anchor_day, anchor)
     _survival_follow_up(planner, anchor_day + days(safety.number("days_after_last_dose")))
     if last is not None and last.date is not None:
-        _contraception_end(planner, last.date, anchor)
+        _contraception_end(planner, anchor_day, anchor)
+
+
+def _last_dose_anchor(planner: _Planner, last: Visit) -> str:
+    """How the last dose is named where later dates count from it (rule contraception and the
+    follow-up rules): given, and why no dose comes after it; or planned, and what it rests on."""
+    assert last.date is not None
+    state = "given" if last.status == "done" else "planned"
+    named = f"last dose {last.date.isoformat()} ({last.id}, {state}"
+    facts = planner.facts
+    if not planner.corrected:
+        return named + ")"
+    if last.status == "done" and facts.off_study is not None:
+        return f"{named}; left the study {facts.off_study.date.isoformat()})"
+    if last.status == "done" and facts.discontinuation is not None:
+        return f"{named}; treatment discontinued {facts.discontinuation.date.isoformat()})"
+    if last.status != "done" and planner.held is not None:
+        return f"{named}; {planner.held.visit_id} {planner.held.why})"
+    return named + ")"
 
 
 def _follow_up_visit(planner: _Planner, visit_id: str, kind: str, rule: Rule,
@@ -889,7 +950,7 @@ def _follow_up_visit(planner: _Planner, visit_id: str, kind: str, rule: Rule,
     window = days(rule.number("window_days"))
     target = anchor_day + days(offset)
     planner.place(Visit(visit_id, kind, planner.title(rule.id), None, target,
-                        Window(target - window, target + window), planner.planned_status(),
+                        Window(target - window, target + window), planner.projected_status(),
                         planner.ref(rule.id, f"{anchor} + {offset} days")))
 
 
@@ -908,7 +969,7 @@ def _end_of_treatment_v2(planner: _Planner, rule: Rule, anchor_day: dt.date, anc
                f"{offset} days")
     planner.place(Visit("EOT", "end_of_treatment", planner.title(rule.id), None, target,
                         Window(max(target - window, stopped), target + window),
-                        planner.planned_status(), planner.ref(rule.id, why)))
+                        planner.projected_status(), planner.ref(rule.id, why)))
 
 
 def _survival_follow_up(planner: _Planner, safety_day: dt.date) -> None:
@@ -921,7 +982,8 @@ def _survival_follow_up(planner: _Planner, safety_day: dt.date) -> None:
             <= planner.protocol.study_completion:
         planner.place(Visit(f"SURV-{number}", "survival_follow_up",
                             planner.title(rule.id, number=number), None, target,
-                            Window(target - window, target + window), planner.planned_status(),
+                            Window(target - window, target + window),
+                            planner.projected_status(),
                             planner.ref(rule.id, f"safety follow-up due {safety_day.isoformat()} "
                                                  f"+ {every} weeks x {number}")))
         number += 1
@@ -932,7 +994,7 @@ def _contraception_end(planner: _Planner, last_dose: dt.date, anchor: str) -> No
     months = rule.number("months_after_last_dose")
     end = add_months(last_dose, months)
     planner.place(Visit("CONTRACEPTION-END", "contraception_end", planner.title(rule.id), None,
-                        end, _fixed(end), planner.planned_status(),
+                        end, _fixed(end), planner.projected_status(),
                         planner.ref(rule.id, f"{anchor} + {months} months")))
 
 
@@ -1059,7 +1121,11 @@ def _one_trip(planner: _Planner) -> None:
     clinic = planner.movable
     fixed = [v for v in planner.visits if v.kind in clinic and v.kind not in joining
              and v.date is not None and v.status in ("planned", "provisional", "done")]
-    rank = _clinical_rank(planner.protocol)
+    order = planner.protocol.visit_order
+
+    def clinical(visit: Visit) -> tuple[int, str]:
+        return rank(order, visit.kind), visit.id
+
     result: dict[str, Visit] = {}
     for visit in sorted(planner.visits, key=lambda v: (v.date or dt.date.max, v.id)):
         if visit.kind not in joining or visit.date is None or visit.window is None \
@@ -1072,12 +1138,12 @@ def _one_trip(planner: _Planner) -> None:
         if not others or any(v.date == day for v in others):
             fixed.append(visit)
             continue
-        best = min(others, key=lambda v: (abs(((v.date or day) - day).days), v.date, rank(v)))
+        best = min(others, key=lambda v: (abs(((v.date or day) - day).days), v.date, clinical(v)))
         assert best.date is not None
         if not planner.site.is_working_day(best.date):
             fixed.append(visit)
             continue
-        same_day = sorted((v for v in others if v.date == best.date), key=rank)
+        same_day = sorted((v for v in others if v.date == best.date), key=clinical)
         named = [v.id for v in same_day if v.kind != "predose_labs"] or [same_day[0].id]
         joined = f"with {' and '.join(named)} (rule one-trip)"
         ref = visit.rule
@@ -1091,24 +1157,42 @@ def _one_trip(planner: _Planner) -> None:
         planner.visits = [result.get(v.id, v) for v in planner.visits]
 
 
-def _clinical_rank(protocol: Protocol) -> Callable[[Visit], tuple[int, str]]:
-    order = {kind: index for index, kind in
-             enumerate(protocol.rule("same-day-order").words("kinds"))}
-    return lambda visit: (order.get(visit.kind, len(order)), visit.id)
+# Leaving the study under a protocol that has no off-study rule (revision 1).
+OFF_STUDY_RULE = RuleRef(
+    "off-study", "typical",
+    "off_study ends participation: every visit after its date is cancelled (a contraception "
+    "end after withdrawal stays as information, not a visit).", "")
+
+
+def _off_study_ref(planner: _Planner) -> RuleRef:
+    leave = planner.facts.off_study
+    assert leave is not None
+    anchor = f"left the study {leave.date.isoformat()} ({leave.reason})"
+    if planner.protocol.has("off-study"):
+        return planner.ref("off-study", anchor)
+    return replace(OFF_STUDY_RULE, anchor=anchor)
 
 
 def _leave_study(planner: _Planner) -> None:
-    """Revision 2 (rule off-study): every visit after the participant leaves the study is
-    cancelled, the 1-year survival landmark included (as `scheduler.outcomes` cancels it for a
-    recorded off_study); the contraception end stays as a date, not a visit."""
+    """Leaving the study (rule off-study), the one place it is applied, for stored histories
+    and the calculator alike: every visit after the day the participant left is cancelled,
+    the 1-year survival landmark included; a visit whose outcome is recorded keeps it. The
+    contraception end stays as a date, not a visit, except after death, when it no longer
+    applies."""
     leave = planner.facts.off_study
     if leave is None:
         return
-    ref = planner.ref("off-study", f"left the study {leave.date.isoformat()} ({leave.reason})")
+    ref = _off_study_ref(planner)
+    recorded = set(planner.facts.recorded_visits)
     kept = []
     for visit in planner.visits:
-        if visit.kind != "contraception_end" \
-                and visit.status in ("planned", "provisional", "held") \
+        if visit.kind == "contraception_end" and visit.status in ("planned", "provisional"):
+            if leave.reason == "death":
+                visit = Visit(visit.id, visit.kind, visit.title, visit.cycle, None, None,
+                              "cancelled", replace(ref, anchor=(
+                                  f"the participant died {leave.date.isoformat()}: the "
+                                  "contraception end no longer applies")))
+        elif visit.status in ("planned", "provisional", "held") and visit.id not in recorded \
                 and (visit.date is None or visit.date > leave.date):
             visit = Visit(visit.id, visit.kind, visit.title, visit.cycle, None, None,
                           "cancelled", ref)

@@ -144,6 +144,10 @@ class Schedule:
     first_dose_date: dt.date | None
     visits: tuple[Visit, ...]
     warnings: tuple[ScheduleWarning, ...] = field(default=())
+    # The kinds' clinical order on one day under the protocol it was computed with (rule
+    # same-day-order; empty under revision 1): whatever re-lists the visits keeps to it
+    # (scheduler.visit_order).
+    order: tuple[str, ...] = ()
 
     def visit(self, visit_id: str) -> Visit:
         """The visit with this id; KeyError when the schedule has none."""

@@ -2,11 +2,16 @@
 
 The engine places visits; this module says which of them happened. Both steps are pure:
 
+- `facts_with_outcomes` is where the facts meet the recorded outcomes, for a stored history
+  and the calculator's body alike: leaving the study, the visits with a recorded outcome and
+  the day the pregnancy test was done go into the facts, so the engine alone applies them
+  (leaving the study is applied there, once: `scheduler.engine._leave_study`).
 - `apply_outcomes` marks what is recorded: `done` only from a recorded fact (a given dose, a
   confirmed recovery, `cryoablation_done`, `visit_done`), `missed` from `visit_missed`, the
-  unscheduled visits as `UNS-n`, and every visit after leaving the study `cancelled`. A visit
-  the engine shows `done` with nothing recorded (a screening visit once cycle 1 is given, the
-  cryoablation itself) goes back to `planned`. Nothing here depends on the day.
+  unscheduled visits as `UNS-n`. A visit the engine shows `done` with nothing recorded (a
+  screening visit once cycle 1 is given, the cryoablation itself) goes back to `planned`.
+  Nothing here depends on the day. The visits keep the protocol's listing order
+  (`scheduler.visit_order`).
 - `on_day` adds what the site's today makes of the rest: `due` while the window is open,
   `overdue` once it has closed, with one warning per overdue visit.
 
@@ -23,6 +28,7 @@ from typing import Literal, get_args
 
 from scheduler.errors import FactError, ScheduleInputError
 from scheduler.model import (
+    OffStudy,
     ParticipantFacts,
     RuleRef,
     Schedule,
@@ -31,6 +37,7 @@ from scheduler.model import (
     VisitStatus,
     Window,
 )
+from scheduler.visit_order import in_visit_order
 
 OffStudyReason = Literal["withdrawal_of_consent", "lost_to_follow_up", "death", "study_closed",
                          "other"]
@@ -38,8 +45,12 @@ OFF_STUDY_REASONS: tuple[str, ...] = get_args(OffStudyReason)
 
 # Statuses a visit has while nothing is recorded for it, before the day is applied.
 OPEN: tuple[VisitStatus, ...] = ("planned", "provisional")
-# Kinds whose later visits chain from the earlier ones: only the first open one can be due.
+# Kinds whose later visits chain from the earlier ones: those dated after the first open
+# infusion are projections from it, and cannot be due yet.
 CHAINED: frozenset[str] = frozenset({"infusion", "predose_labs"})
+# Facts that prove the cryoablation happened, when it is not itself recorded: a recovery
+# confirmed or a complication observed after it, a dose given.
+PROVES_CRYOABLATION: frozenset[str] = frozenset({"recovery_check", "infusion"})
 # Kinds that mark a date rather than a visit: never due, never cancelled by leaving the study.
 NOT_A_VISIT: frozenset[str] = frozenset({"contraception_end"})
 # Kinds whose `done` the engine derives from a recorded fact (a dose, a recovery).
@@ -55,10 +66,6 @@ OWN_EVENT: dict[str, tuple[str, str]] = {
 UNSCHEDULED_RULE = RuleRef(
     "unscheduled-visit", "typical",
     "A visit outside the schedule, recorded by the site; it moves no planned visit.", "")
-OFF_STUDY_RULE = RuleRef(
-    "off-study", "typical",
-    "off_study ends participation: every visit after its date is cancelled (a contraception "
-    "end after withdrawal stays as information, not a visit).", "")
 
 
 @dataclass(frozen=True)
@@ -103,15 +110,27 @@ class Outcomes:
 NO_OUTCOMES = Outcomes()
 
 
-def with_pregnancy_test(facts: ParticipantFacts, outcomes: Outcomes) -> ParticipantFacts:
-    """The facts with the day the pregnancy test was done, when an outcome records it: the
-    engine counts the test's repeat before the first dose from that day. For a stored history
-    and for the calculator's body alike, where the facts meet the recorded outcomes."""
+def facts_with_outcomes(facts: ParticipantFacts, outcomes: Outcomes) -> ParticipantFacts:
+    """The facts with what the recorded outcomes tell the engine, for a stored history and
+    for the calculator's body alike (the one place the two meet):
+
+    - leaving the study (rule off-study): the engine cancels every visit after it, counts the
+      follow-up from the last dose given and drops the warnings about what will not happen;
+    - the day the pregnancy test was done: its repeat before the first dose counts from it.
+
+    (A stored history also names the visits with a recorded outcome, `fold` does, so they
+    stay listed when the rules no longer plan them; the calculator refuses an outcome for a
+    visit its schedule does not hold instead.)
+    """
+    changes: dict[str, object] = {}
     tested = next((done.date for done in reversed(outcomes.done)
                    if done.visit_id == "PREGNANCY"), None)
-    if tested is None or tested == facts.pregnancy_test_date:
-        return facts
-    return replace(facts, pregnancy_test_date=tested)
+    if tested is not None and tested != facts.pregnancy_test_date:
+        changes["pregnancy_test_date"] = tested
+    left = outcomes.off_study
+    if left is not None and facts.off_study is None:
+        changes["off_study"] = OffStudy(left.date, left.reason)
+    return replace(facts, **changes) if changes else facts  # type: ignore[arg-type]
 
 
 def _iso(day: dt.date) -> str:
@@ -133,17 +152,18 @@ def _timing(visit: Visit, day: dt.date) -> Literal["in_window", "out_of_window"]
     return "out_of_window"
 
 
-def _order(visit: Visit) -> tuple[bool, dt.date, str]:
-    return (visit.date is None, visit.date or dt.date.min, visit.id)
-
-
 def apply_outcomes(schedule: Schedule, outcomes: Outcomes) -> Schedule:
-    """The schedule with every recorded outcome in it, and no `done` that is not recorded."""
+    """The schedule with every recorded outcome in it, and no `done` that is not recorded.
+
+    `schedule` is the engine's for `facts_with_outcomes` of the same outcomes: leaving the
+    study is already applied there.
+    """
     done = {item.visit_id: item.date for item in outcomes.done}
     if outcomes.cryoablation_done is not None:
         done["CRYO"] = outcomes.cryoablation_done
     missed = {item.visit_id for item in outcomes.missed}
     warnings = list(schedule.warnings)
+    proof = _cryoablation_proof(schedule)
     visits: list[Visit] = []
     for visit in schedule.visits:
         if visit.id in done:
@@ -155,14 +175,50 @@ def apply_outcomes(schedule: Schedule, outcomes: Outcomes) -> Schedule:
         elif visit.status == "done":
             # The engine's done without a recorded outcome: nothing says it happened.
             visit = replace(visit, status="planned")
+            if visit.kind == "cryoablation" and proof is not None:
+                visit = _not_recorded(visit, proof, warnings)
         visits.append(visit)
     visits += [_unscheduled(item) for item in outcomes.unscheduled]
-    state = schedule.state
-    if outcomes.off_study is not None:
-        visits = [_after_leaving(visit, outcomes.off_study) for visit in visits]
-        state = "off_study"
-    return replace(schedule, state=state, visits=tuple(sorted(visits, key=_order)),
+    _warn_dose_without_labs(visits, missed, warnings)
+    return replace(schedule, visits=in_visit_order(visits, schedule.order),
                    warnings=tuple(warnings))
+
+
+def _cryoablation_proof(schedule: Schedule) -> Visit | None:
+    """The first later fact that proves the cryoablation happened (a recovery or complication
+    recorded, a dose given), if any: rule 4 of the third clinical review infers nothing from
+    it, but an unrecorded procedure it proves is not overdue."""
+    return next((v for v in schedule.visits if v.kind in PROVES_CRYOABLATION
+                 and v.status in ("done", "held") and v.date is not None), None)
+
+
+def _not_recorded(visit: Visit, proof: Visit, warnings: list[ScheduleWarning]) -> Visit:
+    """The cryoablation, not recorded but proved by a later fact: planned (never `done`
+    without its record, never `overdue` once it has evidently happened), and the schedule
+    asks for the record."""
+    assert proof.date is not None
+    shown = "recorded" if proof.kind == "recovery_check" else "given"
+    warnings.append(ScheduleWarning(
+        "procedure-not-recorded",
+        f"{visit.id} ({visit.title}) is not recorded as done, but {proof.id} {shown} on "
+        f"{_iso(proof.date)} shows it happened: record cryoablation_done", visit.id))
+    return replace(visit, rule=replace(
+        visit.rule, anchor=f"{visit.rule.anchor}; procedure not recorded ({proof.id} on "
+                           f"{_iso(proof.date)} shows it happened)"))
+
+
+def _warn_dose_without_labs(visits: list[Visit], missed: set[str],
+                            warnings: list[ScheduleWarning]) -> None:
+    """A dose given while its pre-dose labs are recorded missed (rule predose-labs): a
+    monitor must see both named."""
+    for visit in visits:
+        labs = f"C{visit.cycle}-LABS"
+        if visit.kind == "infusion" and visit.status == "done" and labs in missed \
+                and visit.date is not None:
+            warnings.append(ScheduleWarning(
+                "dose-given-labs-missed",
+                f"{visit.id} was given on {_iso(visit.date)} while its "
+                f"pre-dose labs {labs} are recorded missed (rule predose-labs)", visit.id))
 
 
 def _done(visit: Visit, day: dt.date, warnings: list[ScheduleWarning]) -> Visit:
@@ -182,18 +238,6 @@ def _unscheduled(item: UnscheduledOutcome) -> Visit:
                  actual_date=item.date, timing="in_window")
 
 
-def _after_leaving(visit: Visit, left: OffStudyOutcome) -> Visit:
-    if visit.kind in NOT_A_VISIT or visit.status in ("done", "missed", "skipped"):
-        return visit
-    if visit.date is not None and visit.date <= left.date:
-        return visit
-    if visit.status == "cancelled" and visit.date is None:
-        return visit
-    return replace(visit, date=None, window=None, status="cancelled",
-                   rule=replace(OFF_STUDY_RULE,
-                                anchor=f"off study {_iso(left.date)} ({left.reason})"))
-
-
 def day_status(status: str, earliest: dt.date, latest: dt.date, today: dt.date) -> str:
     """What an open visit with this window is on `today`: due, overdue, or as it was."""
     if today > latest:
@@ -205,19 +249,37 @@ def day_status(status: str, earliest: dt.date, latest: dt.date, today: dt.date) 
 
 def counting_ids(visits: Iterable[tuple[str, str, str, dt.date | None]]) -> set[str]:
     """Of (visit id, kind, status, date), the open dated visits the day can make due or
-    overdue: not a mere date marker, and of a chained kind (infusions, pre-dose labs) only the
-    first open one, since the later ones chain from it."""
+    overdue: not a mere date marker; of a chained kind (infusions, pre-dose labs) those dated
+    on or before the first open infusion, since the later ones are projected from it (the
+    pre-dose labs of a dose given count, whatever later doses were given); not a cryoablation
+    that a later fact (a recovery, a dose) proves happened.
+
+    >>> day = dt.date.fromisoformat
+    >>> sorted(counting_ids([
+    ...     ("C2D1", "infusion", "done", day("2026-03-30")),
+    ...     ("C2-LABS", "predose_labs", "planned", day("2026-03-30")),
+    ...     ("C3D1", "infusion", "planned", day("2026-04-20")),
+    ...     ("C3-LABS", "predose_labs", "planned", day("2026-04-20")),
+    ...     ("C4D1", "infusion", "planned", day("2026-05-11")),
+    ...     ("C4-LABS", "predose_labs", "planned", day("2026-05-11"))]))
+    ['C2-LABS', 'C3-LABS', 'C3D1']
+    """
+    rows = list(visits)
+    first_infusion = min((date for _, kind, status, date in rows
+                          if kind == "infusion" and status in OPEN and date is not None),
+                         default=None)
+    proved = any(kind in PROVES_CRYOABLATION and status in ("done", "held") and date is not None
+                 for _, kind, status, date in rows)
     counting: set[str] = set()
-    first_open: dict[str, tuple[dt.date, str]] = {}
-    for visit_id, kind, status, date in visits:
+    for visit_id, kind, status, date in rows:
         if status not in OPEN or date is None or kind in NOT_A_VISIT:
             continue
-        if kind in CHAINED:
-            if kind not in first_open or (date, visit_id) < first_open[kind]:
-                first_open[kind] = (date, visit_id)
+        if kind in CHAINED and first_infusion is not None and date > first_infusion:
+            continue
+        if kind == "cryoablation" and proved:
             continue
         counting.add(visit_id)
-    return counting | {visit_id for _, visit_id in first_open.values()}
+    return counting
 
 
 def on_day(schedule: Schedule, today: dt.date) -> Schedule:

@@ -38,7 +38,12 @@ OFF_STUDY_REASONS = (
 # The protocol file of each revision, oldest first; the newest is the default for new
 # computations, and every older one stays loadable so a schedule computed under it can be
 # computed again byte for byte.
-PROTOCOL_FILES = ("protocols/NCT07064876.json", "protocols/NCT07064876.v2.json")
+PROTOCOL_FILES = ("protocols/NCT07064876.json", "protocols/NCT07064876.v2.json",
+                  "protocols/NCT07064876.v3.json")
+# Kinds revision 2 keeps, with a warning, after the estimated study completion (rule
+# study-period): the single obligations. Revision 3 lists its own in the rule's parameters.
+REVISION_2_KEPT = frozenset({"end_of_treatment", "safety_follow_up", "os_landmark",
+                             "contraception_end"})
 
 Check = Callable[[Any], bool]
 
@@ -177,7 +182,16 @@ RULE_PARAMS_V2: Mapping[str, Mapping[str, Check]] = {
     "lookback-other-trial": {**_LOOKBACK_V2, "half_lives": _positive},
     "lookback-prior-malignancy": {**_LOOKBACK_V2, "exceptions": _text},
 }
-SCHEMAS: Mapping[int, Mapping[str, Mapping[str, Check]]] = {1: RULE_PARAMS, 2: RULE_PARAMS_V2}
+# Revision 3 (a third clinical review): infusion cycles are kept after the estimated study
+# completion like the single obligations, and a held dose's later chain is projected from the
+# site's today.
+RULE_PARAMS_V3: Mapping[str, Mapping[str, Check]] = {
+    **RULE_PARAMS_V2,
+    "study-period": {**RULE_PARAMS["study-period"], "kept_after_completion": _kinds},
+    "held-dose-projection": {},
+}
+SCHEMAS: Mapping[int, Mapping[str, Mapping[str, Check]]] = {
+    1: RULE_PARAMS, 2: RULE_PARAMS_V2, 3: RULE_PARAMS_V3}
 
 
 @dataclass(frozen=True)
@@ -240,6 +254,21 @@ class Protocol:
         return self.rule("study-period").date("completion")
 
     @cached_property
+    def kept_after_completion(self) -> frozenset[str]:
+        """Visit kinds kept, dated as usual and with a warning, when they fall after the
+        estimated study completion (rule study-period); revision 1 cuts every one."""
+        rule = self.rule("study-period")
+        if "kept_after_completion" in rule.params:
+            return frozenset(rule.words("kept_after_completion"))
+        return REVISION_2_KEPT if self.corrected else frozenset()
+
+    @cached_property
+    def visit_order(self) -> tuple[str, ...]:
+        """The kinds' clinical order on one day (rule same-day-order); empty without the rule,
+        which lists one day's visits by id (scheduler.visit_order)."""
+        return self.rule("same-day-order").words("kinds") if self.has("same-day-order") else ()
+
+    @cached_property
     def movable_kinds(self) -> frozenset[str]:
         return frozenset(self.rule("working-days").words("movable_kinds"))
 
@@ -262,7 +291,7 @@ def available_versions() -> tuple[str, ...]:
     """The versions of the packaged protocol, oldest first; the last is the default.
 
     >>> available_versions()
-    ('2025-09-15.1', '2026-11-25.2')
+    ('2025-09-15.1', '2026-11-25.2', '2026-12-04.3')
     """
     return tuple(protocol.version for protocol in _packaged())
 

@@ -78,8 +78,17 @@ def _dated_facts(facts: ParticipantFacts) -> list[tuple[str, dt.date]]:
 
 
 def _check_study_dates(protocol: Protocol, facts: ParticipantFacts) -> list[FactError]:
-    dated = [("cryoablation_date", facts.cryoablation_date), *_dated_facts(facts)]
-    return [_period_error(protocol, path, day) for path, day in dated if _outside(protocol, day)]
+    """Facts lie in the study period (rule study-period). A protocol that keeps the infusion
+    cycles after the estimated completion (revision 3) takes the facts that follow the
+    cryoablation after that estimate too: it is an estimate, and the obligations outlast it."""
+    dated = _dated_facts(facts)
+    errors = [_period_error(protocol, "cryoablation_date", facts.cryoablation_date)] \
+        if _outside(protocol, facts.cryoablation_date) else []
+    if "infusion" in protocol.kept_after_completion:
+        return errors + [_period_error(protocol, path, day) for path, day in dated
+                         if day < protocol.study_start]
+    return errors + [_period_error(protocol, path, day) for path, day in dated
+                     if _outside(protocol, day)]
 
 
 def _check_future(facts: ParticipantFacts, today: dt.date) -> list[FactError]:

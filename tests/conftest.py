@@ -21,15 +21,16 @@ def D(text: str) -> dt.date:
 
 
 V1_FILE, V2_FILE = "protocols/NCT07064876.json", "protocols/NCT07064876.v2.json"
+V3_FILE = "protocols/NCT07064876.v3.json"
 
 
-def protocol_document(name: str = V2_FILE) -> dict[str, Any]:
+def protocol_document(name: str = V3_FILE) -> dict[str, Any]:
     text = resources.files("scheduler").joinpath(name).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
 
 
-def protocol_with(rule_id: str, name: str = V2_FILE, **params: Any) -> Protocol:
+def protocol_with(rule_id: str, name: str = V3_FILE, **params: Any) -> Protocol:
     """A packaged protocol (the newest by default) with some parameters of one rule
     overridden."""
     document = copy.deepcopy(protocol_document(name))
@@ -41,6 +42,7 @@ def protocol_with(rule_id: str, name: str = V2_FILE, **params: Any) -> Protocol:
 
 PROTOCOL = load_protocol()
 PROTOCOL_V1 = load_protocol(version="2025-09-15.1")
+PROTOCOL_V2 = load_protocol(version="2026-11-25.2")
 SITE = load_site()
 
 

@@ -44,8 +44,8 @@ from scheduler.outcomes import (
     NOT_A_VISIT,
     apply_outcomes,
     check_outcome,
+    facts_with_outcomes,
     on_day,
-    with_pregnancy_test,
 )
 from scheduler.subscription import VisitState, changed_states
 
@@ -141,7 +141,7 @@ class Participants:
         protocol = self.protocol_of(participant)
         outcomes = outcomes_of(events)
         facts = fold(participant.enrolment, events, as_of, protocol=protocol)
-        schedule = compute_schedule(protocol, with_pregnancy_test(facts, outcomes), self.site)
+        schedule = compute_schedule(protocol, facts_with_outcomes(facts, outcomes), self.site)
         return apply_outcomes(schedule, outcomes)
 
     def compute(self, participant: StoredParticipant, events: list[Event],

@@ -10,6 +10,7 @@ visit date that moves.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -66,9 +67,12 @@ class Protocols:
 
     @property
     def tag(self) -> str:
-        """Changes whenever a loaded definition does: part of every feed's ETag."""
-        return ",".join(f"{p.id}:{p.version}@{p.modified.isoformat()}"
-                        for p in self.by_version.values())
+        """Changes whenever a loaded definition does: part of every feed's ETag. A digest of
+        every version's id, version and modification time, so it stays one short column
+        however many versions ship (the rendered feeds store it)."""
+        loaded = ",".join(f"{p.id}:{p.version}@{p.modified.isoformat()}"
+                          for p in self.by_version.values())
+        return hashlib.sha256(loaded.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from scheduler.outcomes import (
     NO_OUTCOMES,
     Outcomes,
     check_outcomes,
+    facts_with_outcomes,
     with_outcomes,
-    with_pregnancy_test,
 )
 from scheduler.validation import validate_facts
 
@@ -71,7 +71,7 @@ class Schedules:
         facts = question.facts
         if today is not None:
             validate_facts(self.protocol, facts, today)
-        schedule = compute_schedule(self.protocol, with_pregnancy_test(facts, question.outcomes),
+        schedule = compute_schedule(self.protocol, facts_with_outcomes(facts, question.outcomes),
                                     self.site)
         check_outcomes(schedule, question.outcomes, facts.as_of)
         schedule = with_outcomes(schedule, question.outcomes, facts.as_of)

@@ -17,6 +17,7 @@ from api.persistence.records import ListedVisit
 from api.persistence.unit_of_work import UnitOfWorkFactory
 from scheduler.history import outcomes_of
 from scheduler.outcomes import counting_ids, day_status
+from scheduler.visit_order import OrderKey, order_key
 
 # The rule a dose given out of its window breaks (the engine warns by it too).
 DOSE_WINDOW_RULE = "dose-window"
@@ -57,13 +58,16 @@ def _day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedV
     return found
 
 
-def _order(row: ListedVisit) -> tuple[dt.date, str, str]:
-    return row.date, row.subject_code, row.visit_id
+def _order(row: ListedVisit, kinds: tuple[str, ...]) -> tuple[dt.date, str, OrderKey]:
+    """By day, subject, then the protocol's same-day order (`scheduler.visit_order`)."""
+    return row.date, row.subject_code, order_key(kinds, row.date, row.kind, row.visit_id)
 
 
 @dataclass
 class Worklist:
     units: UnitOfWorkFactory
+    # The kinds' order on one day (rule same-day-order) of the current protocol.
+    order: tuple[str, ...] = ()
 
     def visits(self, start: dt.date, end: dt.date, today: dt.date) -> list[WorklistVisit]:
         """Visits due or overdue today, whatever their date, and those planned in [start, end],
@@ -72,7 +76,7 @@ class Worklist:
             rows = uow.visit_states.worklist(start, end, today)
         listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)
                   if status in ("due", "overdue") or start <= row.date <= end]
-        return sorted(listed, key=lambda item: _order(item.visit))
+        return sorted(listed, key=lambda item: _order(item.visit, self.order))
 
     def deviations(self, today: dt.date) -> list[Deviation]:
         """Visits done out of their window, missed, or overdue, by participant then date; a
@@ -95,5 +99,5 @@ class Worklist:
                                        reasons.get((row.participant_id, row.visit_id))))
             elif status == "overdue":
                 found.append(Deviation(row, "overdue", row.rule, status))
-        return sorted(found, key=lambda d: (d.visit.subject_code, d.visit.date,
-                                            d.visit.visit_id))
+        return sorted(found, key=lambda d: (d.visit.subject_code,
+                                            _order(d.visit, self.order)))

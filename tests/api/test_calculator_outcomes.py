@@ -36,9 +36,15 @@ def test_outcomes_in_the_body_give_the_statuses(client):
 def test_without_outcomes_nothing_is_done_that_was_not_recorded(client):
     body = {**REFERENCE, "as_of": "2026-03-12",
             "doses": [{"cycle": 1, "status": "given", "date": "2026-03-09"}]}
-    shown = visits(client.post("/v1/schedules", json=body).get_json())
+    answer = client.post("/v1/schedules", json=body).get_json()
+    shown = visits(answer)
+    # The dose given proves the cryoablation happened: not overdue, but not done either,
+    # since nothing records it; the schedule asks for the record.
     assert (shown["CRYO"], shown["SCREEN-LABS"], shown["BASELINE-IMAGING"]) == (
-        ("overdue", None, None), ("overdue", None, None), ("overdue", None, None))
+        ("planned", None, None), ("overdue", None, None), ("overdue", None, None))
+    assert [w["message"] for w in answer["warnings"] if w["code"] == "procedure-not-recorded"] \
+        == ["CRYO (CT-guided cryoablation) is not recorded as done, but RECOVERY recorded on "
+            "2026-03-09 shows it happened: record cryoablation_done"]
 
 
 def test_off_study_cancels_every_later_visit(client):

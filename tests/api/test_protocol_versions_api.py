@@ -12,7 +12,7 @@ from scheduler.outcomes import NO_OUTCOMES, with_outcomes
 from tests.api.conftest import REFERENCE, TODAY
 from tests.conftest import PROTOCOL_V1, D, schedule_for
 
-V1, V2 = "2025-09-15.1", "2026-11-25.2"
+V1, V2, V3 = "2025-09-15.1", "2026-11-25.2", "2026-12-04.3"
 
 
 @pytest.fixture
@@ -28,9 +28,9 @@ def today(app):
 
 def test_protocol_lists_every_version_and_shows_the_current_one(client):
     body = client.get("/v1/protocol").get_json()
-    assert body["version"] == V2
+    assert body["version"] == V3
     assert [(v["version"], v["revision"], v["current"]) for v in body["versions"]] == [
-        (V1, 1, False), (V2, 2, True)]
+        (V1, 1, False), (V2, 2, False), (V3, 3, True)]
     assert body["versions"][0]["modified"] == PROTOCOL_V1.modified.isoformat()
 
 
@@ -38,7 +38,7 @@ def test_protocol_shows_an_older_version_on_request(client):
     body = client.get(f"/v1/protocol?version={V1}").get_json()
     assert body["version"] == V1
     assert {rule["id"] for rule in body["rules"]} == set(PROTOCOL_V1.rules)
-    assert [v["version"] for v in body["versions"]] == [V1, V2]
+    assert [v["version"] for v in body["versions"]] == [V1, V2, V3]
 
 
 def test_protocol_of_an_unknown_version_is_404_naming_the_known_ones(client):
@@ -46,7 +46,7 @@ def test_protocol_of_an_unknown_version_is_404_naming_the_known_ones(client):
     assert response.status_code == 404
     assert response.content_type == "application/problem+json"
     assert response.get_json()["detail"] == (
-        f"No protocol version '2099-01-01.9'; available: {V1}, {V2}.")
+        f"No protocol version '2099-01-01.9'; available: {V1}, {V2}, {V3}.")
 
 
 def test_calculator_refuses_a_fact_dated_after_the_sites_today(client, today):

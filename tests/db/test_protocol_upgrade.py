@@ -22,7 +22,7 @@ from scheduler import compute_schedule
 from scheduler.history import Enrolment, Event, fold, outcomes_of
 from scheduler.outcomes import apply_outcomes, on_day
 from scheduler.subscription import changed_states
-from tests.conftest import PROTOCOL, PROTOCOL_V1, SITE, D
+from tests.conftest import PROTOCOL_V1, PROTOCOL_V2, SITE, D
 from tests.db.conftest import BACKENDS, bearer
 
 V1, V2 = "2025-09-15.1", "2026-11-25.2"
@@ -132,7 +132,7 @@ def test_an_upgrade_keeps_every_schedule_byte_identical_until_a_version_change_m
         v1_bytes = {pid: jsonify(schedule_dict(under(PROTOCOL_V1, code, events))).get_data()
                     for pid, code, events in ((late_id, LATE[0], late_events),
                                               (order_id, ORDER[0], order_events))}
-        v2_late = jsonify(schedule_dict(under(PROTOCOL, LATE[0], late_events))).get_data()
+        v2_late = jsonify(schedule_dict(under(PROTOCOL_V2, LATE[0], late_events))).get_data()
     assert v2_late != v1_bytes[late_id]  # revision 2 would move this participant's dates
 
     for pid in (late_id, order_id):

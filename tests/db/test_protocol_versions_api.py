@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-V1, V2 = "2025-09-15.1", "2026-11-25.2"
+V1, V2, V3 = "2025-09-15.1", "2026-11-25.2", "2026-12-04.3"
 ENROL = {"subject_code": "ZS-001", "cryoablation_date": "2026-03-02",
          "screening_date": "2026-02-20"}
 
@@ -20,10 +20,10 @@ def events_of(participant):
 
 def test_a_participant_shows_its_protocol_version_and_screening_date(client, writer,
                                                                    participant):
-    assert participant["protocol"] == {"id": "NCT07064876", "version": V2}
+    assert participant["protocol"] == {"id": "NCT07064876", "version": V3}
     assert participant["screening_date"] == "2026-02-20"
     listed = client.get("/v1/participants", headers=writer).get_json()["items"]
-    assert [p["protocol"]["version"] for p in listed] == [V2]
+    assert [p["protocol"]["version"] for p in listed] == [V3]
 
 
 def test_patch_corrects_the_screening_date(client, writer, participant):
@@ -72,7 +72,7 @@ def test_a_version_change_needs_its_fields_and_a_known_version(client, writer, p
     assert unknown.status_code == 422
     assert list(unknown.get_json()["errors"]) == ["version"]
     same = client.post(events_of(participant), headers=writer, json={
-        "type": "protocol_version_changed", "version": V2, "reason": "again"})
+        "type": "protocol_version_changed", "version": V3, "reason": "again"})
     assert same.status_code == 409
     moved = client.post(events_of(participant), headers=writer, json={
         "type": "protocol_version_changed", "version": V1, "reason": "site stays on v1"})

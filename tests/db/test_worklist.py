@@ -225,15 +225,17 @@ def test_the_command_line_prints_the_worklist_and_a_participant_by_day(
         ["date", "subject", "visit", "title", "window", "status", "why"],
         ["Mon 2026-03-02", "CLI-001", "CRYO", "CT-guided cryoablation",
          "2026-03-02..2026-03-02", "overdue", "window closed 2026-03-02 (rule cryoablation)"],
+        # One day's visits in the protocol's clinical order (rule same-day-order): labs,
+        # then the scan, then the infusion.
+        ["Mon 2026-03-09", "CLI-001", "SCREEN-LABS",
+         "Screening labs (haematology, liver, renal, coagulation, urinalysis)",
+         "2026-02-23..2026-03-09", "overdue", "window closed 2026-03-09 (rule screening-labs)"],
         ["Mon 2026-03-09", "CLI-001", "BASELINE-IMAGING",
          "Baseline imaging (measurable target lesion, mRECIST (2019))",
          "2026-02-09..2026-03-09", "overdue",
          "window closed 2026-03-09 (rule baseline-imaging)"],
         ["Mon 2026-03-09", "CLI-001", "C1D1", "Serplulimab 300 mg IV, cycle 1",
-         "2026-03-09..2026-03-12", "due", "window open until 2026-03-12 (rule first-dose)"],
-        ["Mon 2026-03-09", "CLI-001", "SCREEN-LABS",
-         "Screening labs (haematology, liver, renal, coagulation, urinalysis)",
-         "2026-02-23..2026-03-09", "overdue", "window closed 2026-03-09 (rule screening-labs)"]]
+         "2026-03-09..2026-03-12", "due", "window open until 2026-03-12 (rule first-dose)"]]
     shown = CliRunner().invoke(main, ["participant", "show", "CLI-001"])
     assert shown.exit_code == 0, shown.output
     output = shown.output.splitlines()

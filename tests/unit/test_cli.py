@@ -18,7 +18,7 @@ def test_table_for_the_reference_participant():
     result = run("--cryoablation", "2026-03-02", "--recovered", "2026-03-09")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0] == ("Protocol NCT07064876 version 2026-11-25.2: scheduled, first dose "
+    assert lines[0] == ("Protocol NCT07064876 version 2026-12-04.3: scheduled, first dose "
                         "2026-03-09")
     c2 = next(line for line in lines if line.split()[2:3] == ["C2D1"])
     assert c2.split()[:9] == ["2026-03-30", "Mon", "C2D1", "Serplulimab", "300", "mg", "IV,",

@@ -416,12 +416,12 @@ def test_a_recorded_visit_the_rules_no_longer_plan_is_listed_with_a_warning():
 
 def test_a_recorded_pregnancy_test_counts_its_repeat_from_the_day_it_was_done():
     from scheduler.history import RecoveryConfirmed, VisitDone, outcomes_of, recorded
-    from scheduler.outcomes import with_pregnancy_test
+    from scheduler.outcomes import facts_with_outcomes
 
     at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     history = [recorded(VisitDone("PREGNANCY", D("2026-02-17")), "e1", 1, "rn", at),
                recorded(RecoveryConfirmed(D("2026-03-09")), "e2", 2, "rn", at)]
-    facts = with_pregnancy_test(fold(Enrolment("ZS-1", D("2026-03-02"),
+    facts = facts_with_outcomes(fold(Enrolment("ZS-1", D("2026-03-02"),
                                              childbearing_potential=True), history,
                                      protocol=PROTOCOL), outcomes_of(history))
     assert facts.pregnancy_test_date == D("2026-02-17")

@@ -2,7 +2,8 @@
 
 `schedule-NAME.json` is computed under the first protocol version (2025-09-15.1) and must never
 change: a participant pinned to it keeps byte-identical schedules. `schedule-NAME.v2.json` is
-computed under revision 2 (2026-11-25.2), the default for new computations.
+computed under revision 2 (2026-11-25.2), `schedule-NAME.v3.json` under revision 3
+(2026-12-04.3), the default for new computations.
 
 After a deliberate change, regenerate with `UPDATE_GOLDEN=1 make test` and review the diff.
 """
@@ -17,7 +18,7 @@ import pytest
 
 from api.http.schemas import schedule_dict
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks, Recovery
-from tests.conftest import PROTOCOL, PROTOCOL_V1, D, schedule_for
+from tests.conftest import PROTOCOL, PROTOCOL_V1, PROTOCOL_V2, D, schedule_for
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -47,11 +48,26 @@ SCENARIOS_V2 = {
 }
 
 
+# Revision 3 only: a dose held past its window (rule held-dose-projection) and a late
+# enrolment whose cycles outlast the estimated completion (rule study-period).
+SCENARIOS_V3 = {
+    **SCENARIOS_V2,
+    "held-dose": dict(
+        cryoablation="2026-03-02", recovered="2026-03-09",
+        doses=(DoseRecord(1, "given", D("2026-03-09")), DoseRecord(2, "given", D("2026-03-30"))),
+        as_of=D("2026-05-18")),
+    "late-enrolment": dict(cryoablation="2027-07-05", recovered="2027-07-12",
+                           childbearing_potential=True),
+}
+
+
 def rendered(name: str, version: int = 1) -> str:
     if version == 1:
         schedule = schedule_for(protocol=PROTOCOL_V1, **SCENARIOS[name])
+    elif version == 2:
+        schedule = schedule_for(protocol=PROTOCOL_V2, **SCENARIOS_V2[name])
     else:
-        schedule = schedule_for(protocol=PROTOCOL, **SCENARIOS_V2[name])
+        schedule = schedule_for(protocol=PROTOCOL, **SCENARIOS_V3[name])
     return json.dumps(schedule_dict(schedule), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -69,3 +85,8 @@ def test_first_version_schedule_stays_byte_identical(name):
 @pytest.mark.parametrize("name", sorted(SCENARIOS_V2))
 def test_revision_2_schedule_matches_golden_file(name):
     check(GOLDEN / f"schedule-{name}.v2.json", rendered(name, 2))
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS_V3))
+def test_revision_3_schedule_matches_golden_file(name):
+    check(GOLDEN / f"schedule-{name}.v3.json", rendered(name, 3))

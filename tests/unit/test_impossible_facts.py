@@ -6,7 +6,7 @@ import pytest
 
 from scheduler import ScheduleInputError
 from scheduler.model import Discontinuation, DoseRecord, Lookbacks, OffStudy, Recovery
-from tests.conftest import D, schedule_for
+from tests.conftest import PROTOCOL_V2, D, schedule_for
 
 
 def problems(**kwargs):
@@ -82,10 +82,21 @@ def test_dose_after_discontinuation():
         ("doses.0.date", "discontinuation")]
 
 
-def test_dose_outside_study_period():
+def test_dose_outside_study_period_under_revision_2():
     assert ("doses.0.date", "study-period") in problems(
-        cryoablation="2027-09-20", recovered="2027-09-27",
+        cryoablation="2027-09-20", recovered="2027-09-27", protocol=PROTOCOL_V2,
         doses=(DoseRecord(1, "given", D("2027-10-02")),))
+
+
+def test_revision_3_takes_a_dose_after_the_estimated_completion():
+    """Cycles outlast the estimated completion (rule study-period, revision 3), so a dose
+    given after it is a fact like any other; the cryoablation still must lie in the period."""
+    schedule = schedule_for(cryoablation="2027-09-20", recovered="2027-09-27",
+                            doses=(DoseRecord(1, "given", D("2027-10-08")),))
+    assert (schedule.visit("C1D1").status, schedule.visit("C1D1").date) == (
+        "done", D("2027-10-08"))
+    assert problems(cryoablation="2027-10-01", recovered=None) == [
+        ("cryoablation_date", "study-period")]
 
 
 def test_discontinuation_before_cryoablation():

@@ -1,9 +1,10 @@
 """Invariants of the schedule over thousands of generated participants (hypothesis), under
-the default protocol (revision 2)."""
+the default protocol (revision 3)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from itertools import pairwise
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from api.http.schemas import schedule_dict
 from scheduler import ScheduleInputError, compute_schedule
-from scheduler.engine import SINGLE_OBLIGATIONS
+from scheduler.engine import add_months
 from scheduler.history import Enrolment, Event, fold
 from scheduler.model import (
     Discontinuation,
@@ -22,6 +23,18 @@ from scheduler.model import (
     ParticipantFacts,
     Recovery,
     Schedule,
+)
+from scheduler.outcomes import (
+    NOT_A_VISIT,
+    OFF_STUDY_REASONS,
+    OWN_EVENT,
+    OffStudyOutcome,
+    Outcomes,
+    VisitDoneOutcome,
+    VisitMissedOutcome,
+    apply_outcomes,
+    facts_with_outcomes,
+    on_day,
 )
 from scheduler.protocol import DISCONTINUATION_REASONS
 from tests.conftest import PROTOCOL, SITE
@@ -87,8 +100,8 @@ def test_open_visits_lie_inside_their_windows_and_inside_the_study(facts):
     kept = {w.visit_id for w in schedule.warnings if w.code == "after-estimated-study-completion"}
     for visit in schedule.visits:
         if visit.date is not None and visit.date > COMPLETION:
-            # Only single obligations outlast the estimated completion, and each says so.
-            assert visit.kind in SINGLE_OBLIGATIONS and visit.id in kept, visit.id
+            # Only obligations outlast the estimated completion, and each says so.
+            assert visit.kind in PROTOCOL.kept_after_completion and visit.id in kept, visit.id
         if visit.status in OPEN and visit.window is not None:
             assert visit.window.earliest <= visit.date <= visit.window.latest, visit.id
 
@@ -141,11 +154,34 @@ def test_recording_the_next_dose_as_planned_moves_nothing(facts):
     upcoming = [v for v in before.visits if v.kind == "infusion" and v.status in OPEN]
     assume(upcoming)
     dose = upcoming[0]
+    # A dose held past its window is another property's (below): the chain after it is
+    # projected from the site's today, not from its planned day.
+    assume(facts.as_of is None or dose.window is None or facts.as_of <= dose.window.latest)
     recorded = replace(facts, doses=(*facts.doses, DoseRecord(dose.cycle, "given", dose.date)))
     after_recording = compute(recorded)
     assert [(v.id, v.date) for v in before.visits] == \
         [(v.id, v.date) for v in after_recording.visits]
     assert after_recording.visit(dose.id).status == "done"
+
+
+@MANY
+@given(participants(on_treatment=True))
+def test_a_held_dose_given_today_moves_nothing_projected_from_it(facts):
+    """Rule held-dose-projection: while a dose is held past its window, the later cycles and
+    the contraception end stand where giving it on the site's today puts them, provisional."""
+    before = compute(facts)
+    upcoming = [v for v in before.visits if v.kind == "infusion" and v.status in OPEN]
+    assume(upcoming and facts.as_of is not None)
+    held = upcoming[0]
+    assume(held.window is not None and facts.as_of > held.window.latest)
+    assert all(v.status == "provisional" for v in upcoming[1:])
+    given_today = compute(replace(facts, doses=(
+        *facts.doses, DoseRecord(held.cycle, "given", facts.as_of))))
+    chained = [v.id for v in upcoming[1:]] + ["CONTRACEPTION-END"]
+    assert [(i, before.visit(i).date) for i in chained] == \
+        [(i, given_today.visit(i).date) for i in chained]
+    assert not any(v.kind == "end_of_treatment" and v.date is not None and v.date < facts.as_of
+                   and v.status in OPEN for v in before.visits)
 
 
 def dates_anywhere():
@@ -220,8 +256,10 @@ def test_pregnancy_test_and_baseline_imaging_come_before_the_cryoablation(facts)
         if visit.id in ("PREGNANCY", "BASELINE-IMAGING") and visit.date is not None:
             assert visit.date < facts.cryoablation_date, visit.id
         elif visit.id in ("PREGNANCY", "BASELINE-IMAGING"):
-            # Undated only when every dose is cancelled before the first was given.
-            assert visit.status == "cancelled" and schedule.first_dose_date is None, visit.id
+            # Undated only when every dose is cancelled before the first was given, or while
+            # the first dose is held after a complication.
+            assert visit.status in ("cancelled", "held"), visit.id
+            assert schedule.first_dose_date is None, visit.id
     if facts.childbearing_potential:
         assert schedule.visit("PREGNANCY").date is not None
 
@@ -275,3 +313,76 @@ def test_shuffling_the_entry_order_of_dated_facts_changes_nothing(history):
     assert sorted(folded.doses, key=lambda d: d.cycle) == \
         sorted(refolded.doses, key=lambda d: d.cycle)
     assert compute(replace(folded, doses=tuple(reversed(folded.doses)))) == compute(refolded)
+
+
+@st.composite
+def recorded(draw) -> tuple[ParticipantFacts, Outcomes]:
+    """Facts with the outcomes a site records: visits done on their day or missed, maybe an
+    off-study (any reason, death included) after the last dose, all by the site's today."""
+    facts = draw(participants())
+    today = facts.as_of or draw(after(facts.cryoablation_date, 0, 400))
+    facts = replace(facts, as_of=today)
+    schedule = compute(facts)
+    done: list[VisitDoneOutcome] = []
+    missed: list[VisitMissedOutcome] = []
+    for visit in schedule.visits:
+        if visit.kind in OWN_EVENT or visit.kind in NOT_A_VISIT or visit.status not in OPEN \
+                or visit.date is None or visit.date > today:
+            continue
+        choice = draw(st.integers(0, 3))
+        if choice == 0:
+            done.append(VisitDoneOutcome(visit.id, visit.date))
+        elif choice == 1:
+            missed.append(VisitMissedOutcome(visit.id, "not done"))
+    left = None
+    given = [d.date for d in facts.doses if d.date is not None]
+    earliest = max([facts.cryoablation_date, *given, *(d.date for d in done)])
+    if earliest <= today and draw(st.booleans()):
+        day = draw(st.dates(earliest, today))
+        left = OffStudyOutcome(day, draw(st.sampled_from(OFF_STUDY_REASONS)))
+    return facts, Outcomes(None, tuple(done), tuple(missed), (), left)
+
+
+def with_day(facts: ParticipantFacts, outcomes: Outcomes) -> Schedule:
+    schedule = compute(facts_with_outcomes(facts, outcomes))
+    return on_day(apply_outcomes(schedule, outcomes), facts.as_of or facts.cryoablation_date)
+
+
+@SOME
+@given(recorded())
+def test_with_outcomes_applied_one_days_visits_follow_the_same_day_order(case):
+    """Rule same-day-order has one owner (`scheduler.visit_order`): recording outcomes and
+    applying the day keep it."""
+    visits = with_day(*case).visits
+    rank = {kind: i for i, kind in enumerate(PROTOCOL.visit_order)}
+    dated = [(v.date, rank.get(v.kind, len(rank))) for v in visits if v.date is not None]
+    assert dated == sorted(dated)
+    assert all(v.date is None for v in visits[len(dated):])
+
+
+@SOME
+@given(recorded())
+def test_no_warning_names_a_cancelled_visit(case):
+    schedule = with_day(*case)
+    cancelled = {v.id for v in schedule.visits if v.status == "cancelled"}
+    for warning in schedule.warnings:
+        assert warning.visit_id not in cancelled, warning
+        if warning.visit_id is None:  # a warning about several visits lists their ids
+            named = set(re.findall(r"[A-Z0-9]+(?:-[A-Z0-9]+)*", warning.message))
+            assert not named & cancelled, warning
+
+
+@SOME
+@given(recorded())
+def test_after_leaving_the_study_the_follow_up_counts_from_the_last_dose_given(case):
+    facts, outcomes = case
+    assume(outcomes.off_study is not None)
+    schedule = with_day(facts, outcomes)
+    assert schedule.state == "off_study"
+    given = [v for v in schedule.visits if v.kind == "infusion" and v.status == "done"]
+    end = schedule.visit("CONTRACEPTION-END") if given else None
+    if end is not None and end.status != "cancelled":
+        assert end.date == add_months(max(v.date for v in given), 6)
+        assert "given" in end.rule.anchor and "left the study" in end.rule.anchor
+    assert all(v.status != "planned" or v.date is None or v.date <= outcomes.off_study.date
+               or v.kind in NOT_A_VISIT for v in schedule.visits)

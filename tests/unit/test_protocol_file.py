@@ -28,7 +28,7 @@ def rule(document, rule_id):
 def test_packaged_protocol_loads_with_identity_and_provenance():
     protocol = load_protocol()
     assert (protocol.id, protocol.version, protocol.revision) == (
-        "NCT07064876", "2026-11-25.2", 2)
+        "NCT07064876", "2026-12-04.3", 3)
     assert all(r.source in SOURCES and r.text for r in protocol.rules.values())
     assert protocol.rule("serplulimab").source == "record"
     assert protocol.rule("dose-window").source == "assumed"
@@ -123,18 +123,19 @@ def test_the_first_version_file_is_unchanged_byte_for_byte():
 
 
 def test_versions_are_listed_oldest_first_and_the_newest_is_the_default():
-    assert available_versions() == ("2025-09-15.1", "2026-11-25.2")
-    assert load_protocol().version == "2026-11-25.2"
+    assert available_versions() == ("2025-09-15.1", "2026-11-25.2", "2026-12-04.3")
+    assert load_protocol().version == "2026-12-04.3"
     first = load_protocol(version="2025-09-15.1")
     assert (first.version, first.revision, first.corrected) == ("2025-09-15.1", 1, False)
-    assert protocol_version("2026-11-25.2") is load_protocol()
+    assert protocol_version("2026-12-04.3") is load_protocol()
+    assert protocol_version("2026-11-25.2").revision == 2
 
 
 def test_an_unknown_version_is_named_with_the_available_ones():
     with pytest.raises(ProtocolError) as caught:
         load_protocol(version="2024-01-01.0")
     assert str(caught.value) == ("no protocol version '2024-01-01.0'; available: "
-                                 "2025-09-15.1, 2026-11-25.2")
+                                 "2025-09-15.1, 2026-11-25.2, 2026-12-04.3")
 
 
 def test_revision_2_carries_its_new_rules_with_provenance():
@@ -165,7 +166,7 @@ def test_a_revision_2_file_missing_a_revision_2_rule_is_refused():
 
 
 def test_an_unknown_revision_is_refused():
-    assert "field 'revision' must be one of 1, 2" in broken(lambda d: d.update(revision=3))
+    assert "field 'revision' must be one of 1, 2, 3" in broken(lambda d: d.update(revision=4))
 
 
 def test_same_day_order_must_name_every_visit_kind_once():

@@ -23,7 +23,7 @@ from scheduler.history import (
     VisitDone,
     VisitMissed,
 )
-from tests.conftest import PROTOCOL, PROTOCOL_V1, D
+from tests.conftest import PROTOCOL, PROTOCOL_V1, PROTOCOL_V2, D
 from tests.usecases.conftest import service_on
 
 ENROLMENT = Enrolment("ZS-101", D("2026-03-02"), childbearing_potential=True)
@@ -50,7 +50,7 @@ SCREENING = ("CRYO", "RECOVERY", "SCREEN-LABS", "BASELINE-IMAGING", "PREGNANCY",
 @pytest.fixture
 def service_v2(store):
     """New enrolments on revision 2 (`2026-11-25.2`), the default for new participants."""
-    return service_on(store, PROTOCOL)
+    return service_on(store, PROTOCOL_V2)
 
 
 def shown(visit):
@@ -213,11 +213,16 @@ def test_one_participant_on_revision_2_from_enrolment_to_off_study(service_v2, s
     assert done_ids(cryo) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO"}
 
     # A complication holds dosing: the scan stays done as recorded, though nothing dates the
-    # first dose it is counted back to; the labs wait for a first dose to count back from.
+    # first dose it is counted back to; the labs are listed held, with the reason, until a
+    # first dose is dated to count back from (never silently absent).
     held = record(Complication(D("2026-03-04"), "bleeding"), "2026-03-04").schedule
     assert (held.state, held.visit("C1D1").status) == ("on_hold", "held")
     assert shown(held.visit("BASELINE-IMAGING")) == ("done", D("2026-02-27"), D("2026-02-27"))
-    assert not_planned(held) == {"BASELINE-IMAGING"}
+    assert shown(held.visit("SCREEN-LABS")) == ("held", None, None)
+    assert held.visit("SCREEN-LABS").rule.anchor == (
+        "C1D1 is held until recovery from the complication is confirmed; dated from the first "
+        "dose then")
+    assert not_planned(held) == set()
     assert done_ids(held) == {"PREGNANCY", "BASELINE-IMAGING", "CRYO"}
 
     # Recovered on 03-16: C1D1 that day, more than 14 days after the pregnancy test, so the
@@ -373,7 +378,7 @@ def test_off_study_before_the_first_dose_cancels_the_screening_visits_and_keeps_
     assert shown(left.visit("SCREEN-LABS")) == ("done", D("2026-03-05"), D("2026-03-05"))
     scan = left.visit("BASELINE-IMAGING")
     assert (scan.status, scan.date, scan.window) == ("cancelled", None, None)
-    assert scan.rule.anchor == "C1D1 cancelled: left the study 2026-03-06"
+    assert scan.rule.anchor == "C1D1 cancelled: left the study 2026-03-06 (withdrawal_of_consent)"
     assert {left.visit(f"C{n}D1").status for n in range(1, 7)} == {"cancelled"}
     assert not_planned(left) == set()
 
@@ -419,7 +424,8 @@ def test_a_protocol_version_without_the_visit_keeps_its_recorded_outcome(service
     assert not_planned(back) == set()
 
 
-def test_a_recorded_visit_stays_listed_while_dosing_is_held(service_v2):
+def test_while_dosing_is_held_the_screening_visits_are_listed_held_with_what_is_recorded(
+        service_v2):
     pid = service_v2.enrol(ENROLMENT, "coordinator").id
     service_v2.record(pid, VisitDone("BASELINE-IMAGING", D("2026-02-27")), "nurse",
                       D("2026-03-01"))
@@ -427,9 +433,10 @@ def test_a_recorded_visit_stays_listed_while_dosing_is_held(service_v2):
                              D("2026-03-04")).schedule
     assert held.state == "on_hold"
     assert shown(held.visit("BASELINE-IMAGING")) == ("done", D("2026-02-27"), D("2026-02-27"))
-    assert not_planned(held) == {"BASELINE-IMAGING"}
-    [warning] = [w for w in held.warnings if w.code == "recorded-visit-not-planned"]
-    assert "dosing is held after a complication" in warning.message
+    assert shown(held.visit("SCREEN-LABS")) == ("held", None, None)
+    # Listed as held, so nothing stands in for it as "no longer planned".
+    assert not_planned(held) == set()
+    assert not [w for w in held.warnings if w.code == "recorded-visit-not-planned"]
 
 
 def test_a_stored_pregnancy_test_done_early_is_repeated_before_the_first_dose(service_v2):
@@ -444,3 +451,47 @@ def test_a_stored_pregnancy_test_done_early_is_repeated_before_the_first_dose(se
     repeat = tested.visit("PREGNANCY-C1")
     assert repeat.date == D("2026-03-09")
     assert "after the test done on 2026-02-17" in repeat.rule.anchor
+
+
+# --- Revision 3: a participant whose third dose is held, read at several todays -------------
+
+def test_a_held_participant_on_revision_3_at_several_todays(store):
+    """C3D1 is due 2026-04-20 (window 04-17 to 04-23) and nothing is recorded for weeks: it
+    stays on its day and becomes overdue; the chain after it is projected from each today and
+    is provisional; nothing asks for an end-of-treatment visit; after 12 weeks the hold limit
+    is flagged; recording the dose ends the projection."""
+    service = service_on(store, PROTOCOL)
+    pid = service.enrol(Enrolment("ZS-301", D("2026-03-02")), "coordinator").id
+    service.record(pid, CryoablationDone(D("2026-03-02")), "nurse", D("2026-03-02"))
+    service.record(pid, RecoveryConfirmed(D("2026-03-09")), "nurse", D("2026-03-09"))
+    service.record(pid, DoseGiven(1, D("2026-03-09")), "nurse", D("2026-03-09"))
+    service.record(pid, DoseGiven(2, D("2026-03-30")), "nurse", D("2026-03-30"))
+
+    def on(day):
+        return service.schedule(pid, D(day))[1]
+
+    due = on("2026-04-21")
+    assert statuses(due, "C3D1", "C4D1", "EOT") == {
+        "C3D1": "due", "C4D1": "planned", "EOT": "planned"}
+    assert due.visit("C4D1").date == D("2026-05-11")
+
+    for today, c4 in (("2026-04-24", "2026-05-15"), ("2026-05-18", "2026-06-08"),
+                      ("2026-06-15", "2026-07-06")):
+        held = on(today)
+        assert (held.visit("C3D1").status, held.visit("C3D1").date) == (
+            "overdue", D("2026-04-20")), today
+        assert (held.visit("C4D1").status, held.visit("C4D1").date) == ("provisional", D(c4))
+        eot = held.visit("EOT")
+        assert eot.status == "provisional" and eot.date > D(today), today
+        assert f"projected as if given on the site's today {today}" in eot.rule.anchor
+        assert not [w for w in held.warnings if w.code == "hold-limit-exceeded"], today
+
+    beyond = on("2026-07-20")  # more than 12 weeks after 04-20
+    [limit] = [w for w in beyond.warnings if w.code == "hold-limit-exceeded"]
+    assert limit.visit_id == "C3D1"
+
+    given = service.record(pid, DoseGiven(3, D("2026-06-01")), "nurse", D("2026-06-03"))
+    after = given.schedule
+    assert (after.visit("C3D1").status, after.visit("C4D1").date,
+            after.visit("C4D1").status) == ("done", D("2026-06-22"), "planned")
+    assert "held" not in after.visit("EOT").rule.anchor

@@ -8,6 +8,7 @@ import pytest
 from api.persistence.memory import MemoryStore
 from api.persistence.records import bumped
 from api.usecases.common import now
+from api.usecases.feeds import feeds_protocol_tag
 from api.usecases.protocols import DateChange, Protocols, VisitDate
 from scheduler import ScheduleInputError
 from scheduler.errors import ProtocolError
@@ -25,7 +26,7 @@ from scheduler.protocol import parse_protocol
 from tests.conftest import PROTOCOL_V1, D, protocol_document
 from tests.usecases.conftest import service_on
 
-V1, V2 = "2025-09-15.1", "2026-11-25.2"
+V1, V2, V3 = "2025-09-15.1", "2026-11-25.2", "2026-12-04.3"
 TODAY = D("2026-11-25")
 ENROLMENT = Enrolment("ZS-001", D("2026-03-02"))
 
@@ -53,8 +54,8 @@ def scan_dates(schedule):
 
 def test_the_packaged_versions_are_loaded_and_the_newest_is_current():
     protocols = Protocols.loaded()
-    assert protocols.versions == (V1, V2)
-    assert protocols.current.version == V2
+    assert protocols.versions == (V1, V2, V3)
+    assert protocols.current.version == V3
     assert protocols.get(V1) is PROTOCOL_V1
 
 
@@ -63,8 +64,19 @@ def test_a_configured_protocol_file_is_current_beside_the_packaged_versions():
     document["version"] = "2027-01-10.site"
     site_protocol = parse_protocol(document)
     protocols = Protocols.loaded(site_protocol)
-    assert protocols.versions == (V1, V2, "2027-01-10.site")
+    assert protocols.versions == (V1, V2, V3, "2027-01-10.site")
     assert protocols.current is site_protocol
+
+
+def test_the_feeds_protocol_tag_fits_its_column_however_many_versions_ship():
+    """The rendered feeds store the tag in a 128-character column: three packaged versions
+    and a site file once overflowed it on PostgreSQL."""
+    document = protocol_document()
+    document["version"] = "2027-01-10.site"
+    protocols = Protocols.loaded(parse_protocol(document))
+    tag = feeds_protocol_tag(protocols)
+    assert len(tag) <= 128
+    assert tag != feeds_protocol_tag(Protocols.loaded(None))
 
 
 def test_a_protocol_file_of_another_trial_is_refused():
@@ -75,7 +87,7 @@ def test_a_protocol_file_of_another_trial_is_refused():
 
 
 def test_a_new_enrolment_is_pinned_to_the_current_version(service, store):
-    assert service.enrol(ENROLMENT, "edc").protocol_version == V2
+    assert service.enrol(ENROLMENT, "edc").protocol_version == V3
     assert service_on(MemoryStore(), PROTOCOL_V1).enrol(ENROLMENT, "edc").protocol_version == V1
 
 
@@ -150,7 +162,7 @@ def test_moving_back_is_another_recorded_change(store):
 def test_moving_to_the_version_already_pinned_is_a_conflict_and_changes_nothing(service):
     participant = service.enrol(ENROLMENT, "edc")
     with pytest.raises(HistoryConflict) as caught:
-        service.record(participant.id, ProtocolVersionChanged(V2, "again"), "edc", TODAY)
+        service.record(participant.id, ProtocolVersionChanged(V3, "again"), "edc", TODAY)
     assert (caught.value.error.field, caught.value.error.rule) == ("version", "protocol-version")
     assert service.get(participant.id) == participant
 
