@@ -180,6 +180,9 @@ class MemoryVisitStates:
         return [listed for s, listed in self._listed() if s.status in ("done", "missed") or (
             s.status in OPEN and listed.latest < today)]
 
+    def dated(self, start: dt.date, end: dt.date) -> list[ListedVisit]:
+        return [listed for _, listed in self._listed() if start <= listed.date <= end]
+
 
 class MemoryRenderedFeeds:
     def __init__(self, state: MemoryState) -> None:

@@ -332,6 +332,8 @@ _DEVIATING = _LISTED.where(sa.or_(
     visit_states.c.status.in_(("done", "missed")),
     sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
 
+_DATED = _LISTED.where(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")))
+
 
 def _listed(row: Any) -> ListedVisit:
     return ListedVisit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
@@ -398,6 +400,10 @@ class SqlVisitStates:
 
     def deviating(self, today: dt.date) -> list[ListedVisit]:
         rows = self.connection.execute(_DEVIATING, {"today": today})
+        return [_listed(row) for row in rows.all()]
+
+    def dated(self, start: dt.date, end: dt.date) -> list[ListedVisit]:
+        rows = self.connection.execute(_DATED, {"start": start, "end": end})
         return [_listed(row) for row in rows.all()]
 
 

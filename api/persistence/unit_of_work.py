@@ -70,6 +70,10 @@ class VisitStateRepository(Protocol):
         """Every participant's visits done or missed, and open ones whose window closed
         before `today`, in one read."""
         ...
+    def dated(self, start: dt.date, end: dt.date) -> list[ListedVisit]:
+        """Every participant's visits dated in [start, end], whatever their status, in one
+        read."""
+        ...
 
 
 class RenderedFeedRepository(Protocol):

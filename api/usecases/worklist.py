@@ -25,7 +25,7 @@ DOSE_WINDOW_RULE = "dose-window"
 @dataclass(frozen=True)
 class WorklistVisit:
     visit: ListedVisit
-    status: str  # as of the day: planned, provisional, due or overdue
+    status: str  # as of the day: planned, provisional, due or overdue (any, in an export)
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,14 @@ class Worklist:
             rows = uow.visit_states.worklist(start, end, today)
         listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)
                   if status in ("due", "overdue") or start <= row.date <= end]
+        return sorted(listed, key=lambda item: _order(item.visit))
+
+    def dated(self, start: dt.date, end: dt.date, today: dt.date) -> list[WorklistVisit]:
+        """Every visit dated in [start, end], whatever its status (a site's export), with its
+        status on `today`, by date, subject code and visit."""
+        with self.units(readonly=True) as uow:
+            rows = uow.visit_states.dated(start, end)
+        listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)]
         return sorted(listed, key=lambda item: _order(item.visit))
 
     def deviations(self, today: dt.date) -> list[Deviation]:
