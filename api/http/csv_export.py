@@ -26,7 +26,7 @@ from api.http.auth import View, requires
 from api.http.context import container, site_today
 from api.http.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
 from api.http.worklist import DEFAULT_DAYS, WorklistQuerySchema
-from api.usecases.worklist import WorklistVisit
+from api.usecases.worklist import ExportedVisit
 from scheduler.model import Schedule
 
 blp = Blueprint("csv", __name__, url_prefix="/v1",
@@ -83,11 +83,11 @@ def schedule_rows(subject_code: str, participant_id: str, schedule: Schedule) \
             for visit in schedule.visits]
 
 
-def site_rows(visits: Iterable[WorklistVisit]) -> list[list[str]]:
+def site_rows(visits: Iterable[ExportedVisit]) -> list[list[str]]:
     """One row a stored visit, with its status on the site's today."""
     return [[item.visit.subject_code, item.visit.participant_id, item.visit.visit_id,
              item.visit.kind, item.visit.title, item.visit.date.isoformat(),
-             item.visit.earliest.isoformat(), item.visit.latest.isoformat(), item.status,
+             _iso(item.visit.earliest), _iso(item.visit.latest), item.status,
              item.visit.rule] for item in visits]
 
 
