@@ -12,16 +12,31 @@ from pathlib import Path
 
 import pytest
 from fhir.resources.R4B.activitydefinition import ActivityDefinition
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.plandefinition import PlanDefinition
 from fhirclient.models.plandefinition import PlanDefinition as ClientPlanDefinition
+from hypothesis import HealthCheck, assume, given, settings
 from lxml import etree
 
 from api.http.csv_export import BOM, COLUMNS, csv_body, safe_cell
-from api.http.fhir import OFFSET_RANGE, TIMINGS, fhir_id, kind_title, plan_definition
+from api.http.fhir import (
+    OFFSET_RANGE,
+    TIMINGS,
+    fhir_id,
+    kind_title,
+    participant_bundle,
+    plan_definition,
+)
 from api.http.odm import ODM, odm_document, visit_kinds
-from scheduler import compute_schedule, load_protocol, load_site
+from api.persistence.records import StoredParticipant
+from scheduler import ScheduleInputError, compute_schedule, load_protocol, load_site
+from scheduler.history import Enrolment
 from scheduler.model import ParticipantFacts, Recovery
+from scheduler.outcomes import on_day
 from scheduler.protocol import available_versions, protocol_version
+from tests.api.conftest import TODAY
+from tests.conftest import PROTOCOL, SITE
+from tests.unit.test_properties import participants as generated_participants
 
 SCHEMAS = Path(__file__).parent.parent / "schemas" / "odm-1.3.2"
 VERSIONS = available_versions()
@@ -29,6 +44,9 @@ VERSIONS = available_versions()
 
 def odm_schema(name: str) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(SCHEMAS / name)))
+
+
+EXTENDED_ODM = odm_schema("trial-schedule-extension.xsd")
 
 
 # --- FHIR: the protocol as a PlanDefinition -------------------------------------------------
@@ -165,3 +183,30 @@ def test_odm_of_a_site_without_participants_is_valid_odm_132():
     defs = document.findall(f".//{{{ODM}}}StudyEventDef")
     assert [d.get("Name") for d in defs] == [name for _, name in visit_kinds(protocol)]
     assert document.find(f"{{{ODM}}}ClinicalData") is None
+
+
+# --- Over many generated participants ------------------------------------------------------
+
+FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FEW
+@given(generated_participants())
+def test_every_generated_schedule_exports_as_valid_fhir_and_odm(facts):
+    """Whatever the statuses (held, cancelled, skipped, provisional, due, overdue, done), the
+    bundle validates as R4 and the ODM document against the ODM 1.3.2 XSD."""
+    try:
+        schedule = compute_schedule(PROTOCOL, facts, SITE)
+    except ScheduleInputError:
+        assume(False)
+    if facts.as_of is not None:
+        schedule = on_day(schedule, facts.as_of)
+    when = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+    participant = StoredParticipant("0b6f3c1e-4a57-4f0e-9a51-8c1f5d2e7a10",
+                                    Enrolment("ZS-001", facts.cryoablation_date), 1, when,
+                                    "test", when, protocol_version=PROTOCOL.version)
+    body = json.loads(json.dumps(participant_bundle(participant, schedule, PROTOCOL)))
+    assert json.loads(Bundle.model_validate(body).model_dump_json()) == body
+    document = etree.fromstring(odm_document({PROTOCOL.version: PROTOCOL},
+                                             [(participant, schedule)], TODAY, when))
+    assert EXTENDED_ODM.validate(document), EXTENDED_ODM.error_log
