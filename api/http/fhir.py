@@ -110,6 +110,12 @@ def _entry(url: str, resource: dict[str, Any]) -> dict[str, Any]:
     return {"fullUrl": url, "resource": resource}
 
 
+def plan_url(protocol: Protocol) -> str:
+    """The canonical URL of the protocol's PlanDefinition; with `|version` it names one
+    version (FHIR R4 §2.31.0.2, canonical references)."""
+    return f"urn:trial-schedule:PlanDefinition/{protocol.id}"
+
+
 def research_study(protocol: Protocol) -> dict[str, Any]:
     """The trial, as the ResearchStudy a ResearchSubject belongs to."""
     return {"resourceType": "ResearchStudy", "id": protocol.id.lower(),
@@ -171,6 +177,8 @@ def participant_bundle(participant: StoredParticipant, schedule: Schedule,
     dated = [v.window for v in visits if v.window is not None]
     care_plan: dict[str, Any] = {
         "resourceType": "CarePlan", "id": "schedule", "status": PLAN_STATUS[schedule.state],
+        # The protocol version it follows: GET /v1/protocol/fhir?version=… answers it.
+        "instantiatesCanonical": [f"{plan_url(protocol)}|{protocol.version}"],
         "intent": "plan", "title": f"{protocol.id} visit schedule ({schedule.state})",
         "subject": _ref(patient),
         "activity": [{"reference": _ref(url, v.title)} for url, v in requests]}
@@ -190,10 +198,7 @@ def participant_bundle(participant: StoredParticipant, schedule: Schedule,
         *(_entry(url, service_request(pid, patient, v)) for url, v in requests),
         *(_entry(url, medication_administration(
             protocol, patient, v, full_url(pid, "visit", v.id))) for url, v in doses)]
-    return {"resourceType": "Bundle", "type": "collection",
-            "meta": {"tag": [{"system": RULE, "code": "protocol-version",
-                              "display": f"{protocol.id} {schedule.protocol_version}"}]},
-            "entry": entries}
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
 class Timing(NamedTuple):
@@ -336,7 +341,7 @@ def plan_definition(protocol: Protocol) -> dict[str, Any]:
             action["relatedAction"] = related
         actions.append(action)
     return {"resourceType": "PlanDefinition",
-            "id": f"{protocol.id}-{protocol.version}",
+            "id": f"{protocol.id}-{protocol.version}", "url": plan_url(protocol),
             "identifier": [{"system": REGISTRY, "value": protocol.id}],
             "version": protocol.version, "name": protocol.id, "title": protocol.title,
             "type": {"coding": [{"system": PLAN_TYPE, "code": "clinical-protocol"}]},

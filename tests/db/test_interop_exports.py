@@ -124,6 +124,10 @@ def test_bundle_holds_one_service_request_per_visit_as_the_schedule_has_it(
         assert subject["identifier"][0]["value"] == code
         assert subject["study"]["reference"] == study_url
         assert subject["individual"]["reference"] == patient_url
+        protocol = schedule["protocol"]
+        plan_definition = client.get(f"/v1/protocol/fhir?version={protocol['version']}")
+        assert plan["instantiatesCanonical"] == \
+            [f"{plan_definition.get_json()['url']}|{protocol['version']}"]
         requests = dict(resources["ServiceRequest"])
         assert [a["reference"]["reference"] for a in plan["activity"]] == list(requests)
         visits = [v for v in schedule["visits"] if v["kind"] not in NOT_A_VISIT]
