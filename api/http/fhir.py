@@ -107,7 +107,10 @@ def _ext(url: str, kind: str, value: Any) -> dict[str, Any]:
 
 
 def _entry(url: str, resource: dict[str, Any]) -> dict[str, Any]:
-    return {"fullUrl": url, "resource": resource}
+    """A bundle entry; the resource's id is its full URL's UUID, so no two participants'
+    resources share an id when a server loads several bundles."""
+    return {"fullUrl": url, "resource": {"resourceType": resource["resourceType"],
+                                         "id": url.removeprefix("urn:uuid:"), **resource}}
 
 
 def plan_url(protocol: Protocol) -> str:
@@ -118,7 +121,7 @@ def plan_url(protocol: Protocol) -> str:
 
 def research_study(protocol: Protocol) -> dict[str, Any]:
     """The trial, as the ResearchStudy a ResearchSubject belongs to."""
-    return {"resourceType": "ResearchStudy", "id": protocol.id.lower(),
+    return {"resourceType": "ResearchStudy",
             "identifier": [{"system": REGISTRY, "value": protocol.id}],
             "title": protocol.title, "status": "active"}
 
@@ -136,7 +139,7 @@ def service_request(participant_id: str, patient: str, visit: Visit) -> dict[str
     moved = (f"; moved from {rule.shifted_from.isoformat()}: {rule.shift_reason}"
              if rule.shifted_from else "")
     resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest", "id": visit.id.lower(), "extension": extensions,
+        "resourceType": "ServiceRequest", "extension": extensions,
         "identifier": [{"system": VISIT_IDENTIFIER, "value": f"{participant_id}/{visit.id}"}],
         "status": REQUEST_STATUS[visit.status], "intent": "plan",
         "code": {"coding": [{"system": VISIT_KIND, "code": visit.kind}], "text": visit.title},
@@ -154,7 +157,7 @@ def medication_administration(protocol: Protocol, patient: str, visit: Visit,
     """A dose given: serplulimab on the day it was recorded (rule serplulimab)."""
     assert visit.actual_date is not None
     dose = str(protocol.rule("serplulimab").params.get("dose", ""))
-    return {"resourceType": "MedicationAdministration", "id": f"{visit.id.lower()}-dose",
+    return {"resourceType": "MedicationAdministration",
             "status": "completed",
             "medicationCodeableConcept": {"text": "serplulimab"},
             "subject": _ref(patient), "effectiveDateTime": visit.actual_date.isoformat(),
@@ -176,7 +179,7 @@ def participant_bundle(participant: StoredParticipant, schedule: Schedule,
              if v.kind == "infusion" and v.status == "done" and v.actual_date is not None]
     dated = [v.window for v in visits if v.window is not None]
     care_plan: dict[str, Any] = {
-        "resourceType": "CarePlan", "id": "schedule", "status": PLAN_STATUS[schedule.state],
+        "resourceType": "CarePlan", "status": PLAN_STATUS[schedule.state],
         # The protocol version it follows: GET /v1/protocol/fhir?version=… answers it.
         "instantiatesCanonical": [f"{plan_url(protocol)}|{protocol.version}"],
         "intent": "plan", "title": f"{protocol.id} visit schedule ({schedule.state})",
@@ -186,10 +189,10 @@ def participant_bundle(participant: StoredParticipant, schedule: Schedule,
         care_plan["period"] = {"start": min(w.earliest for w in dated).isoformat(),
                                "end": max(w.latest for w in dated).isoformat()}
     entries = [
-        _entry(patient, {"resourceType": "Patient", "id": "subject",
+        _entry(patient, {"resourceType": "Patient",
                          "identifier": [{"system": SUBJECT_CODE, "value": code}]}),
         _entry(study, research_study(protocol)),
-        _entry(subject, {"resourceType": "ResearchSubject", "id": "subject",
+        _entry(subject, {"resourceType": "ResearchSubject",
                          "identifier": [{"system": SUBJECT_CODE, "value": code}],
                          "status": SUBJECT_STATUS[schedule.state],
                          "period": {"start": participant.enrolment.cryoablation_date.isoformat()},
@@ -231,8 +234,9 @@ TIMINGS: dict[str, Timing] = {
                              window_after=("pregnancy-test", "days_before")),
     "baseline_imaging": Timing("baseline-imaging", "infusion", "before-start",
                                window_after=("baseline-imaging", "days_before_first_dose")),
+    # The first dose: from the day recovery is confirmed to so many days after (later
+    # cycles chain every cycle length, each with the dose window around it).
     "infusion": Timing("serplulimab", "recovery_check", "after-end",
-                       window_before=("dose-window", "days_before"),
                        window_after=("dose-window", "days_after"),
                        every=("serplulimab", "cycle_length_days", "d"),
                        cycles=("serplulimab", "max_cycles")),
@@ -372,7 +376,8 @@ FHIR_DOC: Mapping[str, Any] = {"type": "object", "description": "A FHIR R4 resou
                                "additionalProperties": True}
 BUNDLE_EXAMPLE = {"resourceType": "Bundle", "type": "collection", "entry": [
     {"fullUrl": "urn:uuid:5c0f1c52-4d0b-5d3e-8a0e-0e6a5b0c9d11",
-     "resource": {"resourceType": "ServiceRequest", "id": "c1d1", "status": "completed",
+     "resource": {"resourceType": "ServiceRequest", "id": "5c0f1c52-4d0b-5d3e-8a0e-0e6a5b0c9d11",
+                  "status": "completed",
                   "intent": "plan", "code": {"text": "Serplulimab 300 mg IV, cycle 1"},
                   "subject": {"reference": "urn:uuid:0b1f0d44-9a51-5e7c-8f0d-3d4a7e2c6b10"},
                   "occurrencePeriod": {"start": "2026-03-09", "end": "2026-03-12"}}}]}

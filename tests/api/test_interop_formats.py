@@ -98,6 +98,12 @@ def test_plan_definition_carries_the_protocols_timing():
     assert screening["extension"][0]["valueRange"]["high"]["value"] == \
         protocol.rule("screening-labs").params["days_before_first_dose"]
     assert actions["infusion"]["title"] == "Serplulimab 300 mg IV, cycle n"
+    [first_dose] = actions["infusion"]["relatedAction"]  # never before recovery is confirmed
+    assert (first_dose["actionId"], first_dose["offsetDuration"]["value"]) == \
+        ("recovery-check", 0)
+    assert first_dose["extension"][0]["valueRange"]["low"]["value"] == 0
+    assert first_dose["extension"][0]["valueRange"]["high"]["value"] == \
+        protocol.rule("dose-window").params["days_after"]
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -94,6 +94,8 @@ def test_each_participants_bundle_is_valid_r4_round_trips_and_reads_in_fhirclien
         body = response.get_json()
         bundle = Bundle.model_validate(body)  # every entry validated as its own resource type
         assert json.loads(bundle.model_dump_json()) == body
+        assert [e["resource"]["id"] for e in body["entry"]] == \
+            [e["fullUrl"].removeprefix("urn:uuid:") for e in body["entry"]]
         assert {type(e.resource).__name__ for e in bundle.entry} >= {
             "Patient", "ResearchStudy", "ResearchSubject", "CarePlan", "ServiceRequest"}
         read = ClientBundle(body, strict=True)
@@ -151,7 +153,8 @@ def test_bundle_maps_the_schedules_statuses(client, site, reader):
     def statuses(code):
         body = client.get(f"/v1/participants/{site[code]}/fhir", headers=reader).get_json()
         resources = _by_type(body)
-        requests = {r["id"]: r["status"] for _, r in resources["ServiceRequest"]}
+        requests = {r["identifier"][0]["value"].split("/")[1].lower(): r["status"]
+                    for _, r in resources["ServiceRequest"]}
         return resources["ResearchSubject"][0][1]["status"], \
             resources["CarePlan"][0][1]["status"], requests
     subject, plan, requests = statuses("ZS-003")
