@@ -162,7 +162,7 @@ def medication_administration(protocol: Protocol, patient: str, visit: Visit,
             "medicationCodeableConcept": {"text": "serplulimab"},
             "subject": _ref(patient), "effectiveDateTime": visit.actual_date.isoformat(),
             "supportingInformation": [_ref(request_url, visit.id)],
-            "dosage": {"text": f"{dose} IV, cycle {visit.cycle}".strip(),
+            "dosage": {"text": f"{dose} IV, cycle {visit.cycle}",
                        "route": {"text": "intravenous"}}}
 
 
@@ -175,8 +175,12 @@ def participant_bundle(participant: StoredParticipant, schedule: Schedule,
                                      full_url(pid, "ResearchSubject"), full_url(pid, "CarePlan"))
     visits = [v for v in schedule.visits if v.kind not in NOT_A_VISIT]
     requests = [(full_url(pid, "visit", v.id), v) for v in visits]
-    doses = [(full_url(pid, "dose", v.id), v) for url, v in requests
+    doses = [(full_url(pid, "dose", v.id), url, v) for url, v in requests
              if v.kind == "infusion" and v.status == "done" and v.actual_date is not None]
+    # Participation starts at consent and screening when it is recorded, else at the
+    # cryoablation, the first thing the protocol does.
+    enrolment = participant.enrolment
+    started = enrolment.screening_date or enrolment.cryoablation_date
     dated = [v.window for v in visits if v.window is not None]
     care_plan: dict[str, Any] = {
         "resourceType": "CarePlan", "status": PLAN_STATUS[schedule.state],
@@ -195,12 +199,12 @@ def participant_bundle(participant: StoredParticipant, schedule: Schedule,
         _entry(subject, {"resourceType": "ResearchSubject",
                          "identifier": [{"system": SUBJECT_CODE, "value": code}],
                          "status": SUBJECT_STATUS[schedule.state],
-                         "period": {"start": participant.enrolment.cryoablation_date.isoformat()},
+                         "period": {"start": started.isoformat()},
                          "study": _ref(study, protocol.id), "individual": _ref(patient, code)}),
         _entry(plan, care_plan),
         *(_entry(url, service_request(pid, patient, v)) for url, v in requests),
-        *(_entry(url, medication_administration(
-            protocol, patient, v, full_url(pid, "visit", v.id))) for url, v in doses)]
+        *(_entry(url, medication_administration(protocol, patient, v, request_url))
+          for url, request_url, v in doses)]
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 

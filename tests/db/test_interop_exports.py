@@ -24,6 +24,7 @@ from tests.db.conftest import SITE_TODAY, bearer
 
 SCHEMAS = Path(__file__).parent.parent / "schemas" / "odm-1.3.2"
 CRYO = "2026-06-01"
+SCREENED = "2026-05-20"  # ZS-002's consent and screening
 
 
 def day(offset: int) -> str:
@@ -62,7 +63,9 @@ def site(client, writer):
     for code, events in HISTORIES.items():
         response = client.post("/v1/participants", headers=writer,
                                json={"subject_code": code, "cryoablation_date": CRYO,
-                                     "childbearing_potential": code == "ZS-002"})
+                                     "childbearing_potential": code == "ZS-002",
+                                     **({"screening_date": SCREENED} if code == "ZS-002"
+                                        else {})})
         assert response.status_code == 201, response.get_json()
         ids[code] = response.get_json()["id"]
         for event in events:
@@ -126,6 +129,7 @@ def test_bundle_holds_one_service_request_per_visit_as_the_schedule_has_it(
         assert subject["identifier"][0]["value"] == code
         assert subject["study"]["reference"] == study_url
         assert subject["individual"]["reference"] == patient_url
+        assert subject["period"] == {"start": SCREENED if code == "ZS-002" else CRYO}
         protocol = schedule["protocol"]
         plan_definition = client.get(f"/v1/protocol/fhir?version={protocol['version']}")
         assert plan["instantiatesCanonical"] == \
