@@ -163,7 +163,6 @@ def odm_document(protocols: dict[str, Protocol],
         "FileType": "Snapshot", "Granularity": "All",
         "FileOID": f"trial-schedule.{today.isoformat()}.{digest.hexdigest()[:16]}",
         "CreationDateTime": created.isoformat(timespec="seconds"),
-        "AsOfDateTime": created.isoformat(timespec="seconds"),
         "ODMVersion": "1.3.2", "Originator": "trial-schedule", "SourceSystem": "trial-schedule"})
     study = _sub(root, "Study", {"OID": study_oid(current)})
     variables = _sub(study, "GlobalVariables")
@@ -235,8 +234,11 @@ class OdmView(MethodView):
         extension attributes declared. Conditional GET with ETag."""
         today = site_today()
         schedules = all_schedules(container().participants, today)
-        latest = max((p.updated_at for p, _ in schedules), default=None)
-        created = latest or dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
+        # What the file shows was fixed by the latest change or by the site's day starting
+        # (due and overdue change with the day), whichever came last: the same data on the
+        # same day give the same bytes, and the same ETag.
+        day_began = dt.datetime.combine(today, dt.time(), tzinfo=container().clock.zone)
+        created = max([day_began, *(p.updated_at for p, _ in schedules)]).astimezone(dt.UTC)
         body = odm_document(_versions_in_use(schedules), schedules, today, created)
         response = Response(body, mimetype=ODM_XML)
         response.set_etag(hashlib.sha256(body).hexdigest())

@@ -274,8 +274,16 @@ def test_odm_holds_each_participants_visits_as_the_schedule_has_them(client, sit
     assert sorted(clinical_versions) == sorted(metadata)
 
 
-def test_odm_answers_304_to_its_etag(client, site, reader):
-    first, _ = _odm(client, reader)
+def test_odm_answers_304_to_its_etag_and_dates_itself_by_the_latest_change(
+        client, site, reader):
+    first, document = _odm(client, reader)
+    changed = max(dt.datetime.fromisoformat(client.get(
+        f"/v1/participants/{pid}", headers=reader).get_json()["updated_at"])
+        for pid in site.values())
+    # The histories were recorded after the start of the site's (frozen) day.
+    assert dt.datetime.fromisoformat(document.get("CreationDateTime")) == \
+        changed.replace(microsecond=0)
+    assert document.get("FileOID").startswith(f"trial-schedule.{SITE_TODAY}.")
     again = client.get("/v1/odm", headers={**reader, "If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
 
