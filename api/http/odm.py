@@ -36,7 +36,8 @@ from api.http.context import container, site_today
 from api.http.fhir import TIMINGS, kind_title
 from api.http.problems import PROBLEM_JSON, ProblemSchema
 from api.persistence.records import StoredParticipant
-from api.usecases.exports import all_schedules
+from api.usecases.exports import schedules_of, site_participants
+from api.usecases.feeds import feeds_protocol_tag
 from scheduler import Protocol, Schedule
 from scheduler.model import Visit
 from scheduler.outcomes import NOT_A_VISIT, UNSCHEDULED_RULE
@@ -53,6 +54,9 @@ ET.register_namespace("", ODM)
 ET.register_namespace("OpenClinica", OPENCLINICA)
 ET.register_namespace("ts", TRIAL_SCHEDULE)
 ODM_XML = "application/xml"
+# Raise it whenever the document's shape changes (elements, attributes, mappings), so no
+# client keeps a snapshot of the old shape under a current ETag.
+ODM_SHAPE = "odm-1.3.2.1"
 
 # Visit kinds that occur more than once in a schedule (a test holds this to the engine's).
 REPEATING = frozenset({"infusion", "predose_labs", "response_imaging", "survival_follow_up",
@@ -150,18 +154,29 @@ def event_data(subject: ET.Element, visit: Visit, repeat_key: str | None) -> Non
     _sub(subject, "StudyEventData", attributes)
 
 
+def snapshot_tag(protocol_tag: str, today: dt.date,
+                 listed: list[StoredParticipant]) -> str:
+    """What the snapshot is a function of, as a digest: the document's shape (ODM_SHAPE), the
+    protocol versions and holiday data (`protocol_tag`, as the feeds use it), the site's day
+    (due and overdue), and every participant's version (raised by every write). A client
+    holding it is answered 304 before any history is read."""
+    versions = ",".join(f"{p.id}:{p.version}" for p in listed)
+    return hashlib.sha256(
+        f"{ODM_SHAPE}|{protocol_tag}|{today.isoformat()}|{versions}".encode()).hexdigest()
+
+
 def odm_document(protocols: dict[str, Protocol],
                  schedules: list[tuple[StoredParticipant, Schedule]],
-                 today: dt.date, created: dt.datetime) -> bytes:
+                 today: dt.date, created: dt.datetime, tag: str) -> bytes:
     """The snapshot: study metadata for every protocol version in use (the current one at
-    least), then each version's participants. `created` is the file's CreationDateTime."""
+    least), then each version's participants. `created` is the file's CreationDateTime, `tag`
+    its snapshot_tag (named in the FileOID)."""
     current = next(iter(protocols.values()))
     by_version = {version: [item for item in schedules
                             if item[1].protocol_version == version] for version in protocols}
-    digest = hashlib.sha256(repr([(p.id, p.version) for p, _ in schedules]).encode())
     root = ET.Element(f"{{{ODM}}}ODM", {
         "FileType": "Snapshot", "Granularity": "All",
-        "FileOID": f"trial-schedule.{today.isoformat()}.{digest.hexdigest()[:16]}",
+        "FileOID": f"trial-schedule.{today.isoformat()}.{tag[:16]}",
         "CreationDateTime": created.isoformat(timespec="seconds"),
         "ODMVersion": "1.3.2", "Originator": "trial-schedule", "SourceSystem": "trial-schedule"})
     study = _sub(root, "Study", {"OID": study_oid(current)})
@@ -233,13 +248,20 @@ class OdmView(MethodView):
         exact status as `ts:` attributes. Valid against the ODM 1.3.2 XSD with those
         extension attributes declared. Conditional GET with ETag."""
         today = site_today()
-        schedules = all_schedules(container().participants, today)
+        service = container().participants
+        listed = site_participants(service)
+        tag = snapshot_tag(feeds_protocol_tag(container().protocols), today, listed)
+        if request.if_none_match.contains_weak(tag):
+            not_modified = Response(status=304)
+            not_modified.set_etag(tag)
+            return not_modified
+        schedules = schedules_of(service, listed, today)
         # What the file shows was fixed by the latest change or by the site's day starting
         # (due and overdue change with the day), whichever came last: the same data on the
-        # same day give the same bytes, and the same ETag.
+        # same day give the same bytes.
         day_began = dt.datetime.combine(today, dt.time(), tzinfo=container().clock.zone)
-        created = max([day_began, *(p.updated_at for p, _ in schedules)]).astimezone(dt.UTC)
-        body = odm_document(_versions_in_use(schedules), schedules, today, created)
+        created = max([day_began, *(p.updated_at for p in listed)]).astimezone(dt.UTC)
+        body = odm_document(_versions_in_use(schedules), schedules, today, created, tag)
         response = Response(body, mimetype=ODM_XML)
-        response.set_etag(hashlib.sha256(body).hexdigest())
+        response.set_etag(tag)
         return response.make_conditional(request)

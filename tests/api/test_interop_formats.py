@@ -180,7 +180,7 @@ def test_csv_body_is_utf8_with_bom_crlf_and_reads_back_cell_for_cell():
 def test_odm_of_a_site_without_participants_is_valid_odm_132():
     protocol = load_protocol()
     body = odm_document({protocol.version: protocol}, [], dt.date(2026, 11, 25),
-                        dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+                        dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "0" * 64)
     document = etree.fromstring(body)
     assert document.get("ODMVersion") == "1.3.2"
     for name in ("ODM1-3-2.xsd", "trial-schedule-extension.xsd"):
@@ -214,5 +214,5 @@ def test_every_generated_schedule_exports_as_valid_fhir_and_odm(facts):
     body = json.loads(json.dumps(participant_bundle(participant, schedule, PROTOCOL)))
     assert json.loads(Bundle.model_validate(body).model_dump_json()) == body
     document = etree.fromstring(odm_document({PROTOCOL.version: PROTOCOL},
-                                             [(participant, schedule)], TODAY, when))
+                                             [(participant, schedule)], TODAY, when, "0" * 64))
     assert EXTENDED_ODM.validate(document), EXTENDED_ODM.error_log

@@ -15,6 +15,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhirclient.models.bundle import Bundle as ClientBundle
 from lxml import etree
 
+from api.http import odm
+from api.http.context import container
 from api.http.csv_export import BOM, COLUMNS
 from api.http.fhir import REQUEST_STATUS, VISIT_KIND
 from api.http.odm import ODM, OPENCLINICA, OPENCLINICA_STATUS, TRIAL_SCHEDULE, event_oid
@@ -275,7 +277,7 @@ def test_odm_holds_each_participants_visits_as_the_schedule_has_them(client, sit
 
 
 def test_odm_answers_304_to_its_etag_and_dates_itself_by_the_latest_change(
-        client, site, reader):
+        client, site, reader, monkeypatch):
     first, document = _odm(client, reader)
     changed = max(dt.datetime.fromisoformat(client.get(
         f"/v1/participants/{pid}", headers=reader).get_json()["updated_at"])
@@ -284,8 +286,31 @@ def test_odm_answers_304_to_its_etag_and_dates_itself_by_the_latest_change(
     assert dt.datetime.fromisoformat(document.get("CreationDateTime")) == \
         changed.replace(microsecond=0)
     assert document.get("FileOID").startswith(f"trial-schedule.{SITE_TODAY}.")
-    again = client.get("/v1/odm", headers={**reader, "If-None-Match": first.headers["ETag"]})
-    assert again.status_code == 304
+    tag = first.headers["ETag"]
+
+    def never(*_):
+        raise AssertionError("a revalidation computed the schedules")
+    monkeypatch.setattr(odm, "schedules_of", never)  # answered from the versions alone
+    again = client.get("/v1/odm", headers={**reader, "If-None-Match": tag})
+    assert again.status_code == 304 and again.headers["ETag"] == tag
+
+
+def test_odm_etag_moves_with_any_write_and_with_the_site_day(db_app, client, site, reader,
+                                                            writer):
+    tag = client.get("/v1/odm", headers=reader).headers["ETag"]
+    assert client.post(f"/v1/participants/{site['ZS-002']}/events", headers=writer,
+                       json={"type": "dose_given", "cycle": 2, "date": day(28)}).status_code \
+        == 201
+    written = client.get("/v1/odm", headers={**reader, "If-None-Match": tag})
+    assert written.status_code == 200 and written.headers["ETag"] != tag
+    event = etree.fromstring(written.data).find(
+        f".//{{{ODM}}}SubjectData[@SubjectKey='ZS-002']/{{{ODM}}}StudyEventData"
+        f"[@{{{TRIAL_SCHEDULE}}}VisitID='C2D1']")
+    assert event.get(f"{{{OPENCLINICA}}}StartDate") == day(28)
+    container(db_app).clock.freeze(dt.date.fromisoformat(SITE_TODAY) + dt.timedelta(days=1))
+    next_day = client.get("/v1/odm", headers={**reader,
+                                              "If-None-Match": written.headers["ETag"]})
+    assert next_day.status_code == 200
 
 
 # --- CSV -------------------------------------------------------------------------------------
