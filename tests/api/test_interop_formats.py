@@ -36,6 +36,7 @@ from scheduler.outcomes import on_day
 from scheduler.protocol import available_versions, protocol_version
 from tests.api.conftest import TODAY
 from tests.conftest import PROTOCOL, SITE
+from tests.fhir_bindings import unbound_codes
 from tests.unit.test_properties import participants as generated_participants
 
 SCHEMAS = Path(__file__).parent.parent / "schemas" / "odm-1.3.2"
@@ -59,6 +60,7 @@ def test_protocol_plan_definition_is_valid_r4_and_round_trips(client, version):
     body = response.get_json()
     parsed = PlanDefinition.model_validate(body)
     assert json.loads(parsed.model_dump_json()) == body
+    assert unbound_codes(parsed) == []
     for contained in body["contained"]:
         assert json.loads(ActivityDefinition.model_validate(contained).model_dump_json()) == \
             contained
@@ -142,6 +144,15 @@ def test_protocol_fhir_rejects_an_unknown_query_parameter(client):
     assert set(response.get_json()["errors"]) == {"format"}
 
 
+def test_a_code_outside_its_required_value_set_is_found():
+    """The binding check can fail: a status FHIR does not define is reported."""
+    plan = plan_definition(load_protocol())
+    plan["status"] = "live"
+    plan["action"][1]["relatedAction"][0]["relationship"] = "soon-after"
+    assert sorted(unbound_codes(PlanDefinition.model_validate(plan))) == [
+        ".action.1.relatedAction.0.relationship: soon-after", ".status: live"]
+
+
 def test_kind_title_leaves_the_number_open_and_fills_the_criteria():
     protocol = load_protocol()
     assert kind_title(protocol, "response-imaging") == \
@@ -212,7 +223,9 @@ def test_every_generated_schedule_exports_as_valid_fhir_and_odm(facts):
                                     Enrolment("ZS-001", facts.cryoablation_date), 1, when,
                                     "test", when, protocol_version=PROTOCOL.version)
     body = json.loads(json.dumps(participant_bundle(participant, schedule, PROTOCOL)))
-    assert json.loads(Bundle.model_validate(body).model_dump_json()) == body
+    bundle = Bundle.model_validate(body)
+    assert json.loads(bundle.model_dump_json()) == body
+    assert unbound_codes(bundle) == []
     document = etree.fromstring(odm_document({PROTOCOL.version: PROTOCOL},
                                              [(participant, schedule)], TODAY, when, "0" * 64))
     assert EXTENDED_ODM.validate(document), EXTENDED_ODM.error_log

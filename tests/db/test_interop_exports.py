@@ -23,6 +23,7 @@ from api.http.odm import ODM, OPENCLINICA, OPENCLINICA_STATUS, TRIAL_SCHEDULE, e
 from scheduler.outcomes import NOT_A_VISIT
 from scheduler.protocol import available_versions
 from tests.db.conftest import SITE_TODAY, bearer
+from tests.fhir_bindings import unbound_codes
 
 SCHEMAS = Path(__file__).parent.parent / "schemas" / "odm-1.3.2"
 CRYO = "2026-06-01"
@@ -99,6 +100,7 @@ def test_each_participants_bundle_is_valid_r4_round_trips_and_reads_in_fhirclien
         body = response.get_json()
         bundle = Bundle.model_validate(body)  # every entry validated as its own resource type
         assert json.loads(bundle.model_dump_json()) == body
+        assert unbound_codes(bundle) == []  # every status a code FHIR R4 defines
         assert [e["resource"]["id"] for e in body["entry"]] == \
             [e["fullUrl"].removeprefix("urn:uuid:") for e in body["entry"]]
         assert {type(e.resource).__name__ for e in bundle.entry} >= {
