@@ -10,6 +10,9 @@ from flask import Flask, has_request_context, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from api.http import auth, calculator, context, feeds, ops, participants, problems, worklist
+from api.http.csv_export import blp as csv_blp
+from api.http.fhir import blp as fhir_blp
+from api.http.odm import blp as odm_blp
 from api.usecases.container import Container
 
 MAX_BODY_BYTES = 64 * 1024
@@ -41,6 +44,8 @@ def install(app: Flask, container: Container | None) -> problems.ProblemApi:
     api.register_blueprint(feeds.blp)
     api.register_blueprint(feeds.admin)
     api.register_blueprint(worklist.blp)
+    for interop in (fhir_blp, odm_blp, csv_blp):  # FHIR, CDISC ODM and CSV exports
+        api.register_blueprint(interop)
     app.register_blueprint(ops.blp)
     app.before_request(api_checks)
     return api

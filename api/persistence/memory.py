@@ -11,6 +11,7 @@ from typing import Self
 
 from api.persistence.records import (
     ApiKey,
+    DatedVisit,
     FeedToken,
     ListedVisit,
     StoredParticipant,
@@ -179,6 +180,18 @@ class MemoryVisitStates:
     def deviating(self, today: dt.date) -> list[ListedVisit]:
         return [listed for s, listed in self._listed() if s.status in ("done", "missed") or (
             s.status in OPEN and listed.latest < today)]
+
+    def dated(self, start: dt.date, end: dt.date) -> list[DatedVisit]:
+        found = []
+        for participant_id, states in self.state.visit_states.items():
+            code = self.state.participants[participant_id].enrolment.subject_code
+            for s in states.values():
+                if s.present and s.date and (start <= s.date <= end or (
+                        s.status in OPEN and s.date < start)):
+                    found.append(DatedVisit(
+                        participant_id, code, s.visit_id, s.kind or "", s.title or s.visit_id,
+                        s.rule or "", s.date, s.earliest, s.latest, s.status))
+        return found
 
 
 class MemoryRenderedFeeds:

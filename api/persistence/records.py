@@ -77,6 +77,31 @@ class ListedVisit:
     status: str
 
 
+@dataclass(frozen=True)
+class DatedVisit:
+    """One stored visit state with a date, as the site's export reads it: as ListedVisit, but
+    a held visit may have a date and no window."""
+
+    participant_id: str
+    subject_code: str
+    visit_id: str
+    kind: str
+    title: str
+    rule: str
+    date: dt.date
+    earliest: dt.date | None
+    latest: dt.date | None
+    status: str
+
+    def listed(self) -> ListedVisit | None:
+        """The visit as the worklist reads it; None without a window."""
+        if self.earliest is None or self.latest is None:
+            return None
+        return ListedVisit(self.participant_id, self.subject_code, self.visit_id, self.kind,
+                           self.title, self.rule, self.date, self.earliest, self.latest,
+                           self.status)
+
+
 def utc(value: dt.datetime) -> dt.datetime:
     """SQLite hands timestamps back without their zone; they were stored in UTC."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

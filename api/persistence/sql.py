@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from api.persistence.records import (
     ApiKey,
+    DatedVisit,
     FeedToken,
     ListedVisit,
     StoredParticipant,
@@ -332,6 +333,20 @@ _DEVIATING = _LISTED.where(sa.or_(
     visit_states.c.status.in_(("done", "missed")),
     sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
 
+# The export's: every dated visit in the range, whatever its status and with or without a window
+# (a held recovery check has none), and the open ones before it, which decide what is due.
+_DATED = sa.select(
+    visit_states.c.participant_id, participants.c.subject_code, visit_states.c.visit_id,
+    sa.func.coalesce(visit_states.c.kind, ""),
+    sa.func.coalesce(visit_states.c.title, visit_states.c.visit_id),
+    sa.func.coalesce(visit_states.c.rule, ""), visit_states.c.date,
+    visit_states.c.earliest, visit_states.c.latest, visit_states.c.status,
+).join(participants, participants.c.id == visit_states.c.participant_id).where(
+    visit_states.c.present.is_(True),
+    sa.or_(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")),
+           sa.and_(visit_states.c.status.in_(OPEN),
+                   visit_states.c.date < sa.bindparam("start"))))
+
 
 def _listed(row: Any) -> ListedVisit:
     return ListedVisit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
@@ -399,6 +414,11 @@ class SqlVisitStates:
     def deviating(self, today: dt.date) -> list[ListedVisit]:
         rows = self.connection.execute(_DEVIATING, {"today": today})
         return [_listed(row) for row in rows.all()]
+
+    def dated(self, start: dt.date, end: dt.date) -> list[DatedVisit]:
+        rows = self.connection.execute(_DATED, {"start": start, "end": end})
+        return [DatedVisit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                           row[8], row[9]) for row in rows.all()]
 
 
 def _state_values(state: VisitState) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Protocol, Self
 
 from api.persistence.records import (
     ApiKey,
+    DatedVisit,
     FeedToken,
     ListedVisit,
     StoredParticipant,
@@ -69,6 +70,10 @@ class VisitStateRepository(Protocol):
     def deviating(self, today: dt.date) -> list[ListedVisit]:
         """Every participant's visits done or missed, and open ones whose window closed
         before `today`, in one read."""
+        ...
+    def dated(self, start: dt.date, end: dt.date) -> list[DatedVisit]:
+        """Every participant's visits dated in [start, end], whatever their status, and the
+        open ones dated before `start` (which decide what the day makes due), in one read."""
         ...
 
 

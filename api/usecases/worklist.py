@@ -13,7 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from api.persistence.records import ListedVisit
+from api.persistence.records import DatedVisit, ListedVisit
 from api.persistence.unit_of_work import UnitOfWorkFactory
 from scheduler.history import outcomes_of
 from scheduler.outcomes import counting_ids, day_status
@@ -27,6 +27,12 @@ DOSE_WINDOW_RULE = "dose-window"
 class WorklistVisit:
     visit: ListedVisit
     status: str  # as of the day: planned, provisional, due or overdue
+
+
+@dataclass(frozen=True)
+class ExportedVisit:
+    visit: DatedVisit
+    status: str  # as of the day
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,20 @@ class Worklist:
         listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)
                   if status in ("due", "overdue") or start <= row.date <= end]
         return sorted(listed, key=lambda item: _order(item.visit, self.order))
+
+    def dated(self, start: dt.date, end: dt.date, today: dt.date) -> list[ExportedVisit]:
+        """Every visit dated in [start, end], whatever its status (a site's export), with its
+        status on `today` (counted with the participant's earlier open visits, as a schedule
+        counts it), by date, subject code and visit."""
+        with self.units(readonly=True) as uow:
+            rows = uow.visit_states.dated(start, end)
+        windowed = [listed for listed in (row.listed() for row in rows) if listed is not None]
+        on_day = {(row.participant_id, row.visit_id): status
+                  for row, status in _day_statuses(windowed, today)}
+        found = [ExportedVisit(row, on_day.get((row.participant_id, row.visit_id), row.status))
+                 for row in rows if start <= row.date <= end]
+        return sorted(found, key=lambda item: (item.visit.date, item.visit.subject_code,
+                                               item.visit.visit_id))
 
     def deviations(self, today: dt.date) -> list[Deviation]:
         """Visits done out of their window, missed, or overdue, by participant then date; a
