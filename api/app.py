@@ -82,7 +82,7 @@ def build_container(app: Flask) -> Container:
         api_keys=ApiKeys(units, reads.api_key),
         feeds=feeds,
         feed_links=links, protocols=protocols, clock=clock,
-        worklist=Worklist(units, protocol.visit_order))
+        worklist=Worklist(units, protocol.visit_order, participants.visits_for_day))
 
 
 def _frozen_today(app: Flask) -> dt.date | None:

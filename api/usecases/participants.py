@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from api.persistence.records import Cursor, StoredParticipant, bumped
+from api.persistence.records import Cursor, DatedVisit, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from api.usecases.common import (
     AlreadyEnrolled,
@@ -143,6 +143,27 @@ class Participants:
         facts = fold(participant.enrolment, events, as_of, protocol=protocol)
         schedule = compute_schedule(protocol, facts_with_outcomes(facts, outcomes), self.site)
         return apply_outcomes(schedule, outcomes)
+
+    def visits_for_day(self, participant_ids: list[str], today: dt.date) \
+            -> dict[str, list[DatedVisit]]:
+        """Every dated visit of these participants as their recorded schedule for `today` has
+        them, in the stored visit states' shape: what the site-wide reads use for a
+        participant whose schedule moves with the day (a held dose, rule
+        held-dose-projection). Unknown ids are left out."""
+        with self.unit(readonly=True) as uow:
+            found = {pid: p for pid in participant_ids
+                     if (p := uow.participants.get(pid)) is not None}
+            histories = uow.participants.events_of_many(list(found))
+        current: dict[str, list[DatedVisit]] = {}
+        for pid, participant in found.items():
+            schedule = self.recorded_schedule(participant, histories.get(pid, []), today)
+            code = participant.enrolment.subject_code
+            current[pid] = [
+                DatedVisit(pid, code, v.id, v.kind, v.title, v.rule.id, v.date,
+                           v.window.earliest if v.window else None,
+                           v.window.latest if v.window else None, v.status)
+                for v in schedule.visits if v.date is not None]
+        return current
 
     def compute(self, participant: StoredParticipant, events: list[Event],
                 as_of: dt.date | None = None) -> Schedule:

@@ -5,22 +5,31 @@ Both read the stored visit states in one query: every write keeps them current, 
 visit's window and recorded status, and the day's part (due, overdue) is derived here from the
 window and the site's today by the same rule a schedule uses (`scheduler.outcomes`), so a new
 day changes the answer without any write.
+
+One thing the day changes besides statuses: while a dose is held past its window (protocol
+revision 3, rule held-dose-projection), the dates after it are projected from the site's today.
+The stored states hold that projection as of the participant's last write, so the rows of a
+participant with a held dose are recomputed for today (`reproject`) before they are read:
+the few held participants cost a schedule each, everyone else stays one query.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from api.persistence.records import DatedVisit, ListedVisit
 from api.persistence.unit_of_work import UnitOfWorkFactory
 from scheduler.history import outcomes_of
-from scheduler.outcomes import counting_ids, day_status
+from scheduler.outcomes import NOT_A_VISIT, OPEN, counting_ids, day_status
 from scheduler.visit_order import OrderKey, order_key
 
 # The rule a dose given out of its window breaks (the engine warns by it too).
 DOSE_WINDOW_RULE = "dose-window"
+# Every dated visit of each participant named, as its schedule for the day has them.
+Reprojection = Callable[[list[str], dt.date], Mapping[str, list[DatedVisit]]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,14 @@ def _day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedV
     return found
 
 
+def held_participants(rows: list[ListedVisit] | list[DatedVisit], today: dt.date) -> list[str]:
+    """Participants with an infusion whose window closed before `today` with nothing recorded:
+    a held dose, from which a revision 3 schedule projects the rest of the chain."""
+    return sorted({row.participant_id for row in rows
+                   if row.kind == "infusion" and row.status in OPEN and row.latest is not None
+                   and row.latest < today})
+
+
 def _order(row: ListedVisit, kinds: tuple[str, ...]) -> tuple[dt.date, str, OrderKey]:
     """By day, subject, then the protocol's same-day order (`scheduler.visit_order`)."""
     return row.date, row.subject_code, order_key(kinds, row.date, row.kind, row.visit_id)
@@ -74,12 +91,40 @@ class Worklist:
     units: UnitOfWorkFactory
     # The kinds' order on one day (rule same-day-order) of the current protocol.
     order: tuple[str, ...] = ()
+    # Recomputes held participants' rows for the day (see the module's docstring).
+    reproject: Reprojection | None = None
+
+    def _for_today(self, rows: list[DatedVisit], today: dt.date,
+                   wanted: Callable[[DatedVisit], bool]) -> list[DatedVisit]:
+        """`rows` with every held participant's rows replaced by its schedule's for `today`,
+        those of them `wanted`."""
+        held = held_participants(rows, today)
+        if not held or self.reproject is None:
+            return rows
+        current = self.reproject(held, today)
+        replaced = set(current)
+        return [row for row in rows if row.participant_id not in replaced] + [
+            row for pid in replaced for row in current[pid] if wanted(row)]
+
+    def _listed_for_today(self, rows: list[ListedVisit], today: dt.date,
+                          wanted: Callable[[DatedVisit], bool]) -> list[ListedVisit]:
+        dated = [DatedVisit(r.participant_id, r.subject_code, r.visit_id, r.kind, r.title,
+                            r.rule, r.date, r.earliest, r.latest, r.status) for r in rows]
+        current = self._for_today(dated, today, wanted)
+        if current is dated:
+            return rows
+        return [listed for listed in (row.listed() for row in current) if listed is not None]
 
     def visits(self, start: dt.date, end: dt.date, today: dt.date) -> list[WorklistVisit]:
         """Visits due or overdue today, whatever their date, and those planned in [start, end],
         in date order."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.worklist(start, end, today)
+        opened = max(today, end)
+        rows = self._listed_for_today(rows, today, lambda row: (
+            row.status in OPEN and row.earliest is not None and row.earliest <= opened
+            and (start <= row.date <= end or (row.earliest <= today
+                                                and row.kind not in NOT_A_VISIT))))
         listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)
                   if status in ("due", "overdue") or start <= row.date <= end]
         return sorted(listed, key=lambda item: _order(item.visit, self.order))
@@ -90,6 +135,8 @@ class Worklist:
         counts it), by date, subject code and visit."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.dated(start, end)
+        rows = self._for_today(rows, today, lambda row: start <= row.date <= end or (
+            row.status in OPEN and row.date < start))
         windowed = [listed for listed in (row.listed() for row in rows) if listed is not None]
         on_day = {(row.participant_id, row.visit_id): status
                   for row, status in _day_statuses(windowed, today)}
@@ -104,6 +151,10 @@ class Worklist:
         have one, in one more query)."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.deviating(today)
+        rows = self._listed_for_today(rows, today, lambda row: row.status in ("done", "missed")
+                                      or (row.status in OPEN and row.latest is not None
+                                          and row.latest < today))
+        with self.units(readonly=True) as uow:
             missing = sorted({row.participant_id for row in rows if row.status == "missed"})
             histories = uow.participants.events_of_many(missing) if missing else {}
         reasons = {(pid, outcome.visit_id): outcome.reason

@@ -252,8 +252,10 @@ def test_odm_holds_each_participants_visits_as_the_schedule_has_them(client, sit
     subjects = {s.get("SubjectKey"): s for s in document.iter(f"{{{ODM}}}SubjectData")}
     assert set(subjects) == set(HISTORIES)
     ts = f"{{{TRIAL_SCHEDULE}}}"
+    in_use = set()
     for code, participant_id in site.items():
         schedule = schedule_of(client, reader, participant_id)
+        in_use.add(f"MDV.{schedule['protocol']['version']}")
         clinical = subjects[code].getparent()
         assert clinical.get("MetaDataVersionOID") == \
             f"MDV.{schedule['protocol']['version']}"
@@ -272,7 +274,9 @@ def test_odm_holds_each_participants_visits_as_the_schedule_has_them(client, sit
             if visit["kind"] == "infusion":
                 assert event.get("StudyEventRepeatKey") == str(visit["cycle"])
     metadata = {m.get("OID") for m in document.iter(f"{{{ODM}}}MetaDataVersion")}
-    assert metadata == {f"MDV.{v}" for v in available_versions()}
+    # One MetaDataVersion per protocol version some participant is pinned to.
+    assert metadata == in_use
+    assert metadata <= {f"MDV.{v}" for v in available_versions()}
     clinical_versions = [c.get("MetaDataVersionOID")
                          for c in document.iter(f"{{{ODM}}}ClinicalData")]
     assert sorted(clinical_versions) == sorted(metadata)

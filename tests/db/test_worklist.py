@@ -250,3 +250,39 @@ def test_the_command_line_prints_the_worklist_and_a_participant_by_day(
     missing = CliRunner().invoke(main, ["participant", "show", "CLI-404"])
     assert (missing.exit_code, missing.output) == (
         1, "Error: no participant with subject code 'CLI-404'\n")
+
+
+def test_held_doses_read_the_same_in_the_worklist_as_in_the_schedule_on_every_day(
+        database_url, tmp_path):
+    """Revision 3 (rule held-dose-projection): while a dose is held, the dates after it are
+    projected from the site's today. The worklist, the deviations and the site's CSV agree with
+    the schedule computed for each day, with no write between the reads; nobody still on
+    treatment is asked for an end-of-treatment visit."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True,
+                      "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret",
+                      "TODAY": "2026-04-01"})
+    services = container(app)
+    people = services.participants
+    ids = []
+    for number, cryo in enumerate((D("2026-01-05"), D("2026-02-02"), D("2026-03-02"))):
+        participant = people.enrol(Enrolment(f"HD-{number}", cryo), "coordinator")
+        recovered, first = cryo + dt.timedelta(days=7), cryo + dt.timedelta(days=7)
+        for event in (CryoablationDone(cryo), RecoveryConfirmed(recovered),
+                      DoseGiven(1, first), DoseGiven(2, first + dt.timedelta(days=21))):
+            if event.date <= D("2026-04-01"):
+                people.record(participant.id, event, "nurse", D("2026-04-01"))
+        ids.append(participant.id)
+    reader = bearer(services.api_keys.create("reader", "read"))
+    client = app.test_client()
+    for today in ("2026-04-20", "2026-05-18", "2026-07-06", "2026-09-01"):
+        services.clock.freeze(D(today))
+        start, end = D(today), D(today) + dt.timedelta(days=30)
+        body = client.get(f"/v1/worklist?from={start}&to={end}", headers=reader).get_json()
+        assert listed(body) == reference_worklist(app, ids, start, end, D(today)), today
+        found = {(item["participant_id"], d["visit_id"], d["deviation"], d["rule"])
+                 for item in client.get("/v1/deviations", headers=reader).get_json()["items"]
+                 for d in item["deviations"]}
+        assert found == reference_deviations(app, ids, D(today)), today
+        assert not [v for day in body["days"] for v in day["visits"]
+                    if v["visit_id"] == "EOT" and v["status"] == "overdue"], today
+    container(app).engine.dispose()

@@ -46,10 +46,11 @@ def test_every_dated_visit_in_the_range_with_its_status_on_the_day(store):
                        # After the first open visits: a later cycle in the range chains from
                        # an earlier overdue one, and is not itself due.
                        (D("2026-07-01"), D("2026-09-30"))]:
-        listed = Worklist(store).dated(start, end, TODAY)
+        listed = Worklist(store, reproject=service.visits_for_day).dated(start, end, TODAY)
         assert {(i.visit.subject_code, i.visit.visit_id, i.visit.date, i.status)
                 for i in listed} == expected(service, participants, start, end)
         assert [i.visit.date for i in listed] == sorted(i.visit.date for i in listed)
-    held = [i for i in Worklist(store).dated(D("2026-06-01"), D("2026-06-30"), TODAY)
+    worklist = Worklist(store, reproject=service.visits_for_day)
+    held = [i for i in worklist.dated(D("2026-06-01"), D("2026-06-30"), TODAY)
             if i.visit.subject_code == "ZS-003" and i.visit.visit_id == "RECOVERY"]
     assert [(i.status, i.visit.earliest) for i in held] == [("held", None)]
