@@ -180,6 +180,10 @@ class MemoryVisitStates:
         return [listed for s, listed in self._listed() if s.status in ("done", "missed") or (
             s.status in OPEN and listed.latest < today)]
 
+    def overdue(self, today: dt.date) -> list[ListedVisit]:
+        return [listed for s, listed in self._listed()
+                if s.status in OPEN and listed.latest < today]
+
 
 class MemoryRenderedFeeds:
     def __init__(self, state: MemoryState) -> None:

@@ -328,6 +328,8 @@ _WORKLIST = _LISTED.where(
     sa.or_(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")),
            sa.and_(visit_states.c.earliest <= sa.bindparam("today"),
                    sa.func.coalesce(visit_states.c.kind, "").not_in(NOT_A_VISIT))))
+_OVERDUE = _LISTED.where(visit_states.c.status.in_(OPEN),
+                         visit_states.c.latest < sa.bindparam("today"))
 _DEVIATING = _LISTED.where(sa.or_(
     visit_states.c.status.in_(("done", "missed")),
     sa.and_(visit_states.c.status.in_(OPEN), visit_states.c.latest < sa.bindparam("today"))))
@@ -398,6 +400,10 @@ class SqlVisitStates:
 
     def deviating(self, today: dt.date) -> list[ListedVisit]:
         rows = self.connection.execute(_DEVIATING, {"today": today})
+        return [_listed(row) for row in rows.all()]
+
+    def overdue(self, today: dt.date) -> list[ListedVisit]:
+        rows = self.connection.execute(_OVERDUE, {"today": today})
         return [_listed(row) for row in rows.all()]
 
 

@@ -70,6 +70,10 @@ class VisitStateRepository(Protocol):
         """Every participant's visits done or missed, and open ones whose window closed
         before `today`, in one read."""
         ...
+    def overdue(self, today: dt.date) -> list[ListedVisit]:
+        """Every participant's open visits whose window closed before `today`, in one read
+        (only those: what the metrics count on each scrape)."""
+        ...
 
 
 class RenderedFeedRepository(Protocol):
