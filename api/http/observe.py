@@ -35,6 +35,10 @@ REQUEST_ID_KEY = "trial_schedule.request_id"
 # Methods a client may send are unbounded; as a label, anything else is "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 access_log = logging.getLogger("trial_schedule.access")
+# Each (method, route, status)'s counter and histogram, looked up once: `labels()` takes a lock
+# and builds a key on every call. Bounded: methods and routes are the few above, statuses the
+# app's own.
+_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -75,8 +79,13 @@ class Observed:
         method = method if method in METHODS else "other"
         route = environ.get(ROUTE, metrics.UNMATCHED)
         status = seen[0] if seen else "500"
-        metrics.REQUESTS.labels(method, route, status).inc()
-        metrics.LATENCY.labels(method, route, status).observe(seconds)
+        series = _series.get((method, route, status))
+        if series is None:
+            series = _series[method, route, status] = (
+                metrics.REQUESTS.labels(method, route, status),
+                metrics.LATENCY.labels(method, route, status))
+        series[0].inc()
+        series[1].observe(seconds)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info("request", extra={
                 "request_id": request_id, "method": method, "route": route,
