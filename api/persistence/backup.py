@@ -80,6 +80,9 @@ def _sqlite_backup(engine: Engine, partial: Path) -> None:
         target = sqlite3.connect(partial)
         try:
             raw.driver_connection.backup(target)  # type: ignore[union-attr]
+            # The copy is in WAL mode like the live database; as one self-contained file it
+            # is easier to keep, and reading it leaves no -wal and -shm files beside it.
+            target.execute("PRAGMA journal_mode=DELETE").close()
         finally:
             target.close()
     finally:
