@@ -159,7 +159,8 @@ def test_database_errors_are_counted_by_kind(tmp_path):
     assert any(key[0] == "trial_schedule_build_info" for key in before)
     assert client.get("/v1/participants",
                       headers={"Authorization": "Bearer ts_x"}).status_code == 503
+    assert client.get("/readyz").status_code == 503
     after = samples(client)
     kind = (("kind", "OperationalError"),)
-    assert after[name, kind] - before.get((name, kind), 0) == 1
+    assert after[name, kind] - before.get((name, kind), 0) == 2
     container(app).engine.dispose()
