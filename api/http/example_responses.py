@@ -1,7 +1,7 @@
 """Response examples for the OpenAPI document: what the service answered on a run (the
 site's today 2026-03-10), trimmed to a few items each, with fixed ids and times. Redocly checks
 each against its schema (rule no-invalid-media-type-examples), so one that drifts from a schema
-fails the lint test."""
+fails the lint test. Refreshed by `python -m tests.refresh_examples`."""
 
 # ruff: noqa: E501 (feed links are longer than a line)
 
