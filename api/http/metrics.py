@@ -11,8 +11,9 @@ other value a client chooses; only the route *template*, so the label sets stay 
 - `trial_schedule_visits_overdue`: open visits whose window closed before the site's today,
   read from the stored visit states at scrape time (`Worklist.overdue_count`).
 - `trial_schedule_build_info{version, protocol_id, protocol_version}`: always 1.
-- whatever another part of the service registers with `register_collector` (the webhook
-  outbox's depth by state, its delivery failures), read at scrape time.
+- whatever another part of the service registers with `register_collector`, read at scrape
+  time; `register_webhook_outbox` names the webhook outbox's: deliveries by state and failed
+  delivery attempts.
 
 Under gunicorn each worker is its own process: with `PROMETHEUS_MULTIPROC_DIR` set (gunicorn's
 configuration sets it, `api/gunicorn_conf.py`) every process writes its counters to files there
@@ -36,7 +37,7 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import NotFound
 
@@ -96,6 +97,34 @@ class GaugeCallback:
         for values, value in sorted(read.items()):
             family.add_metric(list(values), value)
         yield family
+
+
+class CounterCallback(GaugeCallback):
+    """A counter read at scrape time, for a count kept in the database that only grows (such
+    as failed delivery attempts recorded in the webhook outbox)."""
+
+    def collect(self) -> Iterator[Metric]:
+        for gauge in super().collect():
+            family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+            for sample in gauge.samples:
+                family.add_metric([sample.labels[name] for name in self.labels], sample.value)
+            yield family
+
+
+def register_webhook_outbox(app: Flask, count_by_state: Callable[[], Mapping[str, int]],
+                            failed_attempts: Callable[[], int]) -> None:
+    """The webhook outbox's metrics, under names fixed here: deliveries waiting, delivered
+    and given up on (`trial_schedule_webhook_outbox_deliveries{state}`, from
+    `count_by_state()`, e.g. `{"pending": 3, "delivered": 120, "dead": 1}`), and failed
+    delivery attempts (`trial_schedule_webhook_delivery_failures_total`, from
+    `failed_attempts()`). Both read the outbox table at scrape time, so the worker, a process
+    of its own, needs no metrics files of its own."""
+    register_collector(app, GaugeCallback(
+        "trial_schedule_webhook_outbox_deliveries", "Webhook deliveries in the outbox, by state",
+        ["state"], lambda: {(state,): count for state, count in count_by_state().items()}))
+    register_collector(app, CounterCallback(
+        "trial_schedule_webhook_delivery_failures", "Webhook delivery attempts that failed "
+        "(an error, a timeout or a non-2xx answer)", [], lambda: {(): failed_attempts()}))
 
 
 def register_collector(app: Flask, collector: Collector) -> None:

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
 from api.http.context import container
-from api.http.metrics import GaugeCallback, register_collector
+from api.http.metrics import GaugeCallback, register_collector, register_webhook_outbox
 from api.proxy import behind_proxy
 from tests.api.conftest import migrated_app
 
@@ -163,4 +163,21 @@ def test_database_errors_are_counted_by_kind(tmp_path):
     after = samples(client)
     kind = (("kind", "OperationalError"),)
     assert after[name, kind] - before.get((name, kind), 0) == 2
+    container(app).engine.dispose()
+
+
+def test_the_webhook_outbox_reports_its_depth_by_state_and_its_failures(tmp_path):
+    app = migrated_app(tmp_path)
+    outbox = {"pending": 2, "delivered": 40, "dead": 1}
+    failures = [5]
+    register_webhook_outbox(app, lambda: outbox, lambda: failures[0])
+    client = app.test_client()
+    found = samples(client)
+    name = "trial_schedule_webhook_outbox_deliveries"
+    assert {state: found[name, (("state", state),)] for state in outbox} == outbox
+    assert found["trial_schedule_webhook_delivery_failures_total", ()] == 5
+    failures[0] = 7
+    assert samples(client)["trial_schedule_webhook_delivery_failures_total", ()] == 7
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "# TYPE trial_schedule_webhook_delivery_failures_total counter" in text
     container(app).engine.dispose()
