@@ -30,10 +30,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 	    --silent; else echo "npm not found: the feed readers and OpenAPI linters will be skipped"; fi
 
 # Debian packages some tests use: libical through GObject introspection and calcurse (feed
-# readers), nginx (the slow-client test), chromium and a font with Chinese glyphs (the web
-# pages' browser tests). Installed when missing and run as root with apt-get; otherwise those
-# tests skip and say why (or fail, with REQUIRE_ALL_READERS=1 as .ci/run sets).
-DEBIAN_TEST_PACKAGES := python3-gi gir1.2-ical-3.0 calcurse nginx chromium fonts-wqy-microhei
+# readers), nginx (the slow-client and two-instance tests), pg_dump and pg_restore (backups on
+# PostgreSQL), systemd-analyze (the units in deploy/systemd), chromium and a font with Chinese
+# glyphs (the web pages' browser tests).
+# Installed when missing and run as root with apt-get; otherwise those tests skip and say why
+# (or fail, with REQUIRE_ALL_READERS=1 as .ci/run sets).
+DEBIAN_TEST_PACKAGES := python3-gi gir1.2-ical-3.0 calcurse nginx chromium fonts-wqy-microhei \
+    postgresql-client systemd
 debian-test-packages:
 	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \

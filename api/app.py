@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 
 from api import http, web
+from api.http import observe
 from api.http.schemas import schedule_json
 from api.persistence.database import create_db_engine, default_url
 from api.persistence.feed_reads import FeedReads
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     http.install(app, build_container(app))
     web.init_app(app)  # the coordinator pages and sign-in, over the same container
+    observe.init_app(app)  # request ids, metrics (/metrics) and the JSON access record
     return app
 
 

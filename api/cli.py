@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -152,6 +153,71 @@ def db_upgrade(bootstrap_admin_key: bool) -> None:
         secret = keys.create("local-admin", "admin")
         click.echo("\nA local admin API key was created. It is shown only this once:\n\n"
                    f"    {secret}\n\nUse it as: Authorization: Bearer <key>\n")
+    services.engine.dispose()  # no pooled connection left for the garbage collector
+
+
+@db.command("downgrade")
+@click.option("--to", "revision", default="-1", show_default=True,
+              help="The revision to go back to; -1 is one step.")
+def db_downgrade(revision: str) -> None:
+    """Take the schema back (one step by default), to run the previous release again."""
+    from api.persistence.migrate import current, downgrade
+
+    services = _container()
+    downgrade(services.engine, revision)
+    click.echo(f"database schema now at {current(services.engine) or 'nothing'}")
+    services.engine.dispose()
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema's revision and the newest one this release knows."""
+    from api.persistence.migrate import current, head
+
+    services = _container()
+    found = current(services.engine)
+    services.engine.dispose()
+    click.echo(f"database schema at {found or 'nothing'}; this release's head is {head()}")
+
+
+@main.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def backup(destination: Path) -> None:
+    """Write a backup of the whole database to DESTINATION, while the service serves (SQLite:
+    its online backup API; PostgreSQL: pg_dump's custom format)."""
+    from api.persistence.backup import BackupError
+    from api.persistence.backup import backup as write_backup
+
+    services = _container()
+    try:
+        write_backup(services.engine, destination)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        services.engine.dispose()
+    click.echo(f"backup written to {destination}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask before replacing the database.")
+def restore(source: Path, yes: bool) -> None:
+    """Replace the whole database with the backup in SOURCE. Stop the service (web and
+    worker) first; afterwards run `trial-schedule db upgrade`."""
+    from api.persistence.backup import BackupError
+    from api.persistence.backup import restore as read_backup
+
+    services = _container()
+    url = services.engine.url.render_as_string(hide_password=True)
+    try:
+        if not yes:
+            click.confirm(f"Replace everything in {url} with {source}?", abort=True)
+        read_backup(services.engine, source)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        services.engine.dispose()
+    click.echo(f"{url} restored from {source}; now run: trial-schedule db upgrade")
 
 
 @main.command("create-api-key")

@@ -10,6 +10,10 @@ so a handful of them stop the service. Anything reachable beyond the machine goe
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -50,7 +54,45 @@ control_socket_disable = not _control_socket
 # Access logs carry the path, and feed paths carry their secret token: log no query string
 # (%(U)s is the path without it); api.gunicorn_logging cuts tokens out of the path and escapes
 # control characters in every value.
-accesslog = "-"
+accesslog: str | None = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
 logger_class = "api.gunicorn_logging.RedactingLogger"
+# TRIAL_SCHEDULE_LOG_FORMAT=json (api/logs.py): every line one JSON object; the app writes the
+# access record itself (it knows the route template, the API key's name and the request id).
+# (Read here without importing the app: prometheus_client must not be imported before
+# PROMETHEUS_MULTIPROC_DIR is set, below. api.gunicorn_logging refuses any other value.)
+if os.environ.get("TRIAL_SCHEDULE_LOG_FORMAT", "").strip().lower() == "json":
+    accesslog = None
+
+# Metrics (api/http/metrics.py): each worker writes its counters to files in
+# PROMETHEUS_MULTIPROC_DIR, which /metrics adds up. One folder per instance (two instances
+# sharing one would wipe each other's), emptied when the instance starts, so that counters from
+# an earlier run are not added to this one's. Unset, the instance makes its own and removes it
+# on exit. It must be set before prometheus_client is imported: here, before the app is loaded.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="trial-schedule-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server: Any) -> None:
+    """Empty the metrics folder: a new instance counts from zero (Prometheus reads a counter
+    that went back to zero as a restart)."""
+    folder = Path(_metrics_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker that exited: its live gauges are dropped (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

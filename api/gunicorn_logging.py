@@ -10,6 +10,7 @@ line or drive a terminal.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Any
 
@@ -78,6 +79,13 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         self.logged = frozenset(named + [name.lower() for name in named])  # {Header}i: any case
         if not any(isinstance(f, _CleanRecords) for f in self.error_log.filters):
             self.error_log.addFilter(_CleanRecords())
+        from api import logs  # here: api.logs imports this module's redact
+
+        if logs.log_format(os.environ) == "json":
+            # gunicorn's own records as JSON lines too, and the app's through the root logger.
+            for handler in self.error_log.handlers:
+                handler.setFormatter(logs.json_formatter())
+            logs.configure(os.environ)
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)

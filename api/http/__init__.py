@@ -25,7 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "API_SPEC_OPTIONS": {
         "info": {"description": "Dosing and visit schedules for trial NCT07064876: "
                                 "cryoablation followed by serplulimab. Errors are "
-                                "application/problem+json (RFC 9457)."},
+                                "application/problem+json (RFC 9457).",
+                 # Who answers for this service: the site team, not a published address.
+                 "contact": {"name": "NCT07064876 study team, Zhongshan Hospital, Shanghai"}},
     },
 }
 

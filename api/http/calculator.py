@@ -16,6 +16,7 @@ from flask_smorest.exceptions import NotModified  # type: ignore[import-untyped]
 from marshmallow import fields, validate
 from werkzeug.exceptions import NotFound as NotFoundError
 
+from api.http import example_responses as answers
 from api.http import examples
 from api.http.context import container, site_today
 from api.http.feeds import calendar, documented
@@ -90,12 +91,18 @@ def document_invalid_input(view: Any) -> Any:
 class ProtocolView(MethodView):
     @blp.etag
     @blp.arguments(ProtocolQuerySchema, location="query")
-    @blp.response(200, ProtocolSchema)
+    @blp.response(200, ProtocolSchema, example=answers.PROTOCOL)
     @blp.alt_response(404, description="No such protocol version", schema=ProblemSchema,
                       content_type=PROBLEM_JSON)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """The current protocol definition (or the version `?version=` names), every rule
-        with its provenance, and every version participants may be pinned to"""
+        with its provenance, and every version participants may be pinned to
+
+        Each timing rule as data: its id, parameters, source (`record`, `label`, `typical`
+        or `assumed`) and the sentence of the protocol it comes from. The example shows two
+        of the rules. New enrolments are pinned to the version marked `current`. Open to
+        everyone; answers 304 to a matching If-None-Match.
+        """
         protocols = container().protocols
         version = query.get("version", protocols.current.version)
         if version not in protocols:
@@ -123,7 +130,14 @@ class SchedulesView(MethodView):
                 blp.response(200, ScheduleSchema, example=examples.schedule_response()),
                 document_json_errors)
     def post(self) -> Response:
-        """Compute a schedule from a participant's facts and visit outcomes; stores nothing"""
+        """Compute a schedule from a participant's facts and visit outcomes; stores nothing
+
+        The whole schedule under the current protocol version on the site's working days:
+        every visit with its date, window, status and the rule that placed it (with the
+        anchor it was counted from and any move off a weekend or holiday). Facts dated after
+        the site's today (or `as_of`), other than the cryoablation, are refused. Open to
+        everyone; nothing is stored.
+        """
         svc = service()
         today = site_today()
         raw = request.get_data()  # kept: the parser reads it from the request again
@@ -275,12 +289,19 @@ class ScheduleCalendarView(MethodView):
     @blp.arguments(ScheduleQuerySchema, location="query", as_kwargs=False)
     @blp.response(200, {"type": "string", "description": "An RFC 5545 iCalendar file"},
                   description="The schedule as an iCalendar file", content_type="text/calendar",
+                  example=answers.CALENDAR,
                   headers={"ETag": {"schema": {"type": "string"}},
                            "Last-Modified": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified since the ETag given in If-None-Match")
     @document_invalid_input
     def get(self, parsed: tuple[Question, list[str]]) -> Response:
-        """The same computation as POST /v1/schedules, as a calendar file"""
+        """The same computation as POST /v1/schedules, as a calendar file
+
+        The facts travel as query parameters (`dose_given=CYCLE:DATE`, `dose_skipped=CYCLE`,
+        ...), so the link itself can be opened or subscribed to by a calendar client. Each
+        visit is an all-day event (RFC 5545) with its window and rule in the description; the
+        example shows one. Open to everyone; the ETag depends on the facts alone.
+        """
         facts, dose_fields = parsed
         svc = service()
         try:

@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields
 from werkzeug.http import http_date, parse_etags
 
+from api.http import example_responses as answers
 from api.http.auth import View, requires
 from api.http.context import container
 from api.http.problems import PROBLEM_JSON, ProblemSchema, problem
@@ -109,6 +110,7 @@ FEED_DOCS = (
                      content_type=PROBLEM_JSON),
     blp.alt_response(304, description="Not modified"),
     blp.response(200, CALENDAR, content_type="text/calendar", description="The calendar",
+                 example=answers.CALENDAR,
                  headers={"ETag": {"schema": {"type": "string"}},
                           "Last-Modified": {"schema": {"type": "string"}}}),
 )
@@ -116,7 +118,14 @@ FEED_DOCS = (
 
 @documented(*FEED_DOCS)
 def participant_feed(token: str) -> Response:
-    """One participant's visits"""
+    """One participant's visits
+
+    The participant's schedule as an RFC 5545 calendar to subscribe to: each visit an all-day
+    event with a stable UID, moved visits with a higher SEQUENCE, cancelled ones removed. The
+    URL is the credential (no API key: calendar clients cannot send one); it carries the
+    subject code and no free text. Answers 304 to a matching If-None-Match or
+    If-Modified-Since, 404 to an unknown or rotated token.
+    """
     feed = feeds().participant_feed(token)
     if feed is None:
         return not_found()
@@ -128,7 +137,12 @@ def participant_feed(token: str) -> Response:
 
 @documented(*FEED_DOCS)
 def site_feed(token: str) -> Response:
-    """Every participant's visits at the site"""
+    """Every participant's visits at the site
+
+    One calendar holding every participant's visits, for the site's shared calendar; issued
+    by an admin key (`POST /v1/site/feed-token`). As for a participant's feed, the URL is the
+    credential, visits keep their UID, and a conditional request gets a 304.
+    """
     feed = feeds().site_feed(token)
     return calendar(feed) if feed else not_found()
 
@@ -144,12 +158,17 @@ LEAN_ENDPOINTS = frozenset({"feeds.participant_feed", "feeds.site_feed"})
 @admin.route("/feed-token")
 class SiteFeedTokenView(MethodView):
     @requires("admin")
-    @admin.response(200, FeedTokenSchema)
+    @admin.response(200, FeedTokenSchema, example=answers.SITE_FEED)
     @admin.alt_response(401, description="No valid API key", schema=ProblemSchema,
                         content_type=PROBLEM_JSON)
     @admin.alt_response(403, description="Needs an admin key", schema=ProblemSchema,
                         content_type=PROBLEM_JSON)
     def post(self) -> dict[str, Any]:
-        """Issue or rotate the site feed URL; the old one stops working at once"""
+        """Issue or rotate the site feed URL; the old one stops working at once
+
+        Answers the site feed's new links (https for Google and Outlook, webcal for Apple and
+        Thunderbird); a site feed URL issued before answers 404 from the next request on.
+        Needs an `admin` key.
+        """
         token = feeds().rotate("site")
         return {"feed": feeds().links.site_links(token)}

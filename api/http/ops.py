@@ -8,6 +8,7 @@ from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
+from api.http import metrics
 from api.http.context import container
 
 blp = Blueprint("ops", __name__)
@@ -29,7 +30,8 @@ def readyz() -> Response:
     try:
         with services.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
-    except SQLAlchemyError:
+    except SQLAlchemyError as error:
+        metrics.database_error(type(getattr(error, "orig", None) or error).__name__)
         return Response('{"status": "database unreachable"}', status=503,
                         mimetype="application/json")
     return Response('{"status": "ready"}', mimetype="application/json")

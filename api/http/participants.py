@@ -13,6 +13,8 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import PreconditionRequired
 from werkzeug.wrappers import Response as BaseResponse
 
+from api.http import example_responses as answers
+from api.http import examples
 from api.http.auth import View, requires
 from api.http.context import actor, container, site_today
 from api.http.feeds import FeedTokenSchema
@@ -147,11 +149,18 @@ class ParticipantsView(MethodView):
     @requires("write")
     @blp.arguments(EnrolmentSchema(), example={"subject_code": "ZS-001",
                                              "cryoablation_date": "2026-03-02"})
-    @blp.response(201, ParticipantSchema)
+    @blp.response(201, ParticipantSchema, example=answers.ENROLLED)
     @blp.doc(parameters=[IDEMPOTENCY_KEY])
     @errors(401, 403, 409)
     def post(self, enrolment: Enrolment) -> Response:
-        """Enrol a participant (honours Idempotency-Key)"""
+        """Enrol a participant (honours Idempotency-Key)
+
+        Stores the participant with its enrolment data, pinned to the current protocol
+        version, and answers 201 with `Location`, `ETag: "v1"` and its calendar feed links.
+        `subject_code` is pseudonymous and unique: enrolling it twice is a 409 naming the
+        participant already enrolled. Needs a `write` key; the key's name is recorded as who
+        enrolled. A retry with the same `Idempotency-Key` gets the first answer.
+        """
         service = participants()
         return run_idempotent(service, lambda hook: service.enrol(enrolment, actor(), hook),
                               lambda participant: participant_response(participant, 201),
@@ -159,11 +168,16 @@ class ParticipantsView(MethodView):
 
     @requires("read")
     @blp.arguments(PageQuerySchema(), location="query")
-    @blp.response(200, ParticipantPageSchema)
+    @blp.response(200, ParticipantPageSchema, example=answers.PAGE)
     @errors(401, 403)
     def get(self, query: dict[str, Any]) -> Any:
         """List participants in enrolment order, a page at a time, each with its state and
-        next visit; `subject_code` finds one by its code"""
+        next visit; `subject_code` finds one by its code
+
+        Pages hold up to `limit` participants; `next_cursor` is the `cursor` of the next page,
+        null on the last. With `subject_code` the answer is that one participant (an exact
+        match) or an empty list. Needs a `read` key.
+        """
         if "subject_code" in query:
             found = participants().by_subject_code(query["subject_code"])
             return {"items": listed([found] if found else []), "next_cursor": None}
@@ -178,23 +192,37 @@ class ParticipantsView(MethodView):
 @blp.route("/<participant_id>")
 class ParticipantView(MethodView):
     @requires("read")
-    @blp.response(200, ParticipantSchema)
+    @blp.response(200, ParticipantSchema, example=answers.PARTICIPANT)
     @blp.alt_response(304, description="Not modified")
     @errors(401, 403, 404)
     def get(self, participant_id: str) -> BaseResponse:
-        """One participant; ETag is its version"""
+        """One participant; ETag is its version
+
+        The enrolment data as corrected so far, the protocol version the participant is
+        pinned to, links to its schedule and history, and its feed links. The ETag (`"v3"`)
+        is the participant's version, which every recorded event raises: send it back in
+        If-None-Match for a 304, or in If-Match to write only if nothing changed since.
+        Needs a `read` key.
+        """
         return participant_response(participants().get(participant_id)).make_conditional(
             request)
 
     @requires("write")
-    @blp.arguments(EnrolmentPatchSchema())
-    @blp.response(200, ParticipantSchema)
+    @blp.arguments(EnrolmentPatchSchema(), example={"childbearing_potential": True,
+                                                  "reason": "CRF reviewed"})
+    @blp.response(200, ParticipantSchema, example=answers.CORRECTED)
     @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True,
                           "description": "The participant's ETag",
                           "schema": {"type": "string", "minLength": 1}}])
     @errors(401, 403, 404, 409, 412, 428)
     def patch(self, changes: dict[str, Any], participant_id: str) -> Response:
-        """Correct enrolment data; needs If-Match"""
+        """Correct enrolment data; needs If-Match
+
+        Changes the fields sent (and only those) and records an `enrolment_corrected` event
+        with the `reason`, which is required. Without If-Match the answer is 428, with a stale
+        one 412; a body that changes nothing is 422. The schedule is recomputed from the
+        corrected data. Needs a `write` key.
+        """
         version = expected_version(required=True)  # None for If-Match: *, any version
         reason = changes.pop("reason", None)
         participant = participants().correct_enrolment(participant_id, changes, reason,
@@ -205,10 +233,16 @@ class ParticipantView(MethodView):
 @blp.route("/<participant_id>/feed-token")
 class FeedTokenView(MethodView):
     @requires("write")
-    @blp.response(200, FeedTokenSchema)
+    @blp.response(200, FeedTokenSchema, example=answers.PARTICIPANT_FEED)
     @errors(401, 403, 404)
     def post(self, participant_id: str) -> dict[str, Any]:
-        """Rotate the participant's feed URL; the old one stops working at once"""
+        """Rotate the participant's feed URL; the old one stops working at once
+
+        The feed URL is the credential calendar clients subscribe with; when it leaks, a new
+        one is issued here and the old one answers 404 from the next request on, on every
+        worker and instance. Subscribers must subscribe again with the new link. Needs a
+        `write` key.
+        """
         token = feeds().rotate("participant", participant_id)
         return {"feed": feeds().links.participant_links(token)}
 
@@ -216,11 +250,17 @@ class FeedTokenView(MethodView):
 @blp.route("/<participant_id>/schedule")
 class ParticipantScheduleView(MethodView):
     @requires("read")
-    @blp.response(200, ScheduleSchema)
+    @blp.response(200, ScheduleSchema, example=examples.schedule_response())
     @blp.alt_response(304, description="Not modified")
     @errors(401, 403, 404)
     def get(self, participant_id: str) -> BaseResponse:
-        """The schedule recomputed from the whole history"""
+        """The schedule recomputed from the whole history
+
+        Every visit with its date, window, status as of the site's today (due and overdue
+        included) and the protocol rule that placed it, computed under the protocol version
+        the participant is pinned to. The ETag is a digest of the answer, so it changes when
+        a write or a new day changes anything shown. Needs a `read` key.
+        """
         _, schedule = participants().schedule(participant_id, site_today())
         response = jsonify(schedule_dict(schedule))
         response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
@@ -232,12 +272,20 @@ class EventsView(MethodView):
     @requires("write")
     @blp.arguments(EventInSchema(), example={"type": "dose_given", "cycle": 1,
                                            "date": "2026-03-09"})
-    @blp.response(201, RecordedSchema)
+    @blp.response(201, RecordedSchema, example=answers.RECORDED)
     @blp.doc(parameters=[IF_MATCH_OPTIONAL, IDEMPOTENCY_KEY])
     @errors(401, 403, 404, 409, 412)
     def post(self, new: NewEvent, participant_id: str) -> Response:
         """Record what happened; the schedule is recomputed (honours Idempotency-Key and
-        If-Match)"""
+        If-Match)
+
+        Appends one event to the participant's history (`type` says which: a recovery, a
+        dose given or skipped, a visit done or missed, a correction that voids an earlier
+        event, a protocol version change, ...) and answers 201 with the event and the
+        recomputed schedule; `ETag` is the participant's new version. Facts the protocol rules
+        out are 422 and events contradicting the history 409, each naming the rule. Needs a
+        `write` key.
+        """
         service = participants()
         version = expected_version(required=False)
         return run_idempotent(
@@ -247,10 +295,16 @@ class EventsView(MethodView):
             recorded_response)
 
     @requires("read")
-    @blp.response(200, EventListSchema)
+    @blp.response(200, EventListSchema, example=answers.HISTORY)
     @errors(401, 403, 404)
     def get(self, participant_id: str) -> BaseResponse:
-        """The append-only history: who recorded what, when, why"""
+        """The append-only history: who recorded what, when, why
+
+        Every event in the order recorded, each with the API key (or account) that recorded
+        it and when; an event a correction voided stays, with `voided_by` naming the
+        correction. Nothing is ever deleted or rewritten. The ETag is the participant's
+        version. Needs a `read` key.
+        """
         participant, events = participants().history(participant_id)
         response = jsonify(EVENT_LIST.dump({"items": event_dicts(events)}))
         response.set_etag(etag_of(participant.version))

@@ -21,7 +21,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from api.http import jsonbody
+from api.http import jsonbody, metrics
 from api.usecases.common import AlreadyEnrolled, NotFound, NothingToChange, StaleVersion
 from scheduler import ScheduleInputError
 from scheduler.history import HistoryConflict
@@ -219,6 +219,7 @@ def init_app(app: Flask) -> None:
         # Only the kind of failure: a statement's text or values (free-text reasons) stay out.
         cause = getattr(error, "orig", None) or error
         app.logger.error("database unavailable: %s", type(cause).__name__)
+        metrics.database_error(type(cause).__name__)
         return problem(503, "Service Unavailable", "The database cannot be reached; nothing "
                        "was changed by this request. Retry in a little while.",
                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -15,6 +15,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from api.http import example_responses as answers
 from api.http.auth import requires
 from api.http.context import container, site_today
 from api.http.problems import PROBLEM_JSON, ProblemSchema
@@ -140,10 +141,16 @@ def _errors(view: Any) -> Any:
 class WorklistView(MethodView):
     @requires("read")
     @blp.arguments(WorklistQuerySchema, location="query")
-    @blp.response(200, WorklistSchema)
+    @blp.response(200, WorklistSchema, example=answers.WORKLIST)
     @_errors
     def get(self, query: dict[str, Any]) -> Response:
-        """Every participant's visits due, overdue, or planned in the range, by date"""
+        """Every participant's visits due, overdue, or planned in the range, by date
+
+        What the coordinators work from: visits whose window is open today (`due`) or closed
+        with nothing recorded (`overdue`, listed whatever the range), then those planned
+        between `from` and `to` (default: the site's today to today + 7 days), grouped by
+        date. Read from the stored visit states, so it costs one query. Needs a `read` key.
+        """
         today = site_today()
         start = query.get("start") or today
         end = query.get("end") or start + dt.timedelta(days=DEFAULT_DAYS)
@@ -158,13 +165,19 @@ class WorklistView(MethodView):
 class DeviationsView(MethodView):
     @requires("read")
     @blp.arguments(DeviationQuerySchema, location="query")
-    @blp.response(200, DeviationsSchema)
+    @blp.response(200, DeviationsSchema, example=answers.DEVIATIONS)
     @blp.alt_response(200, description="With format=csv: one deviation a row",
-                      content_type="text/csv", schema={"type": "string"})
+                      content_type="text/csv", schema={"type": "string"},
+                      example=answers.DEVIATIONS_CSV)
     @_errors
     def get(self, query: dict[str, Any]) -> Any:
         """Visits done out of window, missed, or overdue, per participant, with the rule each
-        broke; `format=csv` for a monitor's spreadsheet"""
+        broke; `format=csv` for a monitor's spreadsheet
+
+        For monitoring: each deviation names the visit, its window, the rule it broke and,
+        for a missed visit, the reason recorded. The CSV has one deviation a row, cells a
+        spreadsheet would run as a formula quoted. Needs a `read` key.
+        """
         today = site_today()
         found = container().worklist.deviations(today)
         if query["format"] == "csv":

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 SCRIPTS = Path(__file__).with_name("migrations")
@@ -24,3 +26,25 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str = "-1") -> None:
+    """Take the schema back to `revision` (by default one step), in one transaction: the way
+    back from an upgrade that must be undone, before the previous release is started again."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def current(engine: Engine) -> str | None:
+    """The schema's revision now; None on an empty database."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    found = ScriptDirectory(str(SCRIPTS)).get_current_head()
+    assert found is not None
+    return found

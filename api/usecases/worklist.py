@@ -81,6 +81,12 @@ def held_participants(rows: list[ListedVisit] | list[DatedVisit], today: dt.date
                    and row.latest < today})
 
 
+def _deviating(today: dt.date) -> Callable[[DatedVisit], bool]:
+    """What the stored deviations read: done or missed, or open with the window closed."""
+    return lambda row: row.status in ("done", "missed") or (
+        row.status in OPEN and row.latest is not None and row.latest < today)
+
+
 def _order(row: ListedVisit, kinds: tuple[str, ...]) -> tuple[dt.date, str, OrderKey]:
     """By day, subject, then the protocol's same-day order (`scheduler.visit_order`)."""
     return row.date, row.subject_code, order_key(kinds, row.date, row.kind, row.visit_id)
@@ -145,15 +151,23 @@ class Worklist:
         return sorted(found, key=lambda item: (item.visit.date, item.visit.subject_code,
                                                item.visit.visit_id))
 
+    def overdue_count(self, today: dt.date) -> int:
+        """How many visits are overdue on `today`, as the worklist counts them (a chained
+        visit only when it is dated by the first open infusion; a cryoablation a later fact
+        proves, never), from the rows the deviations read: one read, cheap enough for every
+        metrics scrape."""
+        with self.units(readonly=True) as uow:
+            rows = uow.visit_states.deviating(today)
+        rows = self._listed_for_today(rows, today, _deviating(today))
+        return sum(1 for _, status in _day_statuses(rows, today) if status == "overdue")
+
     def deviations(self, today: dt.date) -> list[Deviation]:
         """Visits done out of their window, missed, or overdue, by participant then date; a
         missed one with the reason recorded (read from the histories of the participants who
         have one, in one more query)."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.deviating(today)
-        rows = self._listed_for_today(rows, today, lambda row: row.status in ("done", "missed")
-                                      or (row.status in OPEN and row.latest is not None
-                                          and row.latest < today))
+        rows = self._listed_for_today(rows, today, _deviating(today))
         with self.units(readonly=True) as uow:
             missing = sorted({row.participant_id for row in rows if row.status == "missed"})
             histories = uow.participants.events_of_many(missing) if missing else {}

@@ -142,6 +142,17 @@ def test_worklist_agrees_with_recomputed_schedules_on_every_day(db_app, client, 
     assert all(answers)
 
 
+def test_the_overdue_metric_counts_what_the_recomputed_schedules_show_overdue(
+        db_app, client, site):
+    for today in DAYS:
+        container(db_app).clock.freeze(D(today))
+        expected = {(pid, visit) for pid, visit, status, _ in
+                    reference_deviations(db_app, site, D(today)) if status == "overdue"}
+        scraped = client.get("/metrics").get_data(as_text=True)
+        assert f"\ntrial_schedule_visits_overdue {float(len(expected))}\n" in scraped, today
+    assert expected  # the last day has some
+
+
 def test_worklist_defaults_to_the_next_seven_days(db_app, client, keys, site):
     container(db_app).clock.freeze(D("2026-04-15"))
     body = client.get("/v1/worklist", headers=bearer(keys["read"])).get_json()

@@ -18,58 +18,19 @@ when it can; without it the test skips (fails, with REQUIRE_ALL_READERS=1 as .ci
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import migrated_app
-from tests.feed_readers import need
-from tests.servers import ROOT, free_port, start_gunicorn
+from tests.servers import nginx_binary, start_gunicorn, start_nginx
 
 SLOW_CLIENTS = 50
 HOLD_SECONDS = 20.0
 TOKEN = "0123456789abcdef0123456789abcdef.SECRETPARTsecretpart_-0123456789abcdefgh"
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)
-    need(found is not None, "nginx is not installed (make test installs Debian's nginx when "
-                            "run as root)")
-    assert found is not None
-    return found
-
-
-def site_config(listen_port: int, upstream: str, folder: Path) -> str:
-    """deploy/nginx.conf with the test's ports and a log file of its own."""
-    site = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
-    replaced = {"listen 80;": f"listen 127.0.0.1:{listen_port};", "listen [::]:80;": "",
-                "server 127.0.0.1:8000;": f"server {upstream};",
-                "/var/log/nginx/trial-schedule.access.log": str(folder / "access.log")}
-    for old, new in replaced.items():
-        assert site.count(old) == 1, old
-        site = site.replace(old, new)
-    return site
-
-
-def main_config(folder: Path, site: Path) -> str:
-    temp = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    user = "user root;\n" if os.geteuid() == 0 else ""  # as the current user
-    return (f"{user}daemon off;\nworker_processes 1;\npid {folder / 'nginx.pid'};\n"
-            f"error_log {folder / 'error.log'} info;\n"
-            "events { worker_connections 1024; }\n"
-            "http {\n"
-            f"  client_body_temp_path {temp['body']};\n  proxy_temp_path {temp['proxy']};\n"
-            f"  fastcgi_temp_path {temp['fastcgi']};\n  uwsgi_temp_path {temp['uwsgi']};\n"
-            f"  scgi_temp_path {temp['scgi']};\n"
-            f"  access_log off;\n  include {site};\n}}\n")
 
 
 @pytest.fixture(scope="module")
@@ -83,29 +44,14 @@ def stack(tmp_path_factory):
         server, base = start_gunicorn({
             "DATABASE_URL": f"sqlite:///{folder / 'api.sqlite3'}", "WEB_CONCURRENCY": "2",
             "TRIAL_SCHEDULE_TRUSTED_PROXIES": "1"}, output)
-    port = free_port()
-    site = folder / "trial-schedule.conf"
-    site.write_text(site_config(port, base.removeprefix("http://"), folder))
-    config = folder / "nginx.conf"
-    config.write_text(main_config(folder, site))
-    proxy = subprocess.Popen([nginx, "-e", str(folder / "error.log"), "-p", str(folder),
-                              "-c", str(config)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proxy.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("nginx did not start: "
-                                + (folder / "error.log").read_text(errors="replace"))
-                time.sleep(0.1)
-        yield port, folder
+        proxy, port = start_nginx(nginx, [base], folder)
+        try:
+            yield port, folder
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=15)
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=15)
         server.terminate()
         server.wait(timeout=15)
 
