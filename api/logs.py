@@ -8,7 +8,7 @@ every record, gunicorn's own and the app's, is one JSON object on one line with 
 access log, which cannot know the route or the key.
 
 What must never be logged stays out in both formats: a token (feed paths are redacted by
-`api.gunicorn_logging.redact`, and the access record names the route template, not the
+`redact` below, and the access record names the route template, not the
 path), an API key (only its name), free text from a request (no body or query string is
 logged). JSON escapes every control character, so no value can forge a line.
 """
@@ -16,6 +16,7 @@ logged). JSON escapes every control character, so no value can forge a line.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -23,7 +24,49 @@ from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from api.gunicorn_logging import redact
+# A path segment under /feeds (after an optional site/), however it is spelled.
+FEED_SEGMENT = re.compile(r"(/feeds(?:/+site)?/+)([^/?#\s\"]+?)(\.ics)?(?=[/?#\s\"]|$)")
+# A long run of token characters filling a whole path segment. Canonical UUIDs (participant and
+# event ids, which are not credentials) stay readable.
+LONG_SEGMENT = re.compile(r"(?<=/)([A-Za-z0-9._~%+=-]{20,}?)(\.ics)?(?=[/?#\s\"]|$)")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _long(match: re.Match[str]) -> str:
+    if UUID.fullmatch(match.group(1)):
+        return match.group(0)
+    return "[token]" + (match.group(2) or "")
+
+
+def redact(text: str) -> str:
+    """Feed tokens and long token-shaped segments replaced by `[token]`.
+
+    >>> redact("GET /feeds/site/abc.def.ics HTTP/1.1")
+    'GET /feeds/site/[token].ics HTTP/1.1'
+    >>> redact("GET /feeds//abc.def.ics HTTP/1.1")
+    'GET /feeds//[token].ics HTTP/1.1'
+    >>> redact("/v1/0123456789abcdef0123456789abcdef.k/x")
+    '/v1/[token]/x'
+    >>> redact("/v1/participants/3f2b8c1e-7a4d-4e2b-9c1a-5d6e7f8a9b0c/events")
+    '/v1/participants/3f2b8c1e-7a4d-4e2b-9c1a-5d6e7f8a9b0c/events'
+    """
+    text = FEED_SEGMENT.sub(lambda m: f"{m.group(1)}[token]{m.group(3) or ''}", text)
+    return LONG_SEGMENT.sub(_long, text)
+
+
+def escape(text: str) -> str:
+    r"""Control characters as \xNN, so a value stays on its line and inert.
+
+    >>> print(escape("/a\r\nforged 200\x1b[2J"))
+    /a\x0d\x0aforged 200\x1b[2J
+    """
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def clean(text: str) -> str:
+    return escape(redact(text))
+
 
 SETTING = "TRIAL_SCHEDULE_LOG_FORMAT"
 FORMATS = ("text", "json")

@@ -71,7 +71,7 @@ def test_feed_tokens_never_reach_the_access_log(served):
 
 
 def test_access_log_redaction():
-    from api.gunicorn_logging import redact
+    from api.logs import redact
 
     line = '127.0.0.1 "GET /feeds/abc.SECRET.ics" 200 "GET /feeds/site/x.Y.ics?x=1"'
     assert redact(line) == ('127.0.0.1 "GET /feeds/[token].ics" 200 '
