@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +35,8 @@ from api.persistence.records import StoredParticipant
 from api.persistence.unit_of_work import UnitOfWork
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants, Recorded
+from api.usecases.schedule_documents import ScheduleDocuments
+from scheduler import Schedule
 from scheduler.history import Enrolment, Event, NewEvent, voided_by
 
 blp = Blueprint("participants", __name__, url_prefix="/v1/participants",
@@ -61,6 +62,16 @@ ERRORS = {401: "No valid API key", 403: "The API key's scope is too small",
 
 def participants() -> Participants:
     return container().participants
+
+
+def schedule_documents() -> ScheduleDocuments:
+    return container().schedule_documents
+
+
+def schedule_body(schedule: Schedule) -> bytes:
+    """A stored participant's schedule as its GET serves it: the bytes `jsonify` gives (in the
+    request being answered), kept and served again by `ScheduleDocuments`."""
+    return jsonify(schedule_dict(schedule)).get_data()
 
 
 def feeds() -> Feeds:
@@ -220,10 +231,14 @@ class ParticipantScheduleView(MethodView):
     @blp.alt_response(304, description="Not modified")
     @errors(401, 403, 404)
     def get(self, participant_id: str) -> BaseResponse:
-        """The schedule recomputed from the whole history"""
-        _, schedule = participants().schedule(participant_id, site_today())
-        response = jsonify(schedule_dict(schedule))
-        response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
+        """The schedule recomputed from the whole history
+
+        As of the site's today. The ETag changes with every write of the participant and with
+        any status a new day changes (due, overdue); If-None-Match answers 304.
+        """
+        document = schedule_documents().document(participant_id, site_today())
+        response = Response(document.body, mimetype="application/json")
+        response.set_etag(document.etag)
         return response.make_conditional(request)
 
 

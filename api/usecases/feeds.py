@@ -206,18 +206,24 @@ class Feeds:
     def participant_tag(self, participant_id: str, version: int, source: str) -> str:
         return _participant_tag(self.protocol_tag, participant_id, version, source)
 
-    def participant_feed(self, presented: str) -> ParticipantFeed | None:
+    def participant_feed(self, presented: str, request_base: str | None = None) \
+            -> ParticipantFeed | None:
         """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
         participant's version, read with the token, so a revalidation is answered before
-        anything is rendered or loaded."""
+        anything is rendered or loaded. `request_base`: the request's scheme and host, when
+        the caller has them (else they come from the request being answered)."""
         key = self.verify(presented, "participant")
         if key is None or key.participant_id is None or key.version is None:
             return None
         assert key.updated_at is not None
-        source = self.links.participant_source(presented)
+        source = self.links.participant_source(presented, request_base)
         return ParticipantFeed(self, key, source,
                                self.participant_tag(key.participant_id, key.version, source),
                                key.updated_at)
+
+    def whole_body(self, feed: ParticipantFeed) -> bytes | None:
+        """The feed's bytes if this version at this URL was served before (from memory)."""
+        return self.whole.get(feed.etag)
 
     def participant_body(self, feed: ParticipantFeed) -> tuple[str, dt.datetime, bytes]:
         cached = self.whole.get(feed.etag)
