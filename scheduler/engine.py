@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 from calendar import monthrange
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -264,8 +264,19 @@ def _first_dose(infusions: list[Visit]) -> Visit | None:
 
 
 def _state(planner: _Planner, infusions: list[Visit]) -> State:
-    facts = planner.facts
-    if facts.off_study is not None and planner.corrected:
+    return schedule_state(planner.protocol, planner.facts,
+                          [visit.status for visit in infusions])
+
+
+def schedule_state(protocol: Protocol, facts: ParticipantFacts,
+                   infusion_statuses: Iterable[str]) -> State:
+    """Where the participant's treatment stands, from the facts and the statuses of the
+    schedule's infusions: off study (revision 2), discontinued, on hold after a complication,
+    provisional while recovery is pending, completed once every cycle is given or skipped,
+    else scheduled. The engine states every schedule by it; a list of participants states
+    each from the history and the stored visit states by it, without computing a schedule
+    (a recorded off-study outcome then overrides it, as `outcomes.apply_outcomes` does)."""
+    if facts.off_study is not None and protocol.corrected:
         return "off_study"
     if facts.discontinuation is not None:
         return "discontinued"
@@ -273,7 +284,7 @@ def _state(planner: _Planner, infusions: list[Visit]) -> State:
         return "on_hold"
     if facts.recovery.status == "pending":
         return "provisional"
-    if all(visit.status in ("done", "skipped") for visit in infusions):
+    if all(status in ("done", "skipped") for status in infusion_statuses):
         return "completed"
     return "scheduled"
 

@@ -133,8 +133,14 @@ def _timing(visit: Visit, day: dt.date) -> Literal["in_window", "out_of_window"]
     return "out_of_window"
 
 
+def visit_order(visit_id: str, date: dt.date | None) -> tuple[bool, dt.date, str]:
+    """The order of a schedule's visits once the outcomes are in it: by date, undated last,
+    then by id. Visits read back from their stored states are ordered by it too."""
+    return (date is None, date or dt.date.min, visit_id)
+
+
 def _order(visit: Visit) -> tuple[bool, dt.date, str]:
-    return (visit.date is None, visit.date or dt.date.min, visit.id)
+    return visit_order(visit.id, visit.date)
 
 
 def apply_outcomes(schedule: Schedule, outcomes: Outcomes) -> Schedule:
