@@ -108,9 +108,14 @@ the cores with the workers: compare ratios within one run, not across runs.
   flat (no function above a tenth of the time), so there is no single hot spot to remove.
 """
 
-# Ratio to the ceiling, per scenario (issue 14).
+SCHEDULE_READ = "GET /v1/participants/{id}/schedule"
+SCHEDULE_REVALIDATE = "GET /v1/participants/{id}/schedule revalidation (304)"
+PARTICIPANTS = "GET /v1/participants (a page of 50)"
+PARTICIPANTS_PAGE = "participants page (/participants)"
+# Ratio to the ceiling, per scenario (issues 14 and 21).
 TARGETS = {"POST /v1/schedules": 0.70, "participant feed (200)": 0.60,
-           "participant feed revalidation (304)": 0.80}
+           "participant feed revalidation (304)": 0.80, SCHEDULE_READ: 0.50,
+           SCHEDULE_REVALIDATE: 0.80}
 RECORD = "POST …/events (record a dose)"
 # Recording an event on PostgreSQL at 16 connections: p99 under 100 ms, and three times the
 # 144 req/s measured before this work.
@@ -293,6 +298,9 @@ class Options:
     seconds: int
     rounds: int
     hello: Server
+    # Only the scenarios whose names contain one of these (all when empty).
+    only: list[str] = field(default_factory=list)
+    site: bool = True  # the site feed at each size
     micros: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -319,7 +327,8 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
     server = Server("api.wsgi:app", {"DATABASE_URL": url,
                                      "TRIAL_SCHEDULE_FEED_SECRET": secret}).start()
     try:
-        site_notes.append(site_feed(server, label, site_path, sizes[0]))
+        if options.site:
+            site_notes.append(site_feed(server, label, site_path, sizes[0]))
         chosen = reads(app, server, key, site[0], sign_in(app, server))
         measure(app, options, server, label, chosen, results, profiles)
         pool: list[str] = []
@@ -329,7 +338,8 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
             seeded.append(f"{count:,} awaiting a first dose in "
                           f"{time.monotonic() - started:.0f} s")
             settle(url)
-            site_notes.append(site_feed(server, label, site_path, size))
+            if options.site:
+                site_notes.append(site_feed(server, label, site_path, size))
         if pool:
             measure(app, options, server, label,
                     [recording(app, key, pool, options.rounds, today)], results, profiles)
@@ -407,11 +417,23 @@ def reads(app: Flask, server: Server, key: str, participant: str, cookie: str) \
     read = lua("GET", headers=auth)
     revalidate = lua("GET", headers={"If-None-Match": etag.replace('"', '\\"')})
     page = lua("GET", headers={"Cookie": cookie})
+    schedule_path = f"/v1/participants/{participant}/schedule"
+    request = urllib.request.Request(server.base + schedule_path, headers=auth)
+    with urllib.request.urlopen(request) as answer:
+        schedule_etag = answer.headers["ETag"]
+    schedule_revalidate = lua("GET", headers={
+        **auth, "If-None-Match": schedule_etag.replace('"', '\\"')})
     return [
         Scenario("POST /v1/schedules", "/v1/schedules", lambda _: schedule, "POST", json_type,
                  SCHEDULE_BODY.encode()),
-        Scenario("GET /v1/participants/{id}/schedule", f"/v1/participants/{participant}/schedule",
-                 lambda _: read, headers=auth),
+        Scenario(SCHEDULE_READ, schedule_path, lambda _: read, headers=auth),
+        Scenario(SCHEDULE_REVALIDATE, schedule_path, lambda _: schedule_revalidate,
+                 headers={**auth, "If-None-Match": schedule_etag}),
+        # Lists as one person waits for them, like the worklist.
+        Scenario(PARTICIPANTS, "/v1/participants", lambda _: read, headers=auth,
+                 connections=1),
+        Scenario(PARTICIPANTS_PAGE, "/participants", lambda _: page,
+                 headers={"Cookie": cookie}, connections=1),
         Scenario("participant feed (200)", feed_path, lambda _: None),
         Scenario("participant feed revalidation (304)", feed_path, lambda _: revalidate,
                  headers={"If-None-Match": etag}),
@@ -462,6 +484,9 @@ def measure(app: Flask, options: Options, server: Server, label: str,
     the ceiling runs of the same rounds. A scenario with a ratio target has a ceiling run of its
     own just before it in every round (the machine's speed drifts within a round); the others
     share the ceiling run that opens the round."""
+    if options.only:
+        chosen = [scenario for scenario in chosen
+                  if any(part in scenario.name for part in options.only)]
     present = [scenario for scenario in chosen if routed(app, scenario.path, scenario.method)]
     options.micros += in_process(app, label, present)
     shared: list[Result] = []
@@ -541,8 +566,9 @@ def caller(app: Flask, scenario: Scenario) -> Callable[[], None]:
     return call
 
 
-IN_PROCESS = ("POST /v1/schedules", "participant feed (200)",
-              "participant feed revalidation (304)", WORKLIST, WORKLIST_PAGE)
+IN_PROCESS = ("POST /v1/schedules", SCHEDULE_READ, SCHEDULE_REVALIDATE, "participant feed (200)",
+              "participant feed revalidation (304)", WORKLIST, WORKLIST_PAGE, PARTICIPANTS,
+              PARTICIPANTS_PAGE)
 
 
 def in_process(app: Flask, label: str, chosen: list[Scenario]) -> list[tuple[str, float]]:
@@ -625,6 +651,11 @@ def main() -> None:
                         help="participants: followed ones (the first), then up to each "
                              "further size awaiting a first dose; the site feed at each")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--scenarios", default="",
+                        help="only the scenarios whose names contain one of these "
+                             "comma-separated words (e.g. 'schedule,feed'); all by default")
+    parser.add_argument("--site-feed", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the site feed at each size")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -634,7 +665,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     micros = micro()  # first, while nothing else runs on the machine
     hello = Server("bench.hello:app", {}).start()
-    options = Options(args.seconds, args.rounds, hello)
+    options = Options(args.seconds, args.rounds, hello,
+                      [part.strip() for part in args.scenarios.split(",") if part.strip()],
+                      site=args.site_feed)
     results: list[Result] = []
     site_notes: list[str] = []
     profiles: list[str] = []
@@ -667,7 +700,9 @@ def report(args: argparse.Namespace, results: list[Result], site_notes: list[str
         f"Measured {dt.date.today().isoformat()} on {machine()}; load average "
         f"{load:.2f} when it started.",
         f"Command: `make bench` (`python bench/run.py --seconds {args.seconds} --rounds "
-        f"{args.rounds} --sizes {args.sizes} --databases {args.databases}`), "
+        f"{args.rounds} --sizes {args.sizes} --databases {args.databases}"
+        f"{f' --scenarios {args.scenarios}' if args.scenarios else ''}"
+        f"{'' if args.site_feed else ' --no-site-feed'}`), "
         f"{elapsed:.0f} s in all.",
         "",
         "Each service scenario runs under gunicorn with the service's own settings "

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import holidays
@@ -160,8 +160,10 @@ class Feeds:
     def links(self) -> FeedLinks:
         return self.tokens.links
 
-    @property
+    @cached_property
     def protocol_tag(self) -> str:
+        """Every loaded protocol version and the holiday data: fixed for the process's life,
+        and asked for by every feed request, so worked out once."""
         return feeds_protocol_tag(self.participants.protocols)
 
     def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
@@ -199,7 +201,9 @@ class Feeds:
 
     def links_for(self, participant_ids: list[str]) -> dict[str, dict[str, str]]:
         with self.participants.unit(readonly=True) as uow:
-            tokens = uow.feed_tokens.active_for_participants()
+            # A few named (a page, one participant) are read by id; many, in one sweep.
+            tokens = uow.feed_tokens.active_for_participants(
+                participant_ids if len(participant_ids) <= BATCH else None)
         return {pid: self.links.participant_links(tokens[pid])
                 for pid in participant_ids if pid in tokens}
 
