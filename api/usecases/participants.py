@@ -12,6 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from sys import intern
 from typing import Any, TypeVar
 
 from api.persistence.records import Cursor, StoredParticipant, bumped
@@ -143,8 +144,9 @@ def stored_standing(protocol: Protocol, participant: StoredParticipant, events: 
         status = row.status
         if row.visit_id in counting and window is not None:
             status = day_status(status, window.earliest, window.latest, today)
-        visits.append(ListedVisit(row.visit_id, row.kind or "", row.title or "", row.date,
-                                  window, status))
+        # Interned: ids, kinds and titles repeat across every participant a list keeps.
+        visits.append(ListedVisit(intern(row.visit_id), intern(row.kind or ""),
+                                  intern(row.title or ""), row.date, window, status))
     facts = fold(participant.enrolment, events, protocol=protocol)
     state: State = "off_study" if outcomes_of(events).off_study is not None else \
         schedule_state(protocol, facts, [v.status for v in visits if v.kind == "infusion"])
