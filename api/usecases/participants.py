@@ -130,8 +130,10 @@ def stored_standing(protocol: Protocol, participant: StoredParticipant, events: 
     the state from the folded history and the infusions' statuses (`schedule_state`), or off
     study when the history records it. (An infusion with no date, held or cancelled, is not
     stored, but it exists only on hold, discontinued or off study, states decided before the
-    infusions' statuses are read.) None when a state stored before the kinds and titles
-    were kept (migration 0004) leaves nothing to go on: the caller computes."""
+    infusions' statuses are read.) Like the worklist, it trusts the stored states to be the
+    schedule's: every write stores them, and a feed read brings them up to date after the
+    protocol text or the holiday data changed. None when a state stored before the kinds and
+    titles were kept (migration 0004) leaves nothing to go on: the caller computes."""
     rows = [state for state in states.values() if state.present]
     if not rows or any(state.kind is None or state.title is None for state in rows):
         return None
