@@ -14,6 +14,7 @@ from flask import Flask
 
 from api import http, web
 from api.http import observe
+from api.http.participants import schedule_body
 from api.http.schemas import schedule_json
 from api.persistence.database import create_db_engine, default_url
 from api.persistence.feed_reads import FeedReads
@@ -25,6 +26,7 @@ from api.usecases.feed_tokens import FeedLinks, FeedTokens
 from api.usecases.feeds import Feeds, SiteEventsWriter, feeds_protocol_tag
 from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
+from api.usecases.schedule_documents import ScheduleDocuments
 from api.usecases.schedules import Schedules
 from api.usecases.worklist import Worklist
 from scheduler import load_protocol, load_site
@@ -81,10 +83,11 @@ def build_container(app: Flask) -> Container:
         protocol=protocol, site=site, engine=engine, units=units,
         schedules=Schedules(protocol, site, schedule_json),
         participants=participants,
-        api_keys=ApiKeys(units, reads.api_key),
+        api_keys=ApiKeys(units, reads.api_key, reads.api_key_and_version),
         feeds=feeds,
         feed_links=links, protocols=protocols, clock=clock,
-        worklist=Worklist(units, protocol.visit_order, participants.visits_for_day))
+        worklist=Worklist(units, protocol.visit_order, participants.visits_for_day),
+        schedule_documents=ScheduleDocuments(participants, schedule_body, reads.version))
 
 
 def _frozen_today(app: Flask) -> dt.date | None:

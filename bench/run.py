@@ -67,19 +67,28 @@ ANALYSIS = """## What was done, and where the time goes
 Figures vary from run to run by up to three times on this two-core machine, where wrk shares
 the cores with the workers: compare ratios within one run, not across runs.
 
-- **Feeds** answer from plain Flask views: no flask-smorest wrappers, none of the API's
-  before-request checks (a feed has no API key and no body), none of Flask-Limiter's hooks
-  (only sign-in is limited, in its view), and one statement for the token with its
-  participant's version, prepared on a sqlite3 or psycopg connection each thread holds
-  (autocommit: every request sees the last commit of any worker or instance). A 304 is that
-  read, a hash and the headers; a repeated 200 is served whole from memory by its ETag.
-  On SQLite both meet their targets. On PostgreSQL they do not: the profiles above show the
-  round trip to the server (`Connection.wait`, `_send_query_prepared`) holding about a third
-  of a request's time in process, and under wrk the server's backends take their share of
-  the same two cores, which the hello-world ceiling, doing no I/O, never pays. The read
-  cannot be skipped without giving up the rule that a write through any instance is seen at
-  once (no stale body, no wrong 304); a cache kept current by LISTEN/NOTIFY would answer
-  from memory in the moment between a commit and its notice.
+- **The hot reads** (round 3, issue 21) are answered before Flask, by WSGI middleware
+  (`api/http/hot.py`): a stored participant's schedule this process computed for the
+  participant's current version and the site's today, and a participant feed's 304 or the
+  body it served before. Each is one prepared statement (the API key with the participant's
+  version; the feed token with its participant's version) on a connection each thread holds,
+  autocommit, so every request sees the last commit of any worker or instance: no stale body,
+  no wrong 304. Flask's request context, routing and hooks cost more than that read (a
+  hello-world Flask request is about 35 µs in process), and the ceiling pays them; the hot
+  path does not. Everything else, and every miss, goes on to the views unchanged, which fill
+  the caches. On PostgreSQL the reads go through libpq's prepared statements directly
+  (`pgconn.exec_prepared`): psycopg's cursor (converting the query, adapting parameters,
+  building rows) cost as much as the round trip.
+- **The stored schedule** (`GET /v1/participants/{id}/schedule`) computed the whole schedule
+  on every request (about 0.4 ms of computing and 0.3 ms of encoding, 24 to 28 ms p50 under
+  load). Each process now keeps the served bytes and ETag per (participant, version, site
+  day, loaded protocol versions and holiday data), bounded in bytes; a new day is a new key,
+  and the ETag (the SHA-256 of the bytes) changes when the day changes a status.
+- **The participants list and page** no longer compute each participant's schedule: where a
+  participant stands (state, next visit, overdue visits) is read from the stored visit states
+  (dated visits with windows, recorded statuses, kinds and titles, kept by every write) and
+  the folded history (`Participants.standings`). The list's remaining cost is marshmallow
+  dumping fifty participants and reading the page; the page's, rendering every participant.
 - **POST /v1/schedules**: a body answered before is answered from memory by its exact bytes,
   without parsing; a new one is parsed with one schema instance.
 - **Recording an event** (the miss on PostgreSQL): per write, seven statements and a commit
@@ -108,9 +117,14 @@ the cores with the workers: compare ratios within one run, not across runs.
   flat (no function above a tenth of the time), so there is no single hot spot to remove.
 """
 
-# Ratio to the ceiling, per scenario (issue 14).
+SCHEDULE_READ = "GET /v1/participants/{id}/schedule"
+SCHEDULE_REVALIDATE = "GET /v1/participants/{id}/schedule revalidation (304)"
+PARTICIPANTS = "GET /v1/participants (a page of 50)"
+PARTICIPANTS_PAGE = "participants page (/participants)"
+# Ratio to the ceiling, per scenario (issues 14 and 21).
 TARGETS = {"POST /v1/schedules": 0.70, "participant feed (200)": 0.60,
-           "participant feed revalidation (304)": 0.80}
+           "participant feed revalidation (304)": 0.80, SCHEDULE_READ: 0.50,
+           SCHEDULE_REVALIDATE: 0.80}
 RECORD = "POST …/events (record a dose)"
 # Recording an event on PostgreSQL at 16 connections: p99 under 100 ms, and three times the
 # 144 req/s measured before this work.
@@ -293,6 +307,9 @@ class Options:
     seconds: int
     rounds: int
     hello: Server
+    # Only the scenarios whose names contain one of these (all when empty).
+    only: list[str] = field(default_factory=list)
+    site: bool = True  # the site feed at each size
     micros: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -319,7 +336,8 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
     server = Server("api.wsgi:app", {"DATABASE_URL": url,
                                      "TRIAL_SCHEDULE_FEED_SECRET": secret}).start()
     try:
-        site_notes.append(site_feed(server, label, site_path, sizes[0]))
+        if options.site:
+            site_notes.append(site_feed(server, label, site_path, sizes[0]))
         chosen = reads(app, server, key, site[0], sign_in(app, server))
         measure(app, options, server, label, chosen, results, profiles)
         pool: list[str] = []
@@ -329,7 +347,8 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
             seeded.append(f"{count:,} awaiting a first dose in "
                           f"{time.monotonic() - started:.0f} s")
             settle(url)
-            site_notes.append(site_feed(server, label, site_path, size))
+            if options.site:
+                site_notes.append(site_feed(server, label, site_path, size))
         if pool:
             measure(app, options, server, label,
                     [recording(app, key, pool, options.rounds, today)], results, profiles)
@@ -393,6 +412,9 @@ class Scenario:
     connections: int = 16  # wrk's; 1 measures one user's wait for an answer
     # In process, each call takes the next of these paths (a write that may not repeat).
     spare_paths: list[str] = field(default_factory=list)
+    # The Host the in-process request names: a feed's ETag names its URL, so a revalidation
+    # in process must ask at the host wrk asked at to be answered 304.
+    host: str = "127.0.0.1"
 
 
 def reads(app: Flask, server: Server, key: str, participant: str, cookie: str) \
@@ -401,20 +423,33 @@ def reads(app: Flask, server: Server, key: str, participant: str, cookie: str) \
     feeds = container(app).feeds
     feed_path = path_of(feeds.links_for([participant])[participant]["https"])
     etag = urllib.request.urlopen(server.base + feed_path).headers["ETag"]
+    host = server.base.removeprefix("http://")
     auth = {"Authorization": f"Bearer {key}"}
     json_type = {"Content-Type": "application/json"}
     schedule = lua("POST", SCHEDULE_BODY, json_type)
     read = lua("GET", headers=auth)
     revalidate = lua("GET", headers={"If-None-Match": etag.replace('"', '\\"')})
     page = lua("GET", headers={"Cookie": cookie})
+    schedule_path = f"/v1/participants/{participant}/schedule"
+    request = urllib.request.Request(server.base + schedule_path, headers=auth)
+    with urllib.request.urlopen(request) as answer:
+        schedule_etag = answer.headers["ETag"]
+    schedule_revalidate = lua("GET", headers={
+        **auth, "If-None-Match": schedule_etag.replace('"', '\\"')})
     return [
         Scenario("POST /v1/schedules", "/v1/schedules", lambda _: schedule, "POST", json_type,
                  SCHEDULE_BODY.encode()),
-        Scenario("GET /v1/participants/{id}/schedule", f"/v1/participants/{participant}/schedule",
-                 lambda _: read, headers=auth),
-        Scenario("participant feed (200)", feed_path, lambda _: None),
+        Scenario(SCHEDULE_READ, schedule_path, lambda _: read, headers=auth),
+        Scenario(SCHEDULE_REVALIDATE, schedule_path, lambda _: schedule_revalidate,
+                 headers={**auth, "If-None-Match": schedule_etag}),
+        # Lists as one person waits for them, like the worklist.
+        Scenario(PARTICIPANTS, "/v1/participants", lambda _: read, headers=auth,
+                 connections=1),
+        Scenario(PARTICIPANTS_PAGE, "/participants", lambda _: page,
+                 headers={"Cookie": cookie}, connections=1),
+        Scenario("participant feed (200)", feed_path, lambda _: None, host=host),
         Scenario("participant feed revalidation (304)", feed_path, lambda _: revalidate,
-                 headers={"If-None-Match": etag}),
+                 headers={"If-None-Match": etag}, host=host),
         # A person waiting for the day's list: one connection, so the latency is the answer's
         # own, not a queue behind fifteen others.
         Scenario(WORKLIST, "/v1/worklist", lambda _: read, headers=auth, connections=1),
@@ -462,6 +497,9 @@ def measure(app: Flask, options: Options, server: Server, label: str,
     the ceiling runs of the same rounds. A scenario with a ratio target has a ceiling run of its
     own just before it in every round (the machine's speed drifts within a round); the others
     share the ceiling run that opens the round."""
+    if options.only:
+        chosen = [scenario for scenario in chosen
+                  if any(part in scenario.name for part in options.only)]
     present = [scenario for scenario in chosen if routed(app, scenario.path, scenario.method)]
     options.micros += in_process(app, label, present)
     shared: list[Result] = []
@@ -520,7 +558,7 @@ def caller(app: Flask, scenario: Scenario) -> Callable[[], None]:
                "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
                "wsgi.errors": sys.stderr, "wsgi.multithread": True,
                "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
-               "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1"}
+               "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": scenario.host}
     for header, value in scenario.headers.items():
         if header.lower() == "content-type":
             environ["CONTENT_TYPE"] = value
@@ -541,8 +579,9 @@ def caller(app: Flask, scenario: Scenario) -> Callable[[], None]:
     return call
 
 
-IN_PROCESS = ("POST /v1/schedules", "participant feed (200)",
-              "participant feed revalidation (304)", WORKLIST, WORKLIST_PAGE)
+IN_PROCESS = ("POST /v1/schedules", SCHEDULE_READ, SCHEDULE_REVALIDATE, "participant feed (200)",
+              "participant feed revalidation (304)", WORKLIST, WORKLIST_PAGE, PARTICIPANTS,
+              PARTICIPANTS_PAGE)
 
 
 def in_process(app: Flask, label: str, chosen: list[Scenario]) -> list[tuple[str, float]]:
@@ -625,6 +664,11 @@ def main() -> None:
                         help="participants: followed ones (the first), then up to each "
                              "further size awaiting a first dose; the site feed at each")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--scenarios", default="",
+                        help="only the scenarios whose names contain one of these "
+                             "comma-separated words (e.g. 'schedule,feed'); all by default")
+    parser.add_argument("--site-feed", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the site feed at each size")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -634,7 +678,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     micros = micro()  # first, while nothing else runs on the machine
     hello = Server("bench.hello:app", {}).start()
-    options = Options(args.seconds, args.rounds, hello)
+    options = Options(args.seconds, args.rounds, hello,
+                      [part.strip() for part in args.scenarios.split(",") if part.strip()],
+                      site=args.site_feed)
     results: list[Result] = []
     site_notes: list[str] = []
     profiles: list[str] = []
@@ -667,7 +713,9 @@ def report(args: argparse.Namespace, results: list[Result], site_notes: list[str
         f"Measured {dt.date.today().isoformat()} on {machine()}; load average "
         f"{load:.2f} when it started.",
         f"Command: `make bench` (`python bench/run.py --seconds {args.seconds} --rounds "
-        f"{args.rounds} --sizes {args.sizes} --databases {args.databases}`), "
+        f"{args.rounds} --sizes {args.sizes} --databases {args.databases}"
+        f"{f' --scenarios {args.scenarios}' if args.scenarios else ''}"
+        f"{'' if args.site_feed else ' --no-site-feed'}`), "
         f"{elapsed:.0f} s in all.",
         "",
         "Each service scenario runs under gunicorn with the service's own settings "

@@ -11,6 +11,7 @@ import datetime as dt
 import math
 import re
 from calendar import monthrange
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -278,7 +279,19 @@ def _first_dose(infusions: list[Visit]) -> Visit | None:
 
 
 def _state(planner: _Planner, infusions: list[Visit]) -> State:
-    facts = planner.facts
+    return schedule_state(planner.protocol, planner.facts,
+                          [visit.status for visit in infusions])
+
+
+def schedule_state(protocol: Protocol, facts: ParticipantFacts,
+                   infusion_statuses: Iterable[str]) -> State:
+    """Where the participant's treatment stands, from the facts and the statuses of the
+    schedule's infusions: off study, discontinued, on hold after a complication,
+    provisional while recovery is pending, completed once every cycle is given or skipped,
+    else scheduled. The engine states every schedule by it; a list of participants states
+    each from the history and the stored visit states by it, without computing a schedule
+    (leaving the study reaches the facts from the history's outcomes, `fold` and
+    `outcomes.facts_with_outcomes`)."""
     if facts.off_study is not None:
         return "off_study"
     if facts.discontinuation is not None:
@@ -287,7 +300,7 @@ def _state(planner: _Planner, infusions: list[Visit]) -> State:
         return "on_hold"
     if facts.recovery.status == "pending":
         return "provisional"
-    if all(visit.status in ("done", "skipped") for visit in infusions):
+    if all(status in ("done", "skipped") for status in infusion_statuses):
         return "completed"
     return "scheduled"
 

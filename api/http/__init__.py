@@ -3,13 +3,22 @@ problem details or calendars. `install` puts it on a Flask app with its containe
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from flask import Flask, has_request_context, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from api.http import auth, calculator, context, feeds, ops, participants, problems, worklist
+from api.http import (
+    auth,
+    calculator,
+    context,
+    feeds,
+    hot,
+    ops,
+    participants,
+    problems,
+    worklist,
+)
 from api.http.csv_export import blp as csv_blp
 from api.http.fhir import blp as fhir_blp
 from api.http.odm import blp as odm_blp
@@ -50,6 +59,10 @@ def install(app: Flask, container: Container | None) -> problems.ProblemApi:
         api.register_blueprint(interop)
     app.register_blueprint(ops.blp)
     app.before_request(api_checks)
+    if container is not None:
+        # The hot reads (a cached schedule, a feed's 304 or cached body) are answered before
+        # Flask; everything else, and every miss, goes on to the views.
+        app.wsgi_app = hot.HotReads(app.wsgi_app, container)  # type: ignore[method-assign]
     return api
 
 
@@ -67,17 +80,15 @@ def request_base_url() -> str | None:
     the deployment trusts one, applied to the environ by ProxyFix), for links; None outside a
     request. A feed asks for it on every request (its SOURCE and ETag name its own URL), and
     werkzeug builds `host_url` afresh each time (tens of microseconds, a third of a 304), so
-    it is kept by what it is made of."""
+    it is kept by what it is made of (`hot.BASES`, which the hot reads look in)."""
     if not has_request_context():
         return None
     environ = request.environ
-    return _host_url(environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST"),
-                     environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
-
-
-@lru_cache(maxsize=256)  # bounded: a client chooses its Host header
-def _host_url(scheme: str, host: str | None, server: str | None, port: str | None) -> str:
-    return request.host_url
+    found = hot.BASES.get(environ)
+    if found is None:
+        found = request.host_url
+        hot.BASES.put(environ, found)
+    return found
 
 
 def require_json_body() -> None:

@@ -88,7 +88,9 @@ def calendar(feed: Feed, public: bool = False) -> Response:
 
 
 @lru_cache(maxsize=4096)
-def _headers(etag: str, last_modified: dt.datetime) -> list[tuple[str, str]]:
+def calendar_headers(etag: str, last_modified: dt.datetime) -> list[tuple[str, str]]:
+    """A participant feed's headers (docs/feeds.md, rule 12), kept per version: the same few
+    versions are asked for again and again."""
     return [("Content-Type", CALENDAR_TYPE), ("ETag", f'"{etag}"'),
             ("Last-Modified", http_date(last_modified)), ("Cache-Control", PRIVATE)]
 
@@ -130,9 +132,9 @@ def participant_feed(token: str) -> Response:
     if feed is None:
         return not_found()
     if unchanged(feed.etag, feed.last_modified):
-        return Response(status=304, headers=_headers(feed.etag, feed.last_modified))
+        return Response(status=304, headers=calendar_headers(feed.etag, feed.last_modified))
     etag, last_modified, body = feed.body()
-    return Response(body, headers=_headers(etag, last_modified))
+    return Response(body, headers=calendar_headers(etag, last_modified))
 
 
 @documented(*FEED_DOCS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +37,8 @@ from api.persistence.records import StoredParticipant
 from api.persistence.unit_of_work import UnitOfWork
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants, Recorded
+from api.usecases.schedule_documents import ScheduleDocuments
+from scheduler import Schedule
 from scheduler.history import Enrolment, Event, NewEvent, voided_by
 
 blp = Blueprint("participants", __name__, url_prefix="/v1/participants",
@@ -63,6 +64,16 @@ ERRORS = {401: "No valid API key", 403: "The API key's scope is too small",
 
 def participants() -> Participants:
     return container().participants
+
+
+def schedule_documents() -> ScheduleDocuments:
+    return container().schedule_documents
+
+
+def schedule_body(schedule: Schedule) -> bytes:
+    """A stored participant's schedule as its GET serves it: the bytes `jsonify` gives (in the
+    request being answered), kept and served again by `ScheduleDocuments`."""
+    return jsonify(schedule_dict(schedule)).get_data()
 
 
 def feeds() -> Feeds:
@@ -261,9 +272,9 @@ class ParticipantScheduleView(MethodView):
         the participant is pinned to. The ETag is a digest of the answer, so it changes when
         a write or a new day changes anything shown. Needs a `read` key.
         """
-        _, schedule = participants().schedule(participant_id, site_today())
-        response = jsonify(schedule_dict(schedule))
-        response.set_etag(hashlib.sha256(response.get_data()).hexdigest())
+        document = schedule_documents().document(participant_id, site_today())
+        response = Response(document.body, mimetype="application/json")
+        response.set_etag(document.etag)
         return response.make_conditional(request)
 
 

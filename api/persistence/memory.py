@@ -129,9 +129,12 @@ class MemoryFeedTokens:
                      and t.revoked_at is None
                      and (participant_id is None or t.participant_id == participant_id)), None)
 
-    def active_for_participants(self) -> dict[str, FeedToken]:
+    def active_for_participants(self, participant_ids: list[str] | None = None) \
+            -> dict[str, FeedToken]:
+        wanted = None if participant_ids is None else set(participant_ids)
         return {t.participant_id: t for t in self.state.feed_tokens.values()
-                if t.kind == "participant" and t.revoked_at is None and t.participant_id}
+                if t.kind == "participant" and t.revoked_at is None and t.participant_id
+                and (wanted is None or t.participant_id in wanted)}
 
     def revoke(self, token_id: str, when: dt.datetime) -> None:
         token = self.state.feed_tokens[token_id]

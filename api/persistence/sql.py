@@ -268,9 +268,13 @@ class SqlFeedTokens:
         row = self.connection.execute(query).mappings().first()
         return _feed_token(row) if row else None
 
-    def active_for_participants(self) -> dict[str, FeedToken]:
-        rows = self.connection.execute(sa.select(feed_tokens).where(
-            feed_tokens.c.kind == "participant", feed_tokens.c.revoked_at.is_(None))).mappings()
+    def active_for_participants(self, participant_ids: list[str] | None = None) \
+            -> dict[str, FeedToken]:
+        query = sa.select(feed_tokens).where(
+            feed_tokens.c.kind == "participant", feed_tokens.c.revoked_at.is_(None))
+        if participant_ids is not None:  # a page of a list: its own rows only
+            query = query.where(feed_tokens.c.participant_id.in_(participant_ids))
+        rows = self.connection.execute(query).mappings()
         return {row["participant_id"]: _feed_token(row) for row in rows}
 
     def revoke(self, token_id: str, when: dt.datetime) -> None:

@@ -13,6 +13,7 @@ from api.usecases.feed_tokens import FeedLinks
 from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
+from api.usecases.schedule_documents import ScheduleDocuments
 from api.usecases.schedules import Schedules
 from api.usecases.worklist import Worklist
 from scheduler import Protocol, SiteCalendar
@@ -32,3 +33,5 @@ class Container:
     protocols: Protocols  # every version a participant may be pinned to; `protocol` is current
     clock: SiteClock  # the site's today; tests freeze it
     worklist: Worklist
+    # Stored participants' schedules as served, kept per (version, day): the schedule GET.
+    schedule_documents: ScheduleDocuments

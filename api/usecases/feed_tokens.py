@@ -39,20 +39,22 @@ class FeedLinks:
         mac = hmac.new(self.secret, feed_id.encode(), hashlib.sha256).digest()
         return f"{feed_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
-    def base(self) -> str:
-        return self.public_base_url or self.request_base() or NO_REQUEST_BASE
+    def base(self, request_base: str | None = None) -> str:
+        """The public base URL, else `request_base` when the caller knows the request's, else
+        the request being answered's."""
+        return self.public_base_url or request_base or self.request_base() or NO_REQUEST_BASE
 
-    def https(self, path: str) -> str:
+    def https(self, path: str, request_base: str | None = None) -> str:
         """The link to a path on this service, as a calendar fetches it."""
-        return f"{self.base().rstrip('/')}{path}"
+        return f"{self.base(request_base).rstrip('/')}{path}"
 
     def links(self, path: str) -> dict[str, str]:
         https = self.https(path)
         return {"https": https, "webcal": "webcal://" + https.split("://", 1)[-1]}
 
-    def participant_source(self, presented: str) -> str:
+    def participant_source(self, presented: str, request_base: str | None = None) -> str:
         """A participant feed's own URL, with the token it was asked with (its SOURCE)."""
-        return self.https(PARTICIPANT_PATH.format(presented))
+        return self.https(PARTICIPANT_PATH.format(presented), request_base)
 
     def site_source(self, presented: str) -> str:
         return self.https(SITE_PATH.format(presented))

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import holidays
@@ -160,8 +160,10 @@ class Feeds:
     def links(self) -> FeedLinks:
         return self.tokens.links
 
-    @property
+    @cached_property
     def protocol_tag(self) -> str:
+        """Every loaded protocol version and the holiday data: fixed for the process's life,
+        and asked for by every feed request, so worked out once."""
         return feeds_protocol_tag(self.participants.protocols)
 
     def rotate(self, kind: str, participant_id: str | None = None) -> FeedToken:
@@ -199,25 +201,33 @@ class Feeds:
 
     def links_for(self, participant_ids: list[str]) -> dict[str, dict[str, str]]:
         with self.participants.unit(readonly=True) as uow:
-            tokens = uow.feed_tokens.active_for_participants()
+            # A few named (a page, one participant) are read by id; many, in one sweep.
+            tokens = uow.feed_tokens.active_for_participants(
+                participant_ids if len(participant_ids) <= BATCH else None)
         return {pid: self.links.participant_links(tokens[pid])
                 for pid in participant_ids if pid in tokens}
 
     def participant_tag(self, participant_id: str, version: int, source: str) -> str:
         return _participant_tag(self.protocol_tag, participant_id, version, source)
 
-    def participant_feed(self, presented: str) -> ParticipantFeed | None:
+    def participant_feed(self, presented: str, request_base: str | None = None) \
+            -> ParticipantFeed | None:
         """The feed behind a presented token, or None. Its ETag and Last-Modified come from the
         participant's version, read with the token, so a revalidation is answered before
-        anything is rendered or loaded."""
+        anything is rendered or loaded. `request_base`: the request's scheme and host, when
+        the caller has them (else they come from the request being answered)."""
         key = self.verify(presented, "participant")
         if key is None or key.participant_id is None or key.version is None:
             return None
         assert key.updated_at is not None
-        source = self.links.participant_source(presented)
+        source = self.links.participant_source(presented, request_base)
         return ParticipantFeed(self, key, source,
                                self.participant_tag(key.participant_id, key.version, source),
                                key.updated_at)
+
+    def whole_body(self, feed: ParticipantFeed) -> bytes | None:
+        """The feed's bytes if this version at this URL was served before (from memory)."""
+        return self.whole.get(feed.etag)
 
     def participant_body(self, feed: ParticipantFeed) -> tuple[str, dt.datetime, bytes]:
         cached = self.whole.get(feed.etag)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from sys import intern
+from typing import Any, TypeVar
 
 from api.persistence.records import Cursor, DatedVisit, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -26,6 +27,7 @@ from api.usecases.common import (
 )
 from api.usecases.protocols import Protocols, VersionChange, version_change
 from scheduler import Protocol, Schedule, SiteCalendar, compute_schedule
+from scheduler.engine import schedule_state
 from scheduler.history import (
     OUTCOME_TYPES,
     Enrolment,
@@ -39,15 +41,19 @@ from scheduler.history import (
     outcomes_of,
     recorded,
 )
-from scheduler.model import State, Visit
+from scheduler.model import State, Visit, Window
 from scheduler.outcomes import (
     NOT_A_VISIT,
+    OPEN,
     apply_outcomes,
     check_outcome,
+    counting_ids,
+    day_status,
     facts_with_outcomes,
     on_day,
 )
 from scheduler.subscription import VisitState, changed_states
+from scheduler.visit_order import order_key
 
 Hook = Callable[[UnitOfWork, Any], None]
 # Issues a participant's first feed token inside the enrolment's unit of work.
@@ -66,21 +72,94 @@ class Recorded:
     version_change: VersionChange | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ListedVisit:
+    """A visit as a list of participants shows it: what its stored state holds, with its
+    status on the day (due, overdue)."""
+
+    id: str
+    kind: str
+    title: str
+    date: dt.date | None
+    window: Window | None
+    status: str
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a participant stands on one day: the schedule's state and its dated visits in
+    schedule order, each with its status on that day. (Held and cancelled visits have no date:
+    they are never the next visit nor overdue, and no stored state keeps them.)"""
+
+    state: State
+    visits: tuple[ListedVisit, ...]
+
+
 @dataclass(frozen=True)
 class Summary:
     """Where a participant stands: the schedule's state and the next visit to see to."""
 
     state: State
-    next_visit: Visit | None
+    next_visit: ListedVisit | None
 
 
-def next_visit(schedule: Schedule) -> Visit | None:
+VisitLike = TypeVar("VisitLike", Visit, ListedVisit)
+
+
+def next_visit(visits: Sequence[VisitLike]) -> VisitLike | None:
     """The visit to see to next: the earliest overdue or due one, else the earliest open one."""
-    open_ = [v for v in schedule.visits if v.date is not None and v.kind not in NOT_A_VISIT
+    open_ = [v for v in visits if v.date is not None and v.kind not in NOT_A_VISIT
              and v.status in ("planned", "provisional", "due", "overdue")]
     pressing = [v for v in open_ if v.status in ("overdue", "due")]
     first = pressing or open_
     return first[0] if first else None
+
+
+def standing_of(schedule: Schedule) -> Standing:
+    """A computed schedule (as of its day) as a list shows it."""
+    return Standing(schedule.state, tuple(
+        ListedVisit(v.id, v.kind, v.title, v.date, v.window, v.status) for v in schedule.visits
+        if v.date is not None))
+
+
+def stored_standing(protocol: Protocol, participant: StoredParticipant, events: list[Event],
+                    states: Mapping[str, VisitState], today: dt.date) -> Standing | None:
+    """Where the participant stands on `today`, from what every write stores, without
+    computing the schedule: the visits from their stored states (the recorded schedule of the
+    last write: dates, windows, recorded statuses, kinds and titles), made due or overdue by
+    the day as `outcomes.on_day` makes them, in the order `outcomes.apply_outcomes` leaves;
+    the state from the folded history and the infusions' statuses (`schedule_state`), or off
+    study when the history records it. (An infusion with no date, held or cancelled, is not
+    stored, but it exists only on hold, discontinued or off study, states decided before the
+    infusions' statuses are read.) Like the worklist, it trusts the stored states to be the
+    schedule's: every write stores them, and a feed read brings them up to date after the
+    protocol text or the holiday data changed. None when a state stored before the kinds and
+    titles were kept (migration 0004) leaves nothing to go on, or when a dose is held past its
+    window, whose later dates a revision 3 schedule projects from the day (rule
+    held-dose-projection): the caller computes."""
+    rows = [state for state in states.values() if state.present]
+    if not rows or any(state.kind is None or state.title is None for state in rows):
+        return None
+    if any(state.kind == "infusion" and state.status in OPEN and state.latest is not None
+           and state.latest < today for state in rows):
+        return None
+    order = protocol.visit_order
+    rows.sort(key=lambda state: order_key(order, state.date, state.kind or "", state.visit_id))
+    counting = counting_ids((r.visit_id, r.kind or "", r.status, r.date) for r in rows)
+    visits = []
+    for row in rows:
+        window = Window(row.earliest, row.latest) \
+            if row.earliest is not None and row.latest is not None else None
+        status = row.status
+        if row.visit_id in counting and window is not None:
+            status = day_status(status, window.earliest, window.latest, today)
+        # Interned: ids, kinds and titles repeat across every participant a list keeps.
+        visits.append(ListedVisit(intern(row.visit_id), intern(row.kind or ""),
+                                  intern(row.title or ""), row.date, window, status))
+    facts = fold(participant.enrolment, events, protocol=protocol)
+    state: State = "off_study" if outcomes_of(events).off_study is not None else \
+        schedule_state(protocol, facts, [v.status for v in visits if v.kind == "infusion"])
+    return Standing(state, tuple(visits))
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
@@ -116,9 +195,9 @@ class Participants:
     # Called in the unit of work of every write, after the visit states are synced (the
     # service keeps the site feed's rendered events current by it: feeds.SiteEventsWriter).
     on_saved: SavedHook | None = None
-    # Recorded schedules by (participant, version).
-    _known: Lru[tuple[str, int], Schedule] = field(default_factory=lambda: Lru(4096),
-                                                   repr=False)
+    # Where listed participants stand, by (participant, version, day).
+    _standings: Lru[tuple[str, int, dt.date], Standing] = field(
+        default_factory=lambda: Lru(8192), repr=False)
 
     def saved(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
               states: Mapping[str, VisitState]) -> None:
@@ -206,28 +285,46 @@ class Participants:
             return uow.participants.by_subject_code(subject_code)
 
     def summaries(self, listed: list[StoredParticipant], today: dt.date) -> dict[str, Summary]:
-        """Each listed participant's state and next visit. A participant's recorded schedule is
-        kept per version (every write raises it), so a list read again costs only the day's
-        statuses; the others are computed from one read of their histories."""
-        recorded: dict[str, Schedule] = {}
+        """Each listed participant's state and next visit (`standings`)."""
+        found = self.standings(listed, today)
+        return {pid: Summary(standing.state, next_visit(standing.visits))
+                for pid, standing in found.items()}
+
+    def known_standing(self, participant_id: str, version: int, today: dt.date) \
+            -> Standing | None:
+        """Where the participant stands on `today` at this version, if a list found it."""
+        return self._standings.get((participant_id, version, today))
+
+    def standings(self, listed: list[StoredParticipant], today: dt.date) \
+            -> dict[str, Standing]:
+        """Where each listed participant stands on `today`, without computing their schedules:
+        from their stored visit states and histories, read for all of them in two queries
+        (`stored_standing`); computed only for one whose stored states predate the kinds and
+        titles. Kept per (participant, version, day): every write raises the version, so a
+        list read again that day reads nothing."""
+        found: dict[str, Standing] = {}
         missing = []
         for participant in listed:
-            known = self._known.get((participant.id, participant.version))
+            known = self._standings.get((participant.id, participant.version, today))
             if known is None:
                 missing.append(participant)
             else:
-                recorded[participant.id] = known
-        if missing:
+                found[participant.id] = known
+        for start in range(0, len(missing), 500):
+            batch = missing[start:start + 500]
+            ids = [p.id for p in batch]
             with self.unit(readonly=True) as uow:
-                histories = uow.participants.events_of_many([p.id for p in missing])
-            for participant in missing:
-                schedule = self.recorded_schedule(participant, histories[participant.id])
-                self._known.put((participant.id, participant.version), schedule)
-                recorded[participant.id] = schedule
-        found = {}
-        for participant in listed:
-            schedule = on_day(recorded[participant.id], today)
-            found[participant.id] = Summary(schedule.state, next_visit(schedule))
+                histories = uow.participants.events_of_many(ids)
+                states = uow.visit_states.of_many(ids)
+            for participant in batch:
+                history = histories[participant.id]
+                standing = stored_standing(self.protocol_of(participant), participant, history,
+                                           states[participant.id], today)
+                if standing is None:
+                    standing = standing_of(on_day(
+                        self.recorded_schedule(participant, history, today), today))
+                self._standings.put((participant.id, participant.version, today), standing)
+                found[participant.id] = standing
         return found
 
     def page(self, cursor: str | None, limit: int) \

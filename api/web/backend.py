@@ -28,7 +28,7 @@ from api.persistence.records import StoredParticipant
 from api.persistence.tables import participants
 from api.usecases.common import Lru, NotFound, StaleVersion
 from api.usecases.feeds import Feeds
-from api.usecases.participants import Participants
+from api.usecases.participants import ListedVisit, Participants
 from api.usecases.worklist import WorklistVisit
 from api.web import i18n
 from api.web.accounts import MIN_PASSWORD, ROLES, Account, AccountError, Accounts
@@ -134,40 +134,7 @@ def _shown(participant_id: str, code: str, schedule: Schedule, today: dt.date) -
                        and row.status not in (*SETTLED, "overdue")))
 
 
-def _shown_all(today: dt.date, search: str | None = None) -> list[tuple[str, Shown]]:
-    """Every participant (or those whose code contains `search`) in enrolment order, each
-    with its shown schedule. When every schedule is cached, only ids, codes and versions
-    are read from the database."""
-    service = _participants()
-    with container().engine.connect() as connection:
-        brief = connection.execute(sa.select(
-            participants.c.id, participants.c.subject_code, participants.c.version).order_by(
-            participants.c.enrolled_at, participants.c.id)).all()
-    if search:
-        needle = search.strip().lower()
-        brief = [row for row in brief if needle in row.subject_code.lower()]
-    cache = _cache()
-    found = {row.id: cache.get((row.id, row.version, today)) for row in brief}
-    missing = [pid for pid, shown in found.items() if shown is None]
-    if missing:
-        wanted = set(missing)
-        with service.unit(readonly=True) as uow:
-            stored = [p for p in uow.participants.listing() if p.id in wanted]
-        for start in range(0, len(stored), 500):
-            batch = stored[start:start + 500]
-            with service.unit(readonly=True) as uow:
-                histories = uow.participants.events_of_many([p.id for p in batch])
-            for participant in batch:
-                schedule = service.compute(participant, histories[participant.id],
-                                           today)
-                made = _shown(participant.id, participant.enrolment.subject_code, schedule,
-                              today)
-                cache.put((participant.id, participant.version, today), made)
-                found[participant.id] = made
-    return [(row.id, shown) for row in brief if (shown := found[row.id]) is not None]
-
-
-def display_status(visit: Visit, today: dt.date) -> str:
+def display_status(visit: Visit | ListedVisit, today: dt.date) -> str:
     """The status a coordinator sees: the schedule's, or `overdue` when the window has passed
     with nothing recorded."""
     if visit.status in SETTLED or visit.date is None:
@@ -185,31 +152,58 @@ class VisitRow:
 
 
 @dataclass(frozen=True)
+class NextRow:
+    """A participant's next visit in the list, with the status a coordinator sees."""
+
+    visit: ListedVisit
+    status: str
+
+
+@dataclass(frozen=True)
 class ParticipantSummary:
     id: str
     subject_code: str
     state: str
     cryoablation_date: dt.date | None
-    next_visit: VisitRow | None
+    next_visit: NextRow | None
     overdue: int
 
 
 def list_participants(search: str | None = None) -> list[ParticipantSummary]:
-    """Every participant in enrolment order, or those whose subject code contains `search`."""
+    """Every participant in enrolment order, or those whose subject code contains `search`,
+    each with where they stand today, read from what every write stores (no schedule is
+    computed: `Participants.standings`). When every one is already known for its version
+    and the day, only ids, codes and versions are read."""
     today = site_today()
+    service = _participants()
+    with container().engine.connect() as connection:
+        brief = connection.execute(sa.select(
+            participants.c.id, participants.c.subject_code, participants.c.version).order_by(
+            participants.c.enrolled_at, participants.c.id)).all()
+    if search:
+        needle = search.strip().lower()
+        brief = [row for row in brief if needle in row.subject_code.lower()]
+    found = {row.id: service.known_standing(row.id, row.version, today) for row in brief}
+    missing = {pid for pid, standing in found.items() if standing is None}
+    if missing:
+        with service.unit(readonly=True) as uow:
+            stored = [p for p in uow.participants.listing() if p.id in missing]
+        found.update(service.standings(stored, today))
     summaries = []
-    for participant_id, shown in _shown_all(today, search):
-        upcoming = [row for row in shown.open if row.visit.date and row.visit.date >= today]
-        first = shown.rows[0] if shown.rows else None
+    for row in brief:
+        standing = found.get(row.id)
+        if standing is None:
+            continue  # enrolled after the list was read
+        shown = [(visit, display_status(visit, today)) for visit in standing.visits]
+        upcoming = [NextRow(visit, status) for visit, status in shown
+                    if visit.date is not None and status not in (*SETTLED, "overdue")
+                    and visit.date >= today]
         summaries.append(ParticipantSummary(
-            participant_id, first.subject_code if first else "", shown.schedule.state,
-            _cryoablation(shown.schedule), upcoming[0] if upcoming else None,
-            len(shown.overdue)))
+            row.id, row.subject_code, standing.state,
+            next((visit.date for visit in standing.visits if visit.id == "CRYO"), None),
+            upcoming[0] if upcoming else None,
+            sum(1 for _, status in shown if status == "overdue")))
     return summaries
-
-
-def _cryoablation(schedule: Schedule) -> dt.date | None:
-    return next((visit.date for visit in schedule.visits if visit.id == "CRYO"), None)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ def test_a_write_through_one_instance_is_served_by_the_other_at_once(instances):
     status, _, body = call("POST", f"{a}/v1/site/feed-token", None, auth)
     site = path_of(json.loads(body)["feed"]["https"])
 
-    # Warm every cache on both instances: rendered events, whole feeds, site files, headers.
+    # Warm every cache on both instances: rendered events, whole feeds, site files, headers,
+    # served schedules.
     seen = {}
     for base in (a, b) * READS:
         for path in (feed, site):
@@ -90,6 +91,9 @@ def test_a_write_through_one_instance_is_served_by_the_other_at_once(instances):
             assert status == 200
             seen[path] = headers["ETag"], body
         assert call("GET", base + where, None, auth)[0] == 200
+        status, headers, body = call("GET", f"{base}{where}/schedule", None, auth)
+        assert status == 200
+        seen["schedule"] = headers["ETag"], body
 
     old_version = '"v2"'  # enrolled, then recovery recorded
     for cycle, day in ((1, "2026-03-09"), (2, "2026-03-30"), (3, "2026-04-20")):
@@ -112,10 +116,20 @@ def test_a_write_through_one_instance_is_served_by_the_other_at_once(instances):
             status, headers, _ = call("GET", b + where, None, {
                 "If-None-Match": old_version, **auth})
             assert status == 200 and headers["ETag"] == version
+            old_etag, old_body = seen["schedule"]
+            status, headers, body = call("GET", f"{b}{where}/schedule", None, {
+                "If-None-Match": old_etag, **auth})
+            assert status == 200 and headers["ETag"] != old_etag and body != old_body
+            given = next(v for v in json.loads(body)["visits"] if v["id"] == f"C{cycle}D1")
+            assert given["status"] == "done", cycle
+            assert call("GET", f"{b}{where}/schedule", None, {
+                "If-None-Match": headers["ETag"], **auth})[0] == 304
         old_version = version
         for path in (feed, site):
             _, headers, body = call("GET", b + path)
             seen[path] = headers["ETag"], body
+        _, headers, body = call("GET", f"{b}{where}/schedule", None, auth)
+        seen["schedule"] = headers["ETag"], body
 
     status, _, body = call("POST", f"{a}{where}/feed-token", None, auth)
     assert status == 200
