@@ -25,6 +25,7 @@ from api.usecases.feeds import Feeds, SiteEventsWriter, feeds_protocol_tag
 from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
 from api.usecases.schedules import Schedules
+from api.usecases.webhooks import WebhookOutbox, Webhooks
 from api.usecases.worklist import Worklist
 from scheduler import load_protocol, load_site
 
@@ -69,9 +70,11 @@ def build_container(app: Flask) -> Container:
     links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"] or None,
                       http.request_base_url)
     tokens = FeedTokens(links)
-    # Each write keeps the participant's rendered site events current.
+    # Each write keeps the participant's rendered site events current, and puts its webhook
+    # messages in the outbox, in its own transaction.
     participants = Participants(units, protocol, site, tokens.issue_for_enrolment, protocols,
-                                on_saved=SiteEventsWriter(feeds_protocol_tag(protocols)))
+                                on_saved=SiteEventsWriter(feeds_protocol_tag(protocols)),
+                                on_written=WebhookOutbox())
     site_dir = app.config.get("SITE_FEED_DIR")
     feeds = Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
                   keys=reads.key)
@@ -82,7 +85,7 @@ def build_container(app: Flask) -> Container:
         api_keys=ApiKeys(units, reads.api_key),
         feeds=feeds,
         feed_links=links, protocols=protocols, clock=clock,
-        worklist=Worklist(units))
+        worklist=Worklist(units), webhooks=Webhooks(units))
 
 
 def _frozen_today(app: Flask) -> dt.date | None:

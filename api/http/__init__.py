@@ -9,7 +9,17 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from api.http import auth, calculator, context, feeds, ops, participants, problems, worklist
+from api.http import (
+    auth,
+    calculator,
+    context,
+    feeds,
+    ops,
+    participants,
+    problems,
+    webhooks,
+    worklist,
+)
 from api.usecases.container import Container
 
 MAX_BODY_BYTES = 64 * 1024
@@ -41,6 +51,7 @@ def install(app: Flask, container: Container | None) -> problems.ProblemApi:
     api.register_blueprint(feeds.blp)
     api.register_blueprint(feeds.admin)
     api.register_blueprint(worklist.blp)
+    api.register_blueprint(webhooks.blp)
     app.register_blueprint(ops.blp)
     app.before_request(api_checks)
     return api

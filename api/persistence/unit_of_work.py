@@ -9,10 +9,15 @@ from typing import Protocol, Self
 
 from api.persistence.records import (
     ApiKey,
+    ClaimedDelivery,
     FeedToken,
     ListedVisit,
+    OverdueVisit,
     StoredParticipant,
     StoredResponse,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
 )
 from scheduler.history import Event
 from scheduler.subscription import VisitState
@@ -77,6 +82,47 @@ class RenderedFeedRepository(Protocol):
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]: ...
 
 
+class WebhookRepository(Protocol):
+    """Webhook endpoints and the outbox (docs/webhooks.md). Only the SQL unit of work has
+    one: the in-memory store serves use-case tests of participants, which emit no webhooks."""
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+    def endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+    def endpoints(self) -> list[WebhookEndpoint]:
+        """Every endpoint not deleted, oldest first."""
+        ...
+    def active(self) -> list[WebhookEndpoint]:
+        """The endpoints messages are delivered to now."""
+        ...
+    def set_status(self, endpoint_id: str, status: str, when: dt.datetime) -> None: ...
+    def bury_pending(self, endpoint_id: str, error: str, when: dt.datetime) -> None:
+        """Every pending delivery to the endpoint becomes dead, with `error`."""
+        ...
+    def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
+        """The message, and a pending delivery of it to each endpoint, due at once."""
+        ...
+    def wake(self) -> None:
+        """Tell waiting workers, when this transaction commits, that there is work."""
+        ...
+    def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
+        -> list[ClaimedDelivery]:
+        """Up to `limit` pending deliveries due by `when` to active endpoints, each with one
+        more attempt counted and its next attempt put off to `lease_until`; another worker
+        skips them (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+        ...
+    def settle(self, delivery_id: str, attempts: int, state: str, status: int | None,
+               error: str | None, when: dt.datetime, next_attempt_at: dt.datetime) -> bool:
+        """Record an attempt's outcome, if the delivery is still at the attempt claimed."""
+        ...
+    def deliveries(self, endpoint_id: str, state: str | None, limit: int) \
+        -> list[WebhookDelivery]: ...
+    def redeliver(self, endpoint_id: str, delivery_id: str, when: dt.datetime) \
+        -> WebhookDelivery | None: ...
+    def overdue(self, today: dt.date) -> list[OverdueVisit]: ...
+    def announce_overdue(self, visit: OverdueVisit, when: dt.datetime) -> None: ...
+    def lock_overdue_scan(self) -> None: ...
+
+
 class UnitOfWork(abc.ABC):
     """One transaction: what is not committed explicitly is rolled back on leaving. The
     repositories are there between entering and leaving."""
@@ -87,6 +133,7 @@ class UnitOfWork(abc.ABC):
     feed_tokens: FeedTokenRepository
     visit_states: VisitStateRepository
     rendered_feeds: RenderedFeedRepository
+    webhooks: WebhookRepository
 
     @abc.abstractmethod
     def __enter__(self) -> Self: ...

@@ -14,6 +14,7 @@ from api.usecases.feeds import Feeds
 from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
 from api.usecases.schedules import Schedules
+from api.usecases.webhooks import Webhooks
 from api.usecases.worklist import Worklist
 from scheduler import Protocol, SiteCalendar
 
@@ -32,3 +33,4 @@ class Container:
     protocols: Protocols  # every version a participant may be pinned to; `protocol` is current
     clock: SiteClock  # the site's today; tests freeze it
     worklist: Worklist
+    webhooks: Webhooks  # endpoints and their deliveries (the worker drains the outbox)

@@ -1,0 +1,209 @@
+"""The webhook repository on SQL (SQLAlchemy Core): endpoints, the outbox and each delivery's
+state. One schema on both databases, so a delivery reads the same on either; PostgreSQL adds
+SKIP LOCKED to the claim (several workers) and NOTIFY to wake them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from api.persistence.records import (
+    ClaimedDelivery,
+    OverdueVisit,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    utc,
+)
+from api.persistence.tables import (
+    participants,
+    visit_states,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_messages,
+    webhook_overdue,
+)
+from scheduler.outcomes import NOT_A_VISIT, OPEN
+
+# The channel workers LISTEN on (PostgreSQL); NOTIFY is delivered only when the writing
+# transaction commits, so a worker never wakes for a message it cannot yet see.
+CHANNEL = "trial_schedule_webhooks"
+_OVERDUE_LOCK = int.from_bytes(hashlib.sha256(b"webhook-overdue-scan").digest()[:8], "big",
+                               signed=True)
+
+_DELIVERY_COLUMNS = (*webhook_deliveries.c, webhook_messages.c.type.label("event_type"))
+_DELIVERIES = sa.select(*_DELIVERY_COLUMNS).join(
+    webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id)
+_DUE = sa.select(webhook_deliveries.c.id).join(
+    webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id).where(
+    webhook_deliveries.c.state == "pending",
+    webhook_deliveries.c.next_attempt_at <= sa.bindparam("now"),
+    webhook_endpoints.c.status == "active",
+).order_by(webhook_deliveries.c.next_attempt_at).limit(sa.bindparam("limit"))
+_CLAIMED = sa.select(
+    webhook_deliveries.c.id, webhook_deliveries.c.attempts, webhook_deliveries.c.endpoint_id,
+    webhook_endpoints.c.url, webhook_endpoints.c.secret, webhook_deliveries.c.message_id,
+    webhook_messages.c.body,
+).join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id).join(
+    webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id)
+_INSERT_MESSAGE = webhook_messages.insert()
+_INSERT_DELIVERY = webhook_deliveries.insert()
+_ACTIVE = sa.select(webhook_endpoints).where(webhook_endpoints.c.status == "active")
+
+
+def _endpoint(row: RowMapping) -> WebhookEndpoint:
+    types = row["event_types"]
+    disabled = row["disabled_at"]
+    return WebhookEndpoint(row["id"], row["url"], row["secret"],
+                           tuple(types) if types is not None else None, row["status"],
+                           utc(row["created_at"]), utc(disabled) if disabled else None)
+
+
+def _when(value: dt.datetime | None) -> dt.datetime | None:
+    return utc(value) if value is not None else None
+
+
+def _delivery(row: RowMapping) -> WebhookDelivery:
+    return WebhookDelivery(
+        row["id"], row["message_id"], row["endpoint_id"], row["event_type"], row["state"],
+        row["attempts"], utc(row["next_attempt_at"]), _when(row["last_attempt_at"]),
+        row["last_status"], row["last_error"], _when(row["delivered_at"]),
+        utc(row["created_at"]))
+
+
+class SqlWebhooks:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @property
+    def _postgresql(self) -> bool:
+        return self.connection.dialect.name == "postgresql"
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self.connection.execute(webhook_endpoints.insert().values(
+            id=endpoint.id, url=endpoint.url, secret=endpoint.secret,
+            event_types=list(endpoint.event_types) if endpoint.event_types is not None
+            else None, status=endpoint.status, created_at=endpoint.created_at))
+
+    def endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        if "\x00" in endpoint_id:
+            return None
+        row = self.connection.execute(sa.select(webhook_endpoints).where(
+            webhook_endpoints.c.id == endpoint_id,
+            webhook_endpoints.c.status != "deleted")).mappings().first()
+        return _endpoint(row) if row else None
+
+    def endpoints(self) -> list[WebhookEndpoint]:
+        rows = self.connection.execute(sa.select(webhook_endpoints).where(
+            webhook_endpoints.c.status != "deleted").order_by(
+            webhook_endpoints.c.created_at, webhook_endpoints.c.id)).mappings()
+        return [_endpoint(row) for row in rows]
+
+    def active(self) -> list[WebhookEndpoint]:
+        return [_endpoint(row) for row in self.connection.execute(_ACTIVE).mappings()]
+
+    def set_status(self, endpoint_id: str, status: str, when: dt.datetime) -> None:
+        self.connection.execute(webhook_endpoints.update().where(
+            webhook_endpoints.c.id == endpoint_id).values(status=status, disabled_at=when))
+
+    def bury_pending(self, endpoint_id: str, error: str, when: dt.datetime) -> None:
+        self.connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.endpoint_id == endpoint_id,
+            webhook_deliveries.c.state == "pending").values(state="dead", last_error=error))
+
+    def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
+        self.connection.execute(_INSERT_MESSAGE, {
+            "id": message.id, "type": message.type, "participant_id": message.participant_id,
+            "body": message.body, "created_at": message.created_at})
+        if endpoint_ids:
+            self.connection.execute(_INSERT_DELIVERY, [{
+                "id": str(uuid.uuid4()), "message_id": message.id, "endpoint_id": endpoint_id,
+                "state": "pending", "attempts": 0, "next_attempt_at": message.created_at,
+                "created_at": message.created_at} for endpoint_id in endpoint_ids])
+
+    def wake(self) -> None:
+        if self._postgresql:
+            self.connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
+
+    def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
+            -> list[ClaimedDelivery]:
+        due = _DUE.with_for_update(of=webhook_deliveries, skip_locked=True) \
+            if self._postgresql else _DUE
+        ids = list(self.connection.execute(due, {"now": when, "limit": limit}).scalars())
+        if not ids:
+            return []
+        self.connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.id.in_(ids)).values(
+            attempts=webhook_deliveries.c.attempts + 1, last_attempt_at=when,
+            next_attempt_at=lease_until))
+        rows = self.connection.execute(_CLAIMED.where(webhook_deliveries.c.id.in_(ids)))
+        return [ClaimedDelivery(*row) for row in rows.all()]
+
+    def settle(self, delivery_id: str, attempts: int, state: str, status: int | None,
+               error: str | None, when: dt.datetime, next_attempt_at: dt.datetime) -> bool:
+        values: dict[str, Any] = {"state": state, "last_status": status,
+                                  "last_error": error[:200] if error else None,
+                                  "next_attempt_at": next_attempt_at}
+        if state == "delivered":
+            values["delivered_at"] = when
+        result = self.connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.state == "pending",
+            webhook_deliveries.c.attempts == attempts).values(**values))
+        return result.rowcount == 1
+
+    def deliveries(self, endpoint_id: str, state: str | None, limit: int) \
+            -> list[WebhookDelivery]:
+        query = _DELIVERIES.where(webhook_deliveries.c.endpoint_id == endpoint_id).order_by(
+            webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id).limit(limit)
+        if state is not None:
+            query = query.where(webhook_deliveries.c.state == state)
+        return [_delivery(row) for row in self.connection.execute(query).mappings()]
+
+    def redeliver(self, endpoint_id: str, delivery_id: str, when: dt.datetime) \
+            -> WebhookDelivery | None:
+        if "\x00" in delivery_id:
+            return None
+        self.connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.endpoint_id == endpoint_id).values(
+            state="pending", attempts=0, next_attempt_at=when, delivered_at=None))
+        row = self.connection.execute(_DELIVERIES.where(
+            webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.endpoint_id == endpoint_id)).mappings().first()
+        return _delivery(row) if row else None
+
+    def overdue(self, today: dt.date) -> list[OverdueVisit]:
+        announced = sa.select(webhook_overdue.c.visit_id).where(
+            webhook_overdue.c.participant_id == visit_states.c.participant_id,
+            webhook_overdue.c.visit_id == visit_states.c.visit_id,
+            webhook_overdue.c.latest == visit_states.c.latest)
+        query = sa.select(
+            visit_states.c.participant_id, participants.c.subject_code,
+            participants.c.protocol_version, visit_states.c.visit_id,
+            sa.func.coalesce(visit_states.c.kind, ""), visit_states.c.date,
+            visit_states.c.earliest, visit_states.c.latest,
+        ).join(participants, participants.c.id == visit_states.c.participant_id).where(
+            visit_states.c.present.is_(True), visit_states.c.status.in_(OPEN),
+            visit_states.c.date.is_not(None), visit_states.c.earliest.is_not(None),
+            visit_states.c.latest < today,
+            sa.func.coalesce(visit_states.c.kind, "").not_in(NOT_A_VISIT),
+            ~sa.exists(announced),
+        ).order_by(visit_states.c.latest, visit_states.c.participant_id,
+                   visit_states.c.visit_id)
+        return [OverdueVisit(*row) for row in self.connection.execute(query).all()]
+
+    def announce_overdue(self, visit: OverdueVisit, when: dt.datetime) -> None:
+        self.connection.execute(webhook_overdue.insert().values(
+            participant_id=visit.participant_id, visit_id=visit.visit_id, latest=visit.latest,
+            announced_at=when))
+
+    def lock_overdue_scan(self) -> None:
+        """One scan at a time (PostgreSQL: an advisory lock; SQLite's writer already holds the
+        database's write lock)."""
+        if self._postgresql:
+            self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_OVERDUE_LOCK)))

@@ -1,0 +1,73 @@
+"""`trial-schedule worker`: the process that drains the webhook outbox and announces overdue
+visits (api/usecases/webhooks.py). `make run` starts one beside gunicorn.
+
+On PostgreSQL it LISTENs for the NOTIFY each write's transaction sends on commit, so a
+delivery leaves within milliseconds of the commit, and polls as well (retries fall due with
+no notice); several workers may run, their claims skip each other's rows. On SQLite it polls
+the outbox every `TRIAL_SCHEDULE_WEBHOOK_POLL_SECONDS`; run one worker per database file.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from api.http.context import container
+from api.persistence.webhooks import CHANNEL
+from api.usecases.webhooks import Deliverer, Waiter, WebhookSettings, run
+
+log = logging.getLogger("trial_schedule.worker")
+
+
+def deliverer_for(app: Flask) -> Deliverer:
+    """The worker's use case over the app's database, clock and settings."""
+    services = container(app)
+    return Deliverer(services.units, services.clock, WebhookSettings.from_config(app.config))
+
+
+@contextmanager
+def notices(engine: Engine, stop: threading.Event) -> Iterator[Waiter | None]:
+    """A wait that returns early when a NOTIFY arrives (PostgreSQL), else None."""
+    if engine.dialect.name != "postgresql":
+        yield None
+        return
+    raw = engine.raw_connection()
+    try:
+        connection: Any = raw.driver_connection
+        connection.autocommit = True
+        connection.execute(f"LISTEN {CHANNEL}")
+
+        def wait(seconds: float) -> None:
+            for _ in connection.notifies(timeout=seconds, stop_after=1):
+                pass
+        yield wait
+    finally:
+        raw.close()
+
+
+def serve(app: Flask) -> None:
+    """Run until SIGTERM or SIGINT; the round in progress finishes first (a delivery cut off
+    by a kill is leased, not lost: it is attempted again when its lease runs out)."""
+    stop = threading.Event()
+
+    def stopping(signum: int, _frame: Any) -> None:
+        log.info("worker stopping on signal %d", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
+    deliverer = deliverer_for(app)
+    engine = container(app).engine
+    log.info("webhook worker started on %s", engine.url.render_as_string(hide_password=True))
+    try:
+        with notices(engine, stop) as wait:
+            run(deliverer, stop, wait)
+    finally:
+        engine.dispose()
