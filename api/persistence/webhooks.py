@@ -21,14 +21,11 @@ from api.persistence.records import (
     utc,
 )
 from api.persistence.tables import (
-    participants,
-    visit_states,
     webhook_deliveries,
     webhook_endpoints,
     webhook_messages,
     webhook_overdue,
 )
-from scheduler.outcomes import NOT_A_VISIT, OPEN
 
 # The channel workers LISTEN on (PostgreSQL); NOTIFY is delivered only when the writing
 # transaction commits, so a worker never wakes for a message it cannot yet see.
@@ -177,25 +174,15 @@ class SqlWebhooks:
             webhook_deliveries.c.endpoint_id == endpoint_id)).mappings().first()
         return _delivery(row) if row else None
 
-    def overdue(self, today: dt.date) -> list[OverdueVisit]:
-        announced = sa.select(webhook_overdue.c.visit_id).where(
-            webhook_overdue.c.participant_id == visit_states.c.participant_id,
-            webhook_overdue.c.visit_id == visit_states.c.visit_id,
-            webhook_overdue.c.latest == visit_states.c.latest)
-        query = sa.select(
-            visit_states.c.participant_id, participants.c.subject_code,
-            participants.c.protocol_version, visit_states.c.visit_id,
-            sa.func.coalesce(visit_states.c.kind, ""), visit_states.c.date,
-            visit_states.c.earliest, visit_states.c.latest,
-        ).join(participants, participants.c.id == visit_states.c.participant_id).where(
-            visit_states.c.present.is_(True), visit_states.c.status.in_(OPEN),
-            visit_states.c.date.is_not(None), visit_states.c.earliest.is_not(None),
-            visit_states.c.latest < today,
-            sa.func.coalesce(visit_states.c.kind, "").not_in(NOT_A_VISIT),
-            ~sa.exists(announced),
-        ).order_by(visit_states.c.latest, visit_states.c.participant_id,
-                   visit_states.c.visit_id)
-        return [OverdueVisit(*row) for row in self.connection.execute(query).all()]
+    def announced(self, participant_ids: list[str]) -> set[tuple[str, str, dt.date]]:
+        """(participant, visit, window's last day) of every overdue visit announced."""
+        if not participant_ids:
+            return set()
+        rows = self.connection.execute(sa.select(
+            webhook_overdue.c.participant_id, webhook_overdue.c.visit_id,
+            webhook_overdue.c.latest).where(
+            webhook_overdue.c.participant_id.in_(participant_ids)))
+        return {(pid, vid, latest) for pid, vid, latest in rows}
 
     def announce_overdue(self, visit: OverdueVisit, when: dt.datetime) -> None:
         self.connection.execute(webhook_overdue.insert().values(

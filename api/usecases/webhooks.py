@@ -42,6 +42,7 @@ from api.persistence.records import (
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from api.usecases.common import NotFound, SiteClock, now
 from api.usecases.participants import Written
+from api.usecases.worklist import day_statuses
 from scheduler.subscription import VisitState
 
 ENROLLED = "participant.enrolled"
@@ -355,23 +356,37 @@ class Deliverer:
 
     def announce_overdue(self) -> int:
         """Announce each visit the site's today has made overdue, once (no write made it so:
-        the day did). Remembered in the same transaction as the messages, so a restart
-        announces nothing twice; remembered even with no endpoint, so registering one later
-        does not bring a flood of old news."""
+        the day did). Overdue means what the worklist and the schedule say it means
+        (`worklist.day_statuses`: of chained visits only the first open one). Remembered in
+        the same transaction as the messages, so a restart announces nothing twice; remembered
+        even with no endpoint, so registering one later brings no flood of old news."""
         today = self.clock.today()
         with self.units() as uow:
             uow.webhooks.lock_overdue_scan()
+            rows = [row for row, status in day_statuses(uow.visit_states.deviating(today), today)
+                    if status == "overdue"]
+            announced = uow.webhooks.announced(sorted({row.participant_id for row in rows}))
+            fresh = [row for row in rows
+                     if (row.participant_id, row.visit_id, row.latest) not in announced]
+            if not fresh:
+                return 0
             endpoints = uow.webhooks.active()
+            versions: dict[str, str] = {}
             when = now()
-            found = uow.webhooks.overdue(today)
-            for visit in found:
+            for row in fresh:
+                if row.participant_id not in versions:
+                    participant = uow.participants.get(row.participant_id)
+                    versions[row.participant_id] = participant.protocol_version \
+                        if participant else ""
+                visit = OverdueVisit(row.participant_id, row.subject_code,
+                                     versions[row.participant_id], row.visit_id, row.kind,
+                                     row.date, row.earliest, row.latest)
                 uow.webhooks.announce_overdue(visit, when)
                 record_message(uow, endpoints, VISIT_OVERDUE, visit.participant_id,
                                overdue_data(visit, today), when)
-            if found:
-                uow.webhooks.wake()
+            uow.webhooks.wake()
             uow.commit()
-        return len(found)
+        return len(fresh)
 
     def close(self) -> None:
         if self._pool is not None:

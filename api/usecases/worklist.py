@@ -44,7 +44,7 @@ def _by_participant(rows: list[ListedVisit]) -> dict[str, list[ListedVisit]]:
     return grouped
 
 
-def _day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedVisit, str]]:
+def day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedVisit, str]]:
     """Each row with its status on `today`, one participant's rows at a time."""
     found = []
     for own in _by_participant(rows).values():
@@ -70,7 +70,7 @@ class Worklist:
         in date order."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.worklist(start, end, today)
-        listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)
+        listed = [WorklistVisit(row, status) for row, status in day_statuses(rows, today)
                   if status in ("due", "overdue") or start <= row.date <= end]
         return sorted(listed, key=lambda item: _order(item.visit))
 
@@ -86,7 +86,7 @@ class Worklist:
                    for pid, events in histories.items()
                    for outcome in outcomes_of(events).missed}
         found = []
-        for row, status in _day_statuses(rows, today):
+        for row, status in day_statuses(rows, today):
             if row.status == "done" and not row.earliest <= row.date <= row.latest:
                 rule = DOSE_WINDOW_RULE if row.kind == "infusion" else row.rule
                 found.append(Deviation(row, "out_of_window", rule, status))
