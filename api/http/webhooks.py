@@ -64,7 +64,7 @@ def found() -> Iterator[None]:
         raise HttpNotFound("No webhook endpoint or delivery with that id.") from None
 
 
-class EndpointInSchema(ma.Schema):
+class WebhookEndpointInSchema(ma.Schema):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
                      validate=validate.Length(max=2048), metadata={
                          "description": "Where each event is POSTed (http or https)"})
@@ -74,7 +74,7 @@ class EndpointInSchema(ma.Schema):
         metadata={"description": "The event types sent to it; absent or null: every type"})
 
 
-class EndpointSchema(ma.Schema):
+class WebhookEndpointSchema(ma.Schema):
     id = fields.String(required=True)
     url = fields.String(required=True)
     event_types = fields.List(fields.String(validate=validate.OneOf(EVENT_TYPES)),
@@ -85,21 +85,21 @@ class EndpointSchema(ma.Schema):
     disabled_at = fields.DateTime(required=True, allow_none=True)
 
 
-class EndpointCreatedSchema(EndpointSchema):
+class WebhookEndpointCreatedSchema(WebhookEndpointSchema):
     secret = fields.String(required=True, metadata={
         "description": "The signing secret (`whsec_` + base64), shown only this once"})
 
 
-class EndpointListSchema(ma.Schema):
-    items = fields.List(fields.Nested(EndpointSchema), required=True)
+class WebhookEndpointListSchema(ma.Schema):
+    items = fields.List(fields.Nested(WebhookEndpointSchema), required=True)
 
 
-class DeliveryQuerySchema(ma.Schema):
+class WebhookDeliveryQuerySchema(ma.Schema):
     state = fields.String(validate=validate.OneOf(STATES))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
-class DeliverySchema(ma.Schema):
+class WebhookDeliverySchema(ma.Schema):
     id = fields.String(required=True)
     webhook_id = fields.String(required=True, metadata={
         "description": "The message's `webhook-id` header, the same on every attempt"})
@@ -117,8 +117,8 @@ class DeliverySchema(ma.Schema):
     created_at = fields.DateTime(required=True)
 
 
-class DeliveryListSchema(ma.Schema):
-    items = fields.List(fields.Nested(DeliverySchema), required=True)
+class WebhookDeliveryListSchema(ma.Schema):
+    items = fields.List(fields.Nested(WebhookDeliverySchema), required=True)
 
 
 def endpoint_dict(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -138,16 +138,16 @@ def delivery_dict(delivery: WebhookDelivery) -> dict[str, Any]:
             "created_at": delivery.created_at}
 
 
-CREATED = EndpointCreatedSchema()
+CREATED = WebhookEndpointCreatedSchema()
 
 
 @blp.route("")
 class EndpointsView(MethodView):
     @requires("admin")
-    @blp.arguments(EndpointInSchema(), example={"url": "https://edc.example.org/hooks",
+    @blp.arguments(WebhookEndpointInSchema(), example={"url": "https://edc.example.org/hooks",
                                                 "event_types": ["participant.enrolled",
                                                                 "schedule.changed"]})
-    @blp.response(201, EndpointCreatedSchema, example={
+    @blp.response(201, WebhookEndpointCreatedSchema, example={
         **ENDPOINT_EXAMPLE, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
     @errors(401, 403)
     def post(self, body: dict[str, Any]) -> Response:
@@ -167,7 +167,7 @@ class EndpointsView(MethodView):
         return response
 
     @requires("admin")
-    @blp.response(200, EndpointListSchema, example={"items": [ENDPOINT_EXAMPLE]})
+    @blp.response(200, WebhookEndpointListSchema, example={"items": [ENDPOINT_EXAMPLE]})
     @errors(401, 403)
     def get(self) -> dict[str, Any]:
         """List webhook endpoints
@@ -180,7 +180,7 @@ class EndpointsView(MethodView):
 @blp.route("/<endpoint_id>")
 class EndpointView(MethodView):
     @requires("admin")
-    @blp.response(200, EndpointSchema, example=ENDPOINT_EXAMPLE)
+    @blp.response(200, WebhookEndpointSchema, example=ENDPOINT_EXAMPLE)
     @errors(401, 403, 404)
     def get(self, endpoint_id: str) -> dict[str, Any]:
         """One webhook endpoint
@@ -207,8 +207,8 @@ class EndpointView(MethodView):
 @blp.route("/<endpoint_id>/deliveries")
 class DeliveriesView(MethodView):
     @requires("admin")
-    @blp.arguments(DeliveryQuerySchema(), location="query")
-    @blp.response(200, DeliveryListSchema, example={"items": [DELIVERY_EXAMPLE]})
+    @blp.arguments(WebhookDeliveryQuerySchema(), location="query")
+    @blp.response(200, WebhookDeliveryListSchema, example={"items": [DELIVERY_EXAMPLE]})
     @errors(401, 403, 404)
     def get(self, query: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
         """An endpoint's deliveries, newest first
@@ -225,7 +225,7 @@ class DeliveriesView(MethodView):
 @blp.route("/<endpoint_id>/deliveries/<delivery_id>/redeliver")
 class RedeliverView(MethodView):
     @requires("admin")
-    @blp.response(202, DeliverySchema, example={
+    @blp.response(202, WebhookDeliverySchema, example={
         **DELIVERY_EXAMPLE, "attempts": 0, "last_error": "HTTP 503",
         "next_attempt_at": "2026-12-07T02:00:00Z"})
     @errors(401, 403, 404, 409)

@@ -104,6 +104,9 @@ class WebhookRepository(Protocol):
     def wake(self) -> None:
         """Tell waiting workers, when this transaction commits, that there is work."""
         ...
+    def has_due(self, when: dt.datetime) -> bool:
+        """Whether a pending delivery to an active endpoint is due by `when`."""
+        ...
     def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
         -> list[ClaimedDelivery]:
         """Up to `limit` pending deliveries due by `when` to active endpoints, each with one

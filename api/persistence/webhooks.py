@@ -127,6 +127,9 @@ class SqlWebhooks:
         if self._postgresql:
             self.connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
+    def has_due(self, when: dt.datetime) -> bool:
+        return self.connection.execute(_DUE, {"now": when, "limit": 1}).first() is not None
+
     def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
             -> list[ClaimedDelivery]:
         due = _DUE.with_for_update(of=webhook_deliveries, skip_locked=True) \

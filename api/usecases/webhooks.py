@@ -63,7 +63,7 @@ class WebhookSettings:
     retry_cap_seconds: float = 10 * 3600.0
     timeout_seconds: float = 10.0
     lease_seconds: float = 60.0
-    poll_seconds: float = 0.5
+    poll_seconds: float = 0.25
     overdue_seconds: float = 300.0
     batch: int = 16
 
@@ -311,6 +311,10 @@ class Deliverer:
         were attempted."""
         started = now()
         lease = started + dt.timedelta(seconds=self.settings.lease_seconds)
+        # A read first: an idle poll takes no write lock (SQLite has one for the database).
+        with self.units(readonly=True) as uow:
+            if not uow.webhooks.has_due(started):
+                return 0
         with self.units() as uow:
             claimed = uow.webhooks.claim(started, lease, self.settings.batch)
             uow.commit()
