@@ -53,6 +53,7 @@ from api import create_app  # noqa: E402
 from api.http.context import container  # noqa: E402
 from api.persistence.database import create_db_engine, scratch_database  # noqa: E402
 from api.persistence.migrate import upgrade  # noqa: E402
+from api.usecases.webhooks import SCHEDULE_CHANGED, Deliverer  # noqa: E402
 from api.web.backend import accounts_for  # noqa: E402
 from bench import webhooks  # noqa: E402
 from bench.seeding import awaiting_first_dose, followed, moved_by_first_dose  # noqa: E402
@@ -362,7 +363,12 @@ def webhook_rounds(app: Flask, url: str, secret: str, key: str, pool: list[str],
         return wrk(server, name, f"/v1/participants/{ids[0]}/events", options.seconds, script)
 
     def register(target: str) -> str:
-        return container(app).webhooks.register(target, None)[0].id
+        # The comparison is of the write path: the endpoint takes schedule.changed only, and
+        # the site's overdue visits are announced (to nobody) before the worker starts, so
+        # no backlog of visit.overdue deliveries runs beside the rounds.
+        services = container(app)
+        Deliverer(services.units, services.clock).announce_overdue()
+        return services.webhooks.register(target, (SCHEDULE_CHANGED,))[0].id
 
     off, on, line = webhooks.on_off(container(app).engine, register, url, secret, pool,
                                     options.rounds, run)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import random
 import secrets
 import threading
@@ -28,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from typing import Any, TypeVar
 
 from standardwebhooks import Webhook
@@ -51,6 +53,7 @@ VISIT_OVERDUE = "visit.overdue"
 OFF_STUDY = "participant.off_study"
 EVENT_TYPES = (ENROLLED, SCHEDULE_CHANGED, VISIT_OVERDUE, OFF_STUDY)
 USER_AGENT = "trial-schedule-webhooks/1"
+log = logging.getLogger("trial_schedule.worker")
 
 
 @dataclass(frozen=True)
@@ -322,41 +325,48 @@ class Deliverer:
             return 0
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.batch, "webhook")
-        list(self._pool.map(self.attempt, claimed))
+        outcomes = list(self._pool.map(self.attempt, claimed))
+        # Every outcome of the round in one transaction: one commit (one fsync on SQLite)
+        # per round rather than per delivery.
+        with self.units() as uow:
+            for delivery, (status, error) in zip(claimed, outcomes, strict=True):
+                self.settle(uow, delivery, status, error)
+            uow.commit()
         return len(claimed)
 
-    def attempt(self, delivery: ClaimedDelivery) -> None:
-        """One attempt, and its outcome recorded."""
+    def attempt(self, delivery: ClaimedDelivery) -> tuple[int | None, str | None]:
+        """One attempt: the receiver's status (None when none came) and the error, if any."""
         when = now()
         try:
-            status: int | None = self.sender(delivery.url, signed_headers(delivery, when),
-                                             delivery.body.encode(),
-                                             self.settings.timeout_seconds)
-            error = None if 200 <= (status or 0) < 300 else f"HTTP {status}"
-        except (OSError, ValueError) as failure:  # refused, timed out, reset, bad address
-            status, error = None, f"{type(failure).__name__}: {failure}"
-        self.settle(delivery, status, error)
+            status = self.sender(delivery.url, signed_headers(delivery, when),
+                                 delivery.body.encode(), self.settings.timeout_seconds)
+        except (OSError, ValueError, HTTPException) as failure:
+            # Refused, timed out, reset, not HTTP, a bad address: no answer.
+            return None, f"{type(failure).__name__}: {failure}"
+        return status, None if 200 <= status < 300 else f"HTTP {status}"
 
-    def settle(self, delivery: ClaimedDelivery, status: int | None, error: str | None) -> None:
+    def settle(self, uow: UnitOfWork, delivery: ClaimedDelivery, status: int | None,
+               error: str | None) -> None:
+        """Record an attempt's outcome: delivered; dead after the last attempt, or at once on
+        410 Gone, which also disables the endpoint; else pending, with its next attempt put
+        off by the backoff."""
         when = now()
-        with self.units() as uow:
-            if error is None:
-                uow.webhooks.settle(delivery.id, delivery.attempts, "delivered", status, None,
-                                    when, when)
-            elif status == 410:
-                uow.webhooks.settle(delivery.id, delivery.attempts, "dead", status, error,
-                                    when, when)
-                uow.webhooks.set_status(delivery.endpoint_id, "disabled", when)
-                uow.webhooks.bury_pending(delivery.endpoint_id, "endpoint disabled: 410 Gone",
-                                          when)
-            elif delivery.attempts >= self.settings.max_attempts:
-                uow.webhooks.settle(delivery.id, delivery.attempts, "dead", status, error,
-                                    when, when)
-            else:
-                later = when + dt.timedelta(seconds=self.settings.backoff(delivery.attempts))
-                uow.webhooks.settle(delivery.id, delivery.attempts, "pending", status, error,
-                                    when, later)
-            uow.commit()
+        if error is None:
+            uow.webhooks.settle(delivery.id, delivery.attempts, "delivered", status, None,
+                                when, when)
+        elif status == 410:
+            uow.webhooks.settle(delivery.id, delivery.attempts, "dead", status, error,
+                                when, when)
+            uow.webhooks.set_status(delivery.endpoint_id, "disabled", when)
+            uow.webhooks.bury_pending(delivery.endpoint_id, "endpoint disabled: 410 Gone",
+                                      when)
+        elif delivery.attempts >= self.settings.max_attempts:
+            uow.webhooks.settle(delivery.id, delivery.attempts, "dead", status, error,
+                                when, when)
+        else:
+            later = when + dt.timedelta(seconds=self.settings.backoff(delivery.attempts))
+            uow.webhooks.settle(delivery.id, delivery.attempts, "pending", status, error,
+                                when, later)
 
     def announce_overdue(self) -> int:
         """Announce each visit the site's today has made overdue, once (no write made it so:
@@ -410,11 +420,17 @@ def run(deliverer: Deliverer, stop: threading.Event, wait: Waiter | None = None)
     pause = wait or stop.wait
     try:
         while not stop.is_set():
-            clock = dt.datetime.now(dt.UTC).timestamp()
-            if clock >= next_scan:
-                deliverer.announce_overdue()
-                next_scan = clock + settings.overdue_seconds
-            if deliverer.drain_once() < settings.batch:
-                pause(settings.poll_seconds)
+            try:
+                clock = dt.datetime.now(dt.UTC).timestamp()
+                if clock >= next_scan:
+                    deliverer.announce_overdue()
+                    next_scan = clock + settings.overdue_seconds
+                if deliverer.drain_once() < settings.batch:
+                    pause(settings.poll_seconds)
+            except Exception:
+                # The database went away, say: nothing claimed is lost (its lease runs out),
+                # so log, wait, and go on rather than end the worker.
+                log.exception("webhook round failed; retrying")
+                stop.wait(max(settings.poll_seconds, 1.0))
     finally:
         deliverer.close()
