@@ -33,8 +33,10 @@ def deliverer_for(app: Flask) -> Deliverer:
 
 
 @contextmanager
-def notices(engine: Engine, stop: threading.Event) -> Iterator[Waiter | None]:
-    """A wait that returns early when a NOTIFY arrives (PostgreSQL), else None."""
+def notices(engine: Engine, stop: threading.Event, gather: float) \
+        -> Iterator[Waiter | None]:
+    """A wait that returns `gather` seconds after a NOTIFY arrives (PostgreSQL), having
+    taken in the notices that came meanwhile; else None."""
     if engine.dialect.name != "postgresql":
         yield None
         return
@@ -45,8 +47,13 @@ def notices(engine: Engine, stop: threading.Event) -> Iterator[Waiter | None]:
         connection.execute(f"LISTEN {CHANNEL}")
 
         def wait(seconds: float) -> None:
+            woken = False
             for _ in connection.notifies(timeout=seconds, stop_after=1):
-                pass
+                woken = True
+            if woken:
+                stop.wait(gather)
+                for _ in connection.notifies(timeout=0.001):
+                    pass
         yield wait
     finally:
         raw.close()
@@ -67,7 +74,7 @@ def serve(app: Flask) -> None:
     engine = container(app).engine
     log.info("webhook worker started on %s", engine.url.render_as_string(hide_password=True))
     try:
-        with notices(engine, stop) as wait:
+        with notices(engine, stop, deliverer.settings.gather_seconds) as wait:
             run(deliverer, stop, wait)
     finally:
         engine.dispose()

@@ -336,9 +336,11 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
             measure(app, options, server, label,
                     [recording(app, key, pool, options.rounds, today)], results, profiles)
         per_run = min(WEBHOOK_WRITES * options.seconds, sizes[-1])
-        hooks = moved_by_first_dose(app, 0, per_run * 2 * options.rounds, today)
+        paced = min(webhooks.PACED_WRITES, per_run)
+        hooks = moved_by_first_dose(app, 0, per_run * 2 * options.rounds + paced, today)
         settle(url)
-        webhook_rounds(app, url, secret, key, hooks, options, server, label, results, today)
+        webhook_rounds(app, url, secret, key, hooks, paced, options, server, label, results,
+                       today)
         options.notes.append(f"Seeded [{label}]: " + "; ".join(seeded) + ".")
     finally:
         server.stop()
@@ -351,7 +353,7 @@ WEBHOOK_WRITES = 600
 
 
 def webhook_rounds(app: Flask, url: str, secret: str, key: str, pool: list[str],
-                   options: Options, server: Server, label: str, results: list[Result],
+                   paced: int, options: Options, server: Server, label: str, results: list[Result],
                    today: dt.date) -> None:
     """Recording a dose that moves visits with no webhook endpoint and with one, in
     interleaved rounds, and the deliveries' latency from commit to receipt (bench/webhooks.py)."""
@@ -370,8 +372,15 @@ def webhook_rounds(app: Flask, url: str, secret: str, key: str, pool: list[str],
         Deliverer(services.units, services.clock).announce_overdue()
         return services.webhooks.register(target, (SCHEDULE_CHANGED,))[0].id
 
+    def post(participant_id: str) -> int:
+        request = urllib.request.Request(
+            f"{server.base}/v1/participants/{participant_id}/events", data=dose.encode(),
+            headers=headers, method="POST")
+        with urllib.request.urlopen(request) as answer:
+            return int(answer.status)
+
     off, on, line = webhooks.on_off(container(app).engine, register, url, secret, pool,
-                                    options.rounds, run)
+                                    options.rounds, run, post, paced)
     for name, done in ((webhooks.OFF, off), (webhooks.ON, on)):
         results.append(Result(f"{name} [{label}]", statistics.median(r.rps for r in done),
                               statistics.median(r.p50_ms for r in done),

@@ -29,7 +29,7 @@ def test_bench_harness_runs_on_a_tiny_load(tmp_path):
                 "| POST …/events (a dose moving visits), no webhook endpoint [sqlite] |",
                 "| POST …/events (a dose moving visits), one webhook endpoint [sqlite] |"):
         assert row in report, row
-    assert "Webhooks [sqlite]: " in report and "commit to receipt p50" in report
+    assert "Webhooks [sqlite]: " in report and "Commit to receipt at 20 writes a second" in report
     missed = [line for line in report.splitlines()
               if line.startswith("| participant feed") and "MISSED" in line]
     for line in missed:  # each missed request target comes with its profile

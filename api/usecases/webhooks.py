@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.client
 import json
 import logging
 import random
 import secrets
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.client import HTTPException
 from typing import Any, TypeVar
 
 from standardwebhooks import Webhook
@@ -67,6 +66,9 @@ class WebhookSettings:
     timeout_seconds: float = 10.0
     lease_seconds: float = 60.0
     poll_seconds: float = 0.25
+    # Woken by a NOTIFY, wait this long for more messages to join the round: under a burst
+    # of writes a round then carries several deliveries instead of one each.
+    gather_seconds: float = 0.05
     overdue_seconds: float = 300.0
     batch: int = 16
 
@@ -265,26 +267,55 @@ def _found(value: T | None) -> T:
 Sender = Callable[[str, Mapping[str, str], bytes, float], int]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a delivery: Standard Webhooks counts only a 2xx."""
-
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
+_held = threading.local()  # each sending thread's open connections, by scheme, host and port
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect())
+def _connection(scheme: str, host: str, port: int | None, timeout: float) \
+        -> tuple[http.client.HTTPConnection, bool]:
+    """The thread's kept-alive connection to this origin (and True), or a new one."""
+    held: dict[tuple[str, str, int | None], http.client.HTTPConnection] = \
+        _held.__dict__.setdefault("connections", {})
+    key = (scheme, host, port)
+    if key in held:
+        return held[key], True
+    kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    held[key] = kind(host, port, timeout=timeout)
+    return held[key], False
+
+
+def _forget(scheme: str, host: str, port: int | None) -> None:
+    connection = _held.__dict__.get("connections", {}).pop((scheme, host, port), None)
+    if connection is not None:
+        connection.close()
 
 
 def send(url: str, headers: Mapping[str, str], body: bytes, timeout: float) -> int:
-    """POST `body` to `url`; the status, whatever it is."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=dict(headers))
-    try:
-        with _OPENER.open(request, timeout=timeout) as answer:
+    """POST `body` to `url` and answer the status, whatever it is; redirects are not followed
+    (Standard Webhooks counts only a 2xx). The connection is kept alive for the next delivery
+    to the same origin; one the receiver closed meanwhile is opened again, once."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    origin = (parts.scheme, parts.hostname, parts.port)
+    while True:
+        connection, reused = _connection(*origin, timeout)
+        try:
+            connection.request("POST", target, body=body, headers=dict(headers))
+            answer = connection.getresponse()
             answer.read(65536)
-            status: int = answer.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
+            if answer.will_close or not answer.isclosed():
+                _forget(*origin)  # closed by the receiver, or a body longer than we read
+            return answer.status
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            _forget(*origin)
+            if not reused:
+                raise
+        except BaseException:
+            _forget(*origin)
+            raise
 
 
 def signed_headers(delivery: ClaimedDelivery, when: dt.datetime) -> dict[str, str]:
@@ -309,15 +340,16 @@ class Deliverer:
     sender: Sender = send
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
-    def drain_once(self) -> int:
+    def drain_once(self, look_first: bool = True) -> int:
         """Claim the due deliveries, send them side by side, record each outcome; how many
-        were attempted."""
+        were attempted. `look_first`: read whether any is due before claiming, so that an
+        idle poll takes no write lock (SQLite has one for the whole database)."""
         started = now()
         lease = started + dt.timedelta(seconds=self.settings.lease_seconds)
-        # A read first: an idle poll takes no write lock (SQLite has one for the database).
-        with self.units(readonly=True) as uow:
-            if not uow.webhooks.has_due(started):
-                return 0
+        if look_first:
+            with self.units(readonly=True) as uow:
+                if not uow.webhooks.has_due(started):
+                    return 0
         with self.units() as uow:
             claimed = uow.webhooks.claim(started, lease, self.settings.batch)
             uow.commit()
@@ -340,7 +372,7 @@ class Deliverer:
         try:
             status = self.sender(delivery.url, signed_headers(delivery, when),
                                  delivery.body.encode(), self.settings.timeout_seconds)
-        except (OSError, ValueError, HTTPException) as failure:
+        except (OSError, ValueError, http.client.HTTPException) as failure:
             # Refused, timed out, reset, not HTTP, a bad address: no answer.
             return None, f"{type(failure).__name__}: {failure}"
         return status, None if 200 <= status < 300 else f"HTTP {status}"
@@ -418,6 +450,7 @@ def run(deliverer: Deliverer, stop: threading.Event, wait: Waiter | None = None)
     settings = deliverer.settings
     next_scan = 0.0
     pause = wait or stop.wait
+    attempted = 0
     try:
         while not stop.is_set():
             try:
@@ -425,7 +458,8 @@ def run(deliverer: Deliverer, stop: threading.Event, wait: Waiter | None = None)
                 if clock >= next_scan:
                     deliverer.announce_overdue()
                     next_scan = clock + settings.overdue_seconds
-                if deliverer.drain_once() < settings.batch:
+                attempted = deliverer.drain_once(look_first=attempted == 0)
+                if attempted < settings.batch:
                     pause(settings.poll_seconds)
             except Exception:
                 # The database went away, say: nothing claimed is lost (its lease runs out),
