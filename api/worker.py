@@ -10,6 +10,7 @@ the outbox every `TRIAL_SCHEDULE_WEBHOOK_POLL_SECONDS`; run one worker per datab
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from api.persistence.webhooks import CHANNEL
 from api.usecases.webhooks import Deliverer, Waiter, WebhookSettings, run
 
 log = logging.getLogger("trial_schedule.worker")
+DEFAULT_NICE = 10  # TRIAL_SCHEDULE_WEBHOOK_NICE: the worker's CPU priority below the API's
 
 
 def deliverer_for(app: Flask) -> Deliverer:
@@ -70,6 +72,9 @@ def serve(app: Flask) -> None:
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)
+    # Deliveries are background work: on a machine the API shares, a write should not wait
+    # for the CPU behind them (they wait a little longer instead).
+    os.nice(int(app.config.get("WEBHOOK_NICE", DEFAULT_NICE)))
     deliverer = deliverer_for(app)
     engine = container(app).engine
     log.info("webhook worker started on %s", engine.url.render_as_string(hide_password=True))

@@ -99,7 +99,8 @@ class WebhookRepository(Protocol):
         """Every pending delivery to the endpoint becomes dead, with `error`."""
         ...
     def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
-        """The message, and a pending delivery of it to each endpoint, due at once."""
+        """The message, and a pending delivery of it to each endpoint, due at once; waking
+        the workers when this transaction commits."""
         ...
     def wake(self) -> None:
         """Tell waiting workers, when this transaction commits, that there is work."""

@@ -191,10 +191,8 @@ class WebhookOutbox:
         if not endpoints:
             return
         when = now()
-        recorded = [record_message(uow, endpoints, event_type, written.participant.id, data,
-                                   when) for event_type, data in messages_of(written)]
-        if any(recorded):
-            uow.webhooks.wake()
+        for event_type, data in messages_of(written):
+            record_message(uow, endpoints, event_type, written.participant.id, data, when)
 
 
 @dataclass
@@ -430,7 +428,6 @@ class Deliverer:
                 uow.webhooks.announce_overdue(visit, when)
                 record_message(uow, endpoints, VISIT_OVERDUE, visit.participant_id,
                                overdue_data(visit, today), when)
-            uow.webhooks.wake()
             uow.commit()
         return len(fresh)
 

@@ -19,7 +19,7 @@ from tests.webhook_receiver import receiving
 def start_worker(database_url: str, poll: float, log) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": database_url,
            "TRIAL_SCHEDULE_FEED_SECRET": "test-feed-secret", "TRIAL_SCHEDULE_TODAY": SITE_TODAY,
-           "TRIAL_SCHEDULE_WEBHOOK_LEASE_SECONDS": "1",
+           "TRIAL_SCHEDULE_WEBHOOK_LEASE_SECONDS": "1", "TRIAL_SCHEDULE_WEBHOOK_NICE": "0",
            "TRIAL_SCHEDULE_WEBHOOK_TIMEOUT_SECONDS": "20",
            "TRIAL_SCHEDULE_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
            "TRIAL_SCHEDULE_WEBHOOK_POLL_SECONDS": str(poll)}
