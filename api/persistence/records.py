@@ -176,6 +176,20 @@ class ClaimedDelivery:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to: the delivery's new state (pending again, with its next attempt
+    at `next_attempt_at`; delivered; dead), and the receiver's status or the error."""
+
+    delivery_id: str
+    attempts: int
+    state: str
+    status: int | None
+    error: str | None
+    next_attempt_at: dt.datetime
+    delivered_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class OverdueVisit:
     """An open visit whose window closed before the site's today, not yet announced."""
 

@@ -12,6 +12,7 @@ from api.persistence.records import (
     ClaimedDelivery,
     FeedToken,
     ListedVisit,
+    Outcome,
     OverdueVisit,
     StoredParticipant,
     StoredResponse,
@@ -114,9 +115,9 @@ class WebhookRepository(Protocol):
         more attempt counted and its next attempt put off to `lease_until`; another worker
         skips them (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
         ...
-    def settle(self, delivery_id: str, attempts: int, state: str, status: int | None,
-               error: str | None, when: dt.datetime, next_attempt_at: dt.datetime) -> bool:
-        """Record an attempt's outcome, if the delivery is still at the attempt claimed."""
+    def settle(self, outcomes: list[Outcome]) -> None:
+        """Record attempts' outcomes, each only if its delivery is still at the attempt
+        claimed."""
         ...
     def deliveries(self, endpoint_id: str, state: str | None, limit: int) \
         -> list[WebhookDelivery]: ...

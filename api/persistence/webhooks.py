@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from api.persistence.records import (
     ClaimedDelivery,
+    Outcome,
     OverdueVisit,
     WebhookDelivery,
     WebhookEndpoint,
@@ -42,12 +43,45 @@ _DUE = sa.select(webhook_deliveries.c.id).join(
     webhook_deliveries.c.next_attempt_at <= sa.bindparam("now"),
     webhook_endpoints.c.status == "active",
 ).order_by(webhook_deliveries.c.next_attempt_at).limit(sa.bindparam("limit"))
+
+
+def _claim(due: sa.Select[Any]) -> sa.Update:
+    """One statement: count one more attempt on each due delivery, put its next one off by
+    the lease, and return what sending it needs (UPDATE ... FROM ... RETURNING)."""
+    return webhook_deliveries.update().where(
+        webhook_deliveries.c.id.in_(due),
+        webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id,
+        webhook_messages.c.id == webhook_deliveries.c.message_id,
+    ).values(attempts=webhook_deliveries.c.attempts + 1,
+             last_attempt_at=sa.bindparam("now"),
+             next_attempt_at=sa.bindparam("lease")).returning(
+        webhook_deliveries.c.id, webhook_deliveries.c.attempts,
+        webhook_deliveries.c.endpoint_id, webhook_endpoints.c.url, webhook_endpoints.c.secret,
+        webhook_deliveries.c.message_id, webhook_messages.c.body)
+
+
+# PostgreSQL: rows another worker has claimed and not committed are skipped, not waited for.
+_PG_CLAIM = _claim(_DUE.with_for_update(of=webhook_deliveries, skip_locked=True))
+# SQLite's RETURNING names only the table updated: the claimed ids, then what to send.
+_CLAIM = webhook_deliveries.update().where(webhook_deliveries.c.id.in_(_DUE)).values(
+    attempts=webhook_deliveries.c.attempts + 1, last_attempt_at=sa.bindparam("now"),
+    next_attempt_at=sa.bindparam("lease")).returning(webhook_deliveries.c.id)
 _CLAIMED = sa.select(
     webhook_deliveries.c.id, webhook_deliveries.c.attempts, webhook_deliveries.c.endpoint_id,
     webhook_endpoints.c.url, webhook_endpoints.c.secret, webhook_deliveries.c.message_id,
     webhook_messages.c.body,
 ).join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id).join(
-    webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id)
+    webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id).where(
+    webhook_deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+# An attempt's outcome, recorded only if the delivery is still at the attempt claimed (a
+# worker whose lease ran out does not overwrite the one that took the delivery over).
+_SETTLE = webhook_deliveries.update().where(
+    webhook_deliveries.c.id == sa.bindparam("did"),
+    webhook_deliveries.c.state == "pending",
+    webhook_deliveries.c.attempts == sa.bindparam("tries"),
+).values(state=sa.bindparam("new_state"), last_status=sa.bindparam("status"),
+         last_error=sa.bindparam("error"), next_attempt_at=sa.bindparam("next_at"),
+         delivered_at=sa.bindparam("delivered"))
 _INSERT_MESSAGE = webhook_messages.insert()
 # The message, a delivery to each endpoint, and the workers' wake-up in one statement. The
 # deliveries' foreign key is checked at the end of the statement, when the message is there;
@@ -154,29 +188,20 @@ class SqlWebhooks:
 
     def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
             -> list[ClaimedDelivery]:
-        due = _DUE.with_for_update(of=webhook_deliveries, skip_locked=True) \
-            if self._postgresql else _DUE
-        ids = list(self.connection.execute(due, {"now": when, "limit": limit}).scalars())
-        if not ids:
-            return []
-        self.connection.execute(webhook_deliveries.update().where(
-            webhook_deliveries.c.id.in_(ids)).values(
-            attempts=webhook_deliveries.c.attempts + 1, last_attempt_at=when,
-            next_attempt_at=lease_until))
-        rows = self.connection.execute(_CLAIMED.where(webhook_deliveries.c.id.in_(ids)))
-        return [ClaimedDelivery(*row) for row in rows.all()]
+        values = {"now": when, "limit": limit, "lease": lease_until}
+        if self._postgresql:
+            rows = self.connection.execute(_PG_CLAIM, values).all()
+        else:
+            ids = list(self.connection.execute(_CLAIM, values).scalars())
+            rows = self.connection.execute(_CLAIMED, {"ids": ids}).all() if ids else []
+        return [ClaimedDelivery(*row) for row in rows]
 
-    def settle(self, delivery_id: str, attempts: int, state: str, status: int | None,
-               error: str | None, when: dt.datetime, next_attempt_at: dt.datetime) -> bool:
-        values: dict[str, Any] = {"state": state, "last_status": status,
-                                  "last_error": error[:200] if error else None,
-                                  "next_attempt_at": next_attempt_at}
-        if state == "delivered":
-            values["delivered_at"] = when
-        result = self.connection.execute(webhook_deliveries.update().where(
-            webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.state == "pending",
-            webhook_deliveries.c.attempts == attempts).values(**values))
-        return result.rowcount == 1
+    def settle(self, outcomes: list[Outcome]) -> None:
+        if outcomes:
+            self.connection.execute(_SETTLE, [{
+                "did": o.delivery_id, "tries": o.attempts, "new_state": o.state,
+                "status": o.status, "error": o.error[:200] if o.error else None,
+                "next_at": o.next_attempt_at, "delivered": o.delivered_at} for o in outcomes])
 
     def deliveries(self, endpoint_id: str, state: str | None, limit: int) \
             -> list[WebhookDelivery]:

@@ -35,6 +35,7 @@ from standardwebhooks import Webhook
 
 from api.persistence.records import (
     ClaimedDelivery,
+    Outcome,
     OverdueVisit,
     WebhookDelivery,
     WebhookEndpoint,
@@ -65,7 +66,7 @@ class WebhookSettings:
     retry_cap_seconds: float = 10 * 3600.0
     timeout_seconds: float = 10.0
     lease_seconds: float = 60.0
-    poll_seconds: float = 0.25
+    poll_seconds: float = 0.1
     # Woken by a NOTIFY, wait this long for more messages to join the round: under a burst
     # of writes a round then carries several deliveries instead of one each.
     gather_seconds: float = 0.05
@@ -356,11 +357,17 @@ class Deliverer:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.batch, "webhook")
         outcomes = list(self._pool.map(self.attempt, claimed))
-        # Every outcome of the round in one transaction: one commit (one fsync on SQLite)
-        # per round rather than per delivery.
+        # Every outcome of the round in one transaction and one statement: one commit (one
+        # fsync on SQLite) per round rather than per delivery.
+        settled = [self.outcome(delivery, status, error)
+                   for delivery, (status, error) in zip(claimed, outcomes, strict=True)]
         with self.units() as uow:
-            for delivery, (status, error) in zip(claimed, outcomes, strict=True):
-                self.settle(uow, delivery, status, error)
+            uow.webhooks.settle(settled)
+            when = now()
+            for gone in {o.endpoint_id for o, (status, _) in zip(claimed, outcomes, strict=True)
+                         if status == 410}:
+                uow.webhooks.set_status(gone, "disabled", when)
+                uow.webhooks.bury_pending(gone, "endpoint disabled: 410 Gone", when)
             uow.commit()
         return len(claimed)
 
@@ -375,28 +382,18 @@ class Deliverer:
             return None, f"{type(failure).__name__}: {failure}"
         return status, None if 200 <= status < 300 else f"HTTP {status}"
 
-    def settle(self, uow: UnitOfWork, delivery: ClaimedDelivery, status: int | None,
-               error: str | None) -> None:
-        """Record an attempt's outcome: delivered; dead after the last attempt, or at once on
-        410 Gone, which also disables the endpoint; else pending, with its next attempt put
-        off by the backoff."""
+    def outcome(self, delivery: ClaimedDelivery, status: int | None, error: str | None) \
+            -> Outcome:
+        """What an attempt came to: delivered on a 2xx; dead after the last attempt, or at
+        once on 410 Gone (which also disables the endpoint); else pending, its next attempt
+        put off by the backoff."""
         when = now()
         if error is None:
-            uow.webhooks.settle(delivery.id, delivery.attempts, "delivered", status, None,
-                                when, when)
-        elif status == 410:
-            uow.webhooks.settle(delivery.id, delivery.attempts, "dead", status, error,
-                                when, when)
-            uow.webhooks.set_status(delivery.endpoint_id, "disabled", when)
-            uow.webhooks.bury_pending(delivery.endpoint_id, "endpoint disabled: 410 Gone",
-                                      when)
-        elif delivery.attempts >= self.settings.max_attempts:
-            uow.webhooks.settle(delivery.id, delivery.attempts, "dead", status, error,
-                                when, when)
-        else:
-            later = when + dt.timedelta(seconds=self.settings.backoff(delivery.attempts))
-            uow.webhooks.settle(delivery.id, delivery.attempts, "pending", status, error,
-                                when, later)
+            return Outcome(delivery.id, delivery.attempts, "delivered", status, None, when, when)
+        if status == 410 or delivery.attempts >= self.settings.max_attempts:
+            return Outcome(delivery.id, delivery.attempts, "dead", status, error, when)
+        later = when + dt.timedelta(seconds=self.settings.backoff(delivery.attempts))
+        return Outcome(delivery.id, delivery.attempts, "pending", status, error, later)
 
     def announce_overdue(self) -> int:
         """Announce each visit the site's today has made overdue, once (no write made it so:
