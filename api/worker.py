@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from api.http.context import container
@@ -61,6 +62,22 @@ def notices(engine: Engine, stop: threading.Event, gather: float) \
         raw.close()
 
 
+def lighter_commits(engine: Engine) -> None:
+    """SQLite: the worker's own commits skip the fsync (synchronous=NORMAL, per connection;
+    the API's stay FULL). What the worker commits is bookkeeping that a power cut may take
+    back without loss: a delivery marked delivered is sent again (receivers drop it by
+    `webhook-id`), a lease or an attempt count is forgotten, and an overdue announcement
+    goes with its messages, to be made again. Each fsync would hold SQLite's one write lock
+    that the API's writes queue for."""
+    @event.listens_for(engine, "connect")
+    def _normal(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine.dispose()  # connections made before this listener: none kept
+
+
 def serve(app: Flask) -> None:
     """Run until SIGTERM or SIGINT; the round in progress finishes first (a delivery cut off
     by a kill is leased, not lost: it is attempted again when its lease runs out)."""
@@ -77,6 +94,8 @@ def serve(app: Flask) -> None:
     os.nice(int(app.config.get("WEBHOOK_NICE", DEFAULT_NICE)))
     deliverer = deliverer_for(app)
     engine = container(app).engine
+    if engine.dialect.name == "sqlite":
+        lighter_commits(engine)
     log.info("webhook worker started on %s", engine.url.render_as_string(hide_password=True))
     try:
         with notices(engine, stop, deliverer.settings.gather_seconds) as wait:
