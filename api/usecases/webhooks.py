@@ -368,7 +368,13 @@ class Deliverer:
                          if status == 410}:
                 uow.webhooks.set_status(gone, "disabled", when)
                 uow.webhooks.bury_pending(gone, "endpoint disabled: 410 Gone", when)
+                log.warning("webhook endpoint %s answered 410 Gone: disabled", gone)
             uow.commit()
+        for delivery, done in zip(claimed, settled, strict=True):
+            if done.state == "dead":
+                log.warning("webhook delivery %s of %s to endpoint %s is dead after %d "
+                            "attempts: %s", delivery.id, delivery.message_id,
+                            delivery.endpoint_id, delivery.attempts, done.error)
         return len(claimed)
 
     def attempt(self, delivery: ClaimedDelivery) -> tuple[int | None, str | None]:
@@ -404,8 +410,10 @@ class Deliverer:
         today = self.clock.today()
         with self.units() as uow:
             uow.webhooks.lock_overdue_scan()
-            rows = [row for row, status in day_statuses(uow.visit_states.deviating(today), today)
-                    if status == "overdue"]
+            # The worklist's read of the day (open visits whose window has opened), through
+            # its index, and its day statuses: overdue exactly where the worklist says so.
+            opened = uow.visit_states.worklist(today, today, today)
+            rows = [row for row, status in day_statuses(opened, today) if status == "overdue"]
             announced = uow.webhooks.announced(sorted({row.participant_id for row in rows}))
             fresh = [row for row in rows
                      if (row.participant_id, row.visit_id, row.latest) not in announced]

@@ -289,3 +289,17 @@ def test_settings_come_from_the_configuration():
                                             "WEBHOOK_POLL_SECONDS": 0.2})
     assert settings == replace(WebhookSettings(), max_attempts=3, poll_seconds=0.2)
     assert json.dumps(settings.backoff(30, lambda: 1.0)) == "36000.0"
+
+
+def test_deleting_an_endpoint_stops_its_pending_deliveries(client, db_app, admin, writer,
+                                                          receiver: Receiver):
+    url, inbox = receiver.inbox("deleted")
+    endpoint_id = register(client, admin, inbox, url)
+    client.post("/v1/participants", json=ENROL, headers=writer)
+    assert pending(db_app) == 1
+    assert client.delete(f"/v1/webhooks/{endpoint_id}", headers=admin).status_code == 204
+    drain(db_app)
+    assert inbox.tries == {}
+    with container(db_app).units(readonly=True) as uow:
+        [dead] = uow.webhooks.deliveries(endpoint_id, None, 10)
+    assert (dead.state, dead.attempts, dead.last_error) == ("dead", 0, "endpoint deleted")
