@@ -19,8 +19,12 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# The webhook worker (docs/webhooks.md) runs beside gunicorn and stops with it: on Ctrl-C, or
+# when gunicorn exits, the trap sends it SIGTERM and waits for its round to end.
 run: $(VENV)/.installed-run
 	$(BIN)/trial-schedule db upgrade --bootstrap-admin-key
+	$(BIN)/trial-schedule worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/trial-schedule serve --host $(HOST) --port $(PORT)
 
 # Mozilla's ical.js and node-ical read feeds in the test suite, and two linters check

@@ -14,6 +14,8 @@ from flask import Flask
 
 from api import http, web
 from api.http import observe
+from api.http.context import container
+from api.http.metrics import register_webhook_outbox
 from api.http.participants import schedule_body
 from api.http.schemas import schedule_json
 from api.persistence.database import create_db_engine, default_url
@@ -28,6 +30,7 @@ from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
 from api.usecases.schedule_documents import ScheduleDocuments
 from api.usecases.schedules import Schedules
+from api.usecases.webhooks import WebhookOutbox, Webhooks
 from api.usecases.worklist import Worklist
 from scheduler import load_protocol, load_site
 
@@ -56,6 +59,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     http.install(app, build_container(app))
     web.init_app(app)  # the coordinator pages and sign-in, over the same container
     observe.init_app(app)  # request ids, metrics (/metrics) and the JSON access record
+    webhooks = container(app).webhooks
+    register_webhook_outbox(app, lambda: webhooks.outbox()[0], lambda: webhooks.outbox()[1])
     return app
 
 
@@ -73,9 +78,11 @@ def build_container(app: Flask) -> Container:
     links = FeedLinks(feed_secret(app), app.config["PUBLIC_BASE_URL"] or None,
                       http.request_base_url)
     tokens = FeedTokens(links)
-    # Each write keeps the participant's rendered site events current.
+    # Each write keeps the participant's rendered site events current, and puts its webhook
+    # messages in the outbox, in its own transaction.
     participants = Participants(units, protocol, site, tokens.issue_for_enrolment, protocols,
-                                on_saved=SiteEventsWriter(feeds_protocol_tag(protocols)))
+                                on_saved=SiteEventsWriter(feeds_protocol_tag(protocols)),
+                                on_written=WebhookOutbox(), today=clock.today)
     site_dir = app.config.get("SITE_FEED_DIR")
     feeds = Feeds(participants, tokens, site_dir=Path(site_dir) if site_dir else None,
                   keys=reads.key)
@@ -87,7 +94,8 @@ def build_container(app: Flask) -> Container:
         feeds=feeds,
         feed_links=links, protocols=protocols, clock=clock,
         worklist=Worklist(units, protocol.visit_order, participants.visits_for_day),
-        schedule_documents=ScheduleDocuments(participants, schedule_body, reads.version))
+        schedule_documents=ScheduleDocuments(participants, schedule_body, reads.version),
+        webhooks=Webhooks(units))
 
 
 def _frozen_today(app: Flask) -> dt.date | None:

@@ -132,6 +132,19 @@ def serve(host: str, port: int) -> None:
     run_server(host, port)
 
 
+@main.command()
+def worker() -> None:
+    """Deliver webhooks from the outbox and announce overdue visits, until SIGTERM or Ctrl-C
+    (settings: TRIAL_SCHEDULE_WEBHOOK_*, docs/webhooks.md)."""
+    import logging
+
+    from api import create_app
+    from api.worker import serve as run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_worker(create_app())
+
+
 @main.group()
 def db() -> None:
     """The database: DATABASE_URL, or the embedded SQLite file in the instance folder."""

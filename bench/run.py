@@ -53,8 +53,10 @@ from api import create_app  # noqa: E402
 from api.http.context import container  # noqa: E402
 from api.persistence.database import create_db_engine, scratch_database  # noqa: E402
 from api.persistence.migrate import upgrade  # noqa: E402
+from api.usecases.webhooks import SCHEDULE_CHANGED, Deliverer  # noqa: E402
 from api.web.backend import accounts_for  # noqa: E402
-from bench.seeding import awaiting_first_dose, followed  # noqa: E402
+from bench import webhooks  # noqa: E402
+from bench.seeding import awaiting_first_dose, followed, moved_by_first_dose  # noqa: E402
 from scheduler import compute_schedule, load_protocol, load_site  # noqa: E402
 from scheduler.ical import render_calendar, schedule_events  # noqa: E402
 from scheduler.model import ParticipantFacts, Recovery  # noqa: E402
@@ -352,10 +354,60 @@ def bench_database(label: str, url: str, options: Options, sizes: list[int],
         if pool:
             measure(app, options, server, label,
                     [recording(app, key, pool, options.rounds, today)], results, profiles)
+        per_run = min(WEBHOOK_WRITES * options.seconds, sizes[-1])
+        paced = min(webhooks.PACED_WRITES, per_run)
+        hooks = moved_by_first_dose(app, 0, per_run * 2 * options.rounds + paced, today)
+        settle(url)
+        webhook_rounds(app, url, secret, key, hooks, paced, options, server, label, results,
+                       today)
         options.notes.append(f"Seeded [{label}]: " + "; ".join(seeded) + ".")
     finally:
         server.stop()
         container(app).engine.dispose()
+
+
+# Participants per wrk run of the webhook comparison, per second of it (at most the largest
+# size): more than a run records, so none is recorded twice (a 409).
+WEBHOOK_WRITES = 600
+
+
+def webhook_rounds(app: Flask, url: str, secret: str, key: str, pool: list[str],
+                   paced: int, options: Options, server: Server, label: str, results: list[Result],
+                   today: dt.date) -> None:
+    """Recording a dose that moves visits with no webhook endpoint and with one, in
+    interleaved rounds, and the deliveries' latency from commit to receipt (bench/webhooks.py)."""
+    dose = json.dumps({"type": "dose_given", "cycle": 1, "date": today.isoformat()})
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def run(name: str, ids: list[str]) -> Result:
+        script = lua("POST", dose, headers, [f"/v1/participants/{pid}/events" for pid in ids])
+        return wrk(server, name, f"/v1/participants/{ids[0]}/events", options.seconds, script)
+
+    def register(target: str) -> str:
+        # The comparison is of the write path: the endpoint takes schedule.changed only, and
+        # the site's overdue visits are announced (to nobody) before the worker starts, so
+        # no backlog of visit.overdue deliveries runs beside the rounds.
+        services = container(app)
+        Deliverer(services.units, services.clock).announce_overdue()
+        return services.webhooks.register(target, (SCHEDULE_CHANGED,))[0].id
+
+    def post(participant_id: str) -> int:
+        request = urllib.request.Request(
+            f"{server.base}/v1/participants/{participant_id}/events", data=dose.encode(),
+            headers=headers, method="POST")
+        with urllib.request.urlopen(request) as answer:
+            return int(answer.status)
+
+    off, on, line = webhooks.on_off(container(app).engine, register, url, secret, pool,
+                                    options.rounds, run, post, paced)
+    for name, done in ((webhooks.OFF, off), (webhooks.ON, on)):
+        results.append(Result(f"{name} [{label}]", statistics.median(r.rps for r in done),
+                              statistics.median(r.p50_ms for r in done),
+                              statistics.median(r.p99_ms for r in done),
+                              max(r.peak_worker_mb for r in done), sum(r.errors for r in done),
+                              rounds=options.rounds))
+    results[-1].verdict = webhooks.verdict(results[-2].rps, results[-1].rps)
+    options.notes.append(f"Webhooks [{label}]: {line} (bench/webhooks.py).")
 
 
 def sign_in(app: Flask, server: Server) -> str:

@@ -173,3 +173,16 @@ def awaiting_first_dose(app: Flask, start: int, count: int, today: dt.date) -> l
                       for n in range(first, min(first + BATCH * 2, start + count))]
         ids += _store(app, enrolments, today, doses=False)
     return ids
+
+
+def moved_by_first_dose(app: Flask, start: int, count: int, today: dt.date) -> list[str]:
+    """`count` participants cryoablated twelve days before `today` and recovered a week later,
+    whose first dose, planned a few days ago, is not yet recorded: recorded today, it moves
+    every later visit (a `schedule.changed` webhook each)."""
+    cryoablation = today - dt.timedelta(days=12)
+    ids = []
+    for first in range(start, start + count, BATCH * 2):
+        enrolments = [(n, Enrolment(f"HOOK-{n:05d}", cryoablation))
+                      for n in range(first, min(first + BATCH * 2, start + count))]
+        ids += _store(app, enrolments, today, doses=False)
+    return ids

@@ -25,8 +25,11 @@ def test_bench_harness_runs_on_a_tiny_load(tmp_path):
                 "| participant feed revalidation (304) [sqlite] |",
                 "| site feed, 6 participants [sqlite] |", "| GET /v1/worklist [sqlite] |",
                 "| worklist page (/) [sqlite] |", "| POST …/events (record a dose) [sqlite] |",
-                "| compute one participant's schedule |"):
+                "| compute one participant's schedule |",
+                "| POST …/events (a dose moving visits), no webhook endpoint [sqlite] |",
+                "| POST …/events (a dose moving visits), one webhook endpoint [sqlite] |"):
         assert row in report, row
+    assert "Webhooks [sqlite]: " in report and "Commit to receipt at 20 writes a second" in report
     missed = [line for line in report.splitlines()
               if line.startswith("| participant feed") and "MISSED" in line]
     for line in missed:  # each missed request target comes with its profile

@@ -17,6 +17,7 @@ from api.http import (
     ops,
     participants,
     problems,
+    webhooks,
     worklist,
 )
 from api.http.csv_export import blp as csv_blp
@@ -57,6 +58,7 @@ def install(app: Flask, container: Container | None) -> problems.ProblemApi:
     api.register_blueprint(worklist.blp)
     for interop in (fhir_blp, odm_blp, csv_blp):  # FHIR, CDISC ODM and CSV exports
         api.register_blueprint(interop)
+    api.register_blueprint(webhooks.blp)
     app.register_blueprint(ops.blp)
     app.before_request(api_checks)
     if container is not None:

@@ -138,3 +138,91 @@ def bumped(participant: StoredParticipant, when: dt.datetime, **changes: Any) \
         -> StoredParticipant:
     """The participant one version on, as after any change to it or its history."""
     return replace(participant, version=participant.version + 1, updated_at=when, **changes)
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A receiver an admin registered. `event_types` None: every type. `status`: active,
+    disabled (it answered 410 Gone) or deleted."""
+
+    id: str
+    url: str
+    secret: str
+    event_types: tuple[str, ...] | None
+    status: str
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None = None
+
+    def wants(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
+
+
+@dataclass(frozen=True)
+class WebhookMessage:
+    """One event in the outbox: `id` is its `webhook-id`, `body` the exact bytes signed."""
+
+    id: str
+    type: str
+    participant_id: str
+    body: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """A message's delivery to one endpoint: `pending` (next attempt at `next_attempt_at`),
+    `delivered`, or `dead` (every attempt failed, or the endpoint went away)."""
+
+    id: str
+    message_id: str
+    endpoint_id: str
+    event_type: str
+    state: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_attempt_at: dt.datetime | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery the worker has leased for one attempt (its `attempts` counts this one)."""
+
+    id: str
+    attempts: int
+    endpoint_id: str
+    url: str
+    secret: str
+    message_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to: the delivery's new state (pending again, with its next attempt
+    at `next_attempt_at`; delivered; dead), and the receiver's status or the error."""
+
+    delivery_id: str
+    attempts: int
+    state: str
+    status: int | None
+    error: str | None
+    next_attempt_at: dt.datetime
+    delivered_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class OverdueVisit:
+    """An open visit whose window closed before the site's today, not yet announced."""
+
+    participant_id: str
+    subject_code: str
+    protocol_version: str
+    visit_id: str
+    kind: str
+    date: dt.date
+    earliest: dt.date
+    latest: dt.date

@@ -32,6 +32,7 @@ from api.persistence.tables import (
     visit_states,
 )
 from api.persistence.unit_of_work import UnitOfWork
+from api.persistence.webhooks import SqlWebhooks
 from scheduler.history import LOOKBACK_DATES, LOOKBACK_NAMES, Enrolment, Event
 from scheduler.model import Lookbacks
 from scheduler.outcomes import NOT_A_VISIT, OPEN
@@ -499,6 +500,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.feed_tokens = SqlFeedTokens(connection)
         self.visit_states = SqlVisitStates(connection)
         self.rendered_feeds = SqlRenderedFeeds(connection)
+        self.webhooks = SqlWebhooks(connection)
         return self
 
     def commit(self) -> None:

@@ -146,3 +146,68 @@ users = sa.Table(
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("disabled_at", UTC_TIME),
 )
+
+# Webhook endpoints an admin registered (docs/webhooks.md). The signing secret is kept as
+# issued: unlike an API key it cannot be a digest, since the worker signs every delivery with
+# it (Standard Webhooks 1.0, "Signature scheme"); the database's own access control guards it.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    # The event types delivered to it; null: every type.
+    sa.Column("event_types", sa.JSON),
+    # active; disabled (the receiver answered 410 Gone); deleted (by an admin).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("disabled_at", UTC_TIME),
+)
+
+# The outbox: one row per event, written in the transaction of the write that caused it (or of
+# the overdue scan), with the exact body every endpoint is sent; its id is the `webhook-id`.
+webhook_messages = sa.Table(
+    "webhook_messages", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id"),
+              nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+# One row per message per endpoint subscribed when it was written: the delivery's own state,
+# read the same on either database (pending until delivered, or dead after the last attempt).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("message_id", sa.String(40), sa.ForeignKey("webhook_messages.id"),
+              nullable=False),
+    sa.Column("endpoint_id", sa.String(36), sa.ForeignKey("webhook_endpoints.id"),
+              nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTC_TIME, nullable=False),
+    sa.Column("last_attempt_at", UTC_TIME),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.String(200)),
+    sa.Column("delivered_at", UTC_TIME),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+# The worker's claim: pending deliveries whose next attempt is due.
+sa.Index("ix_webhook_deliveries_state_next", webhook_deliveries.c.state,
+         webhook_deliveries.c.next_attempt_at)
+# An endpoint's deliveries, newest first (GET /v1/webhooks/{id}/deliveries).
+sa.Index("ix_webhook_deliveries_endpoint_created", webhook_deliveries.c.endpoint_id,
+         webhook_deliveries.c.created_at)
+
+# Each visit the site's day made overdue, once announced (visit.overdue): its window's last
+# day is part of the key, so a visit moved to a new window and left overdue again is announced
+# again, and a restarted worker announces nothing twice.
+webhook_overdue = sa.Table(
+    "webhook_overdue", metadata,
+    sa.Column("participant_id", sa.String(36), sa.ForeignKey("participants.id"),
+              primary_key=True),
+    sa.Column("visit_id", sa.String(32), primary_key=True),
+    sa.Column("latest", sa.Date, primary_key=True),
+    sa.Column("announced_at", UTC_TIME, nullable=False),
+)

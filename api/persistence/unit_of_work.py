@@ -9,11 +9,17 @@ from typing import Protocol, Self
 
 from api.persistence.records import (
     ApiKey,
+    ClaimedDelivery,
     DatedVisit,
     FeedToken,
     ListedVisit,
+    Outcome,
+    OverdueVisit,
     StoredParticipant,
     StoredResponse,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
 )
 from scheduler.history import Event
 from scheduler.subscription import VisitState
@@ -85,6 +91,56 @@ class RenderedFeedRepository(Protocol):
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]: ...
 
 
+class WebhookRepository(Protocol):
+    """Webhook endpoints and the outbox (docs/webhooks.md). Only the SQL unit of work has
+    one: the in-memory store serves use-case tests of participants, which emit no webhooks."""
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+    def endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+    def endpoints(self) -> list[WebhookEndpoint]:
+        """Every endpoint not deleted, oldest first."""
+        ...
+    def active(self) -> list[WebhookEndpoint]:
+        """The endpoints messages are delivered to now."""
+        ...
+    def set_status(self, endpoint_id: str, status: str, when: dt.datetime) -> None: ...
+    def bury_pending(self, endpoint_id: str, error: str, when: dt.datetime) -> None:
+        """Every pending delivery to the endpoint becomes dead, with `error`."""
+        ...
+    def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
+        """The message, and a pending delivery of it to each endpoint, due at once; waking
+        the workers when this transaction commits."""
+        ...
+    def wake(self) -> None:
+        """Tell waiting workers, when this transaction commits, that there is work."""
+        ...
+    def has_due(self, when: dt.datetime) -> bool:
+        """Whether a pending delivery to an active endpoint is due by `when`."""
+        ...
+    def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
+        -> list[ClaimedDelivery]:
+        """Up to `limit` pending deliveries due by `when` to active endpoints, each with one
+        more attempt counted and its next attempt put off to `lease_until`; another worker
+        skips them (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+        ...
+    def settle(self, outcomes: list[Outcome]) -> None:
+        """Record attempts' outcomes, each only if its delivery is still at the attempt
+        claimed."""
+        ...
+    def deliveries(self, endpoint_id: str, state: str | None, limit: int) \
+        -> list[WebhookDelivery]: ...
+    def redeliver(self, endpoint_id: str, delivery_id: str, when: dt.datetime) \
+        -> WebhookDelivery | None: ...
+    def outbox(self) -> tuple[dict[str, int], int]:
+        """Deliveries by state (pending, delivered, dead), and the attempts that failed."""
+        ...
+    def announced(self, participant_ids: list[str]) -> set[tuple[str, str, dt.date]]:
+        """(participant, visit, window's last day) of each overdue visit announced."""
+        ...
+    def announce_overdue(self, visit: OverdueVisit, when: dt.datetime) -> None: ...
+    def lock_overdue_scan(self) -> None: ...
+
+
 class UnitOfWork(abc.ABC):
     """One transaction: what is not committed explicitly is rolled back on leaving. The
     repositories are there between entering and leaving."""
@@ -95,6 +151,7 @@ class UnitOfWork(abc.ABC):
     feed_tokens: FeedTokenRepository
     visit_states: VisitStateRepository
     rendered_feeds: RenderedFeedRepository
+    webhooks: WebhookRepository
 
     @abc.abstractmethod
     def __enter__(self) -> Self: ...

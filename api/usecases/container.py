@@ -15,6 +15,7 @@ from api.usecases.participants import Participants
 from api.usecases.protocols import Protocols
 from api.usecases.schedule_documents import ScheduleDocuments
 from api.usecases.schedules import Schedules
+from api.usecases.webhooks import Webhooks
 from api.usecases.worklist import Worklist
 from scheduler import Protocol, SiteCalendar
 
@@ -35,3 +36,4 @@ class Container:
     worklist: Worklist
     # Stored participants' schedules as served, kept per (version, day): the schedule GET.
     schedule_documents: ScheduleDocuments
+    webhooks: Webhooks  # endpoints and their deliveries (the worker drains the outbox)

@@ -64,6 +64,22 @@ SavedHook = Callable[[UnitOfWork, StoredParticipant, Schedule, Mapping[str, Visi
 
 
 @dataclass(frozen=True)
+class Written:
+    """One write of a participant as the change hook is told of it: the event recorded (None
+    for the enrolment) and the stored visit states before and after it."""
+
+    participant: StoredParticipant
+    event: Event | None
+    before: Mapping[str, VisitState]
+    after: Mapping[str, VisitState]
+
+
+# Told of every write, inside its unit of work, after the saved hook (the webhook outbox
+# records its messages with it, so a write that rolls back sends nothing).
+WrittenHook = Callable[[UnitOfWork, Written], None]
+
+
+@dataclass(frozen=True)
 class Recorded:
     event: Event
     participant: StoredParticipant
@@ -163,10 +179,12 @@ def stored_standing(protocol: Protocol, participant: StoredParticipant, events: 
 
 
 def sync_visits(uow: UnitOfWork, participant_id: str, schedule: Schedule,
-                when: dt.datetime) -> dict[str, VisitState]:
+                when: dt.datetime, old: Mapping[str, VisitState] | None = None) \
+        -> dict[str, VisitState]:
     """Bring the stored visit states up to `schedule`, raising the SEQUENCE of each visit that
-    changed, so calendar subscribers see what moved (docs/feeds.md); returns them all."""
-    old = uow.visit_states.of(participant_id)
+    changed, so calendar subscribers see what moved (docs/feeds.md); returns them all. `old`:
+    the stored states, when the caller has read them."""
+    old = uow.visit_states.of(participant_id) if old is None else old
     changes = changed_states(old, schedule, when)
     uow.visit_states.save(participant_id, changes, set(old))
     return {**old, **{state.visit_id: state for state in changes}}
@@ -195,6 +213,10 @@ class Participants:
     # Called in the unit of work of every write, after the visit states are synced (the
     # service keeps the site feed's rendered events current by it: feeds.SiteEventsWriter).
     on_saved: SavedHook | None = None
+    on_written: WrittenHook | None = None
+    # The site's today, for writes that are not given it (an enrolment, a correction): what
+    # they store is the schedule as of that day (a held dose projects from it).
+    today: Callable[[], dt.date] | None = None
     # Where listed participants stand, by (participant, version, day).
     _standings: Lru[tuple[str, int, dt.date], Standing] = field(
         default_factory=lambda: Lru(8192), repr=False)
@@ -204,6 +226,19 @@ class Participants:
         """Run the write hook: every write of a participant ends with it."""
         if self.on_saved is not None:
             self.on_saved(uow, participant, schedule, states)
+
+    def write_visits(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
+                     when: dt.datetime, event: Event | None,
+                     before: Mapping[str, VisitState] | None = None) -> None:
+        """Store the visit states of a write's schedule and run both write hooks."""
+        before = uow.visit_states.of(participant.id) if before is None else before
+        states = sync_visits(uow, participant.id, schedule, when, before)
+        self.saved(uow, participant, schedule, states)
+        if self.on_written is not None:
+            self.on_written(uow, Written(participant, event, before, states))
+
+    def _today(self) -> dt.date | None:
+        return self.today() if self.today is not None else None
 
     def unit(self, readonly: bool = False) -> UnitOfWork:
         return self.units(readonly)
@@ -270,10 +305,9 @@ class Participants:
         if existing is not None:
             raise AlreadyEnrolled(existing.id)
         uow.participants.add(participant)
-        schedule = self.compute(participant, [])
-        states = sync_visits(uow, participant.id, schedule, when)
+        schedule = self.recorded_schedule(participant, [], self._today())
         self.issue_feed_token(uow, participant.id)
-        self.saved(uow, participant, schedule, states)
+        self.write_visits(uow, participant, schedule, when, None, before={})
         return participant
 
     def get(self, participant_id: str) -> StoredParticipant:
@@ -379,14 +413,13 @@ class Participants:
             check_append(self.protocol_of(participant), participant.enrolment, events, event,
                          today=as_of)
             if event.type in OUTCOME_TYPES:
-                check_outcome(self.recorded_schedule(participant, events), event.type,
+                check_outcome(self.recorded_schedule(participant, events, as_of), event.type,
                               event.visit_id, event.date, as_of)
             participant = bumped(participant, when)
             schedule = self.recorded_schedule(participant, [*events, event], as_of)
         uow.participants.append(participant_id, event)
         uow.participants.update(participant)
-        states = sync_visits(uow, participant_id, schedule, when)
-        self.saved(uow, participant, schedule, states)
+        self.write_visits(uow, participant, schedule, when, event)
         if as_of is not None:
             schedule = on_day(schedule, as_of)
         return Recorded(event, participant, schedule, change)
@@ -417,14 +450,14 @@ class Participants:
                               if getattr(participant.enrolment, name) != getattr(corrected, name))
             if not described:
                 raise NothingToChange()
-            uow.participants.append(participant_id, Event(
+            correction = Event(
                 id=str(uuid.uuid4()), seq=len(events) + 1, type="enrolment_corrected",
-                recorded_by=actor, recorded_at=when, reason=reason, changes=described))
+                recorded_by=actor, recorded_at=when, reason=reason, changes=described)
+            uow.participants.append(participant_id, correction)
             participant = bumped(participant, when, enrolment=corrected)
             uow.participants.update(participant)
-            schedule = self.compute(participant, events)
-            states = sync_visits(uow, participant_id, schedule, when)
-            self.saved(uow, participant, schedule, states)
+            schedule = self.recorded_schedule(participant, events, self._today())
+            self.write_visits(uow, participant, schedule, when, correction)
             uow.commit()
         return participant
 

@@ -60,7 +60,7 @@ def _by_participant(rows: list[ListedVisit]) -> dict[str, list[ListedVisit]]:
     return grouped
 
 
-def _day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedVisit, str]]:
+def day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedVisit, str]]:
     """Each row with its status on `today`, one participant's rows at a time."""
     found = []
     for own in _by_participant(rows).values():
@@ -79,6 +79,41 @@ def held_participants(rows: list[ListedVisit] | list[DatedVisit], today: dt.date
     return sorted({row.participant_id for row in rows
                    if row.kind == "infusion" and row.status in OPEN and row.latest is not None
                    and row.latest < today})
+
+
+def for_today(rows: list[DatedVisit], today: dt.date, wanted: Callable[[DatedVisit], bool],
+              reproject: Reprojection | None) -> list[DatedVisit]:
+    """`rows` with every held participant's rows replaced by its schedule's for `today`,
+    those of them `wanted` (what the stored read that gave `rows` selects)."""
+    held = held_participants(rows, today)
+    if not held or reproject is None:
+        return rows
+    current = reproject(held, today)
+    replaced = set(current)
+    return [row for row in rows if row.participant_id not in replaced] + [
+        row for pid in replaced for row in current[pid] if wanted(row)]
+
+
+def listed_for_today(rows: list[ListedVisit], today: dt.date,
+                     wanted: Callable[[DatedVisit], bool],
+                     reproject: Reprojection | None) -> list[ListedVisit]:
+    """`for_today` of rows that all have a window."""
+    dated = [DatedVisit(r.participant_id, r.subject_code, r.visit_id, r.kind, r.title,
+                        r.rule, r.date, r.earliest, r.latest, r.status) for r in rows]
+    current = for_today(dated, today, wanted, reproject)
+    if current is dated:
+        return rows
+    return [listed for listed in (row.listed() for row in current) if listed is not None]
+
+
+def worklist_rows(start: dt.date, end: dt.date, today: dt.date) -> Callable[[DatedVisit], bool]:
+    """What the stored worklist read selects: open visits whose window has opened by the range's
+    end (or today), dated in the range, or opened by today (a visit, not a date marker)."""
+    opened = max(today, end)
+    return lambda row: (
+        row.status in OPEN and row.earliest is not None and row.earliest <= opened
+        and (start <= row.date <= end or (row.earliest <= today
+                                            and row.kind not in NOT_A_VISIT)))
 
 
 def _deviating(today: dt.date) -> Callable[[DatedVisit], bool]:
@@ -102,36 +137,19 @@ class Worklist:
 
     def _for_today(self, rows: list[DatedVisit], today: dt.date,
                    wanted: Callable[[DatedVisit], bool]) -> list[DatedVisit]:
-        """`rows` with every held participant's rows replaced by its schedule's for `today`,
-        those of them `wanted`."""
-        held = held_participants(rows, today)
-        if not held or self.reproject is None:
-            return rows
-        current = self.reproject(held, today)
-        replaced = set(current)
-        return [row for row in rows if row.participant_id not in replaced] + [
-            row for pid in replaced for row in current[pid] if wanted(row)]
+        return for_today(rows, today, wanted, self.reproject)
 
     def _listed_for_today(self, rows: list[ListedVisit], today: dt.date,
                           wanted: Callable[[DatedVisit], bool]) -> list[ListedVisit]:
-        dated = [DatedVisit(r.participant_id, r.subject_code, r.visit_id, r.kind, r.title,
-                            r.rule, r.date, r.earliest, r.latest, r.status) for r in rows]
-        current = self._for_today(dated, today, wanted)
-        if current is dated:
-            return rows
-        return [listed for listed in (row.listed() for row in current) if listed is not None]
+        return listed_for_today(rows, today, wanted, self.reproject)
 
     def visits(self, start: dt.date, end: dt.date, today: dt.date) -> list[WorklistVisit]:
         """Visits due or overdue today, whatever their date, and those planned in [start, end],
         in date order."""
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.worklist(start, end, today)
-        opened = max(today, end)
-        rows = self._listed_for_today(rows, today, lambda row: (
-            row.status in OPEN and row.earliest is not None and row.earliest <= opened
-            and (start <= row.date <= end or (row.earliest <= today
-                                                and row.kind not in NOT_A_VISIT))))
-        listed = [WorklistVisit(row, status) for row, status in _day_statuses(rows, today)
+        rows = self._listed_for_today(rows, today, worklist_rows(start, end, today))
+        listed = [WorklistVisit(row, status) for row, status in day_statuses(rows, today)
                   if status in ("due", "overdue") or start <= row.date <= end]
         return sorted(listed, key=lambda item: _order(item.visit, self.order))
 
@@ -145,7 +163,7 @@ class Worklist:
             row.status in OPEN and row.date < start))
         windowed = [listed for listed in (row.listed() for row in rows) if listed is not None]
         on_day = {(row.participant_id, row.visit_id): status
-                  for row, status in _day_statuses(windowed, today)}
+                  for row, status in day_statuses(windowed, today)}
         found = [ExportedVisit(row, on_day.get((row.participant_id, row.visit_id), row.status))
                  for row in rows if start <= row.date <= end]
         return sorted(found, key=lambda item: (item.visit.date, item.visit.subject_code,
@@ -159,7 +177,7 @@ class Worklist:
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.deviating(today)
         rows = self._listed_for_today(rows, today, _deviating(today))
-        return sum(1 for _, status in _day_statuses(rows, today) if status == "overdue")
+        return sum(1 for _, status in day_statuses(rows, today) if status == "overdue")
 
     def deviations(self, today: dt.date) -> list[Deviation]:
         """Visits done out of their window, missed, or overdue, by participant then date; a
@@ -175,7 +193,7 @@ class Worklist:
                    for pid, events in histories.items()
                    for outcome in outcomes_of(events).missed}
         found = []
-        for row, status in _day_statuses(rows, today):
+        for row, status in day_statuses(rows, today):
             if row.status == "done" and not row.earliest <= row.date <= row.latest:
                 rule = DOSE_WINDOW_RULE if row.kind == "infusion" else row.rule
                 found.append(Deviation(row, "out_of_window", rule, status))

@@ -3,6 +3,7 @@ loopback only unless configured; plus the gauges read at scrape time and the req
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -10,8 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
 from api.http.context import container
-from api.http.metrics import GaugeCallback, register_collector, register_webhook_outbox
+from api.http.metrics import GaugeCallback, register_collector
 from api.proxy import behind_proxy
+from api.usecases.webhooks import Deliverer, WebhookSettings
+from scheduler.history import Enrolment
 from tests.api.conftest import migrated_app
 
 TOKEN = "0123456789abcdef0123456789abcdef.SECRETPARTsecretpart_-0123456789abcdefgh"
@@ -167,17 +170,29 @@ def test_database_errors_are_counted_by_kind(tmp_path):
 
 
 def test_the_webhook_outbox_reports_its_depth_by_state_and_its_failures(tmp_path):
+    """The outbox's gauges, read from its table at scrape time: an enrolment queues one
+    delivery per endpoint; a receiver answering 500 makes each attempt a failure."""
     app = migrated_app(tmp_path)
-    outbox = {"pending": 2, "delivered": 40, "dead": 1}
-    failures = [5]
-    register_webhook_outbox(app, lambda: outbox, lambda: failures[0])
+    services = container(app)
+    services.webhooks.register("http://127.0.0.1:9/hooks", None)
     client = app.test_client()
+    name, failures = "trial_schedule_webhook_outbox_deliveries", \
+        "trial_schedule_webhook_delivery_failures_total"
     found = samples(client)
-    name = "trial_schedule_webhook_outbox_deliveries"
-    assert {state: found[name, (("state", state),)] for state in outbox} == outbox
-    assert found["trial_schedule_webhook_delivery_failures_total", ()] == 5
-    failures[0] = 7
-    assert samples(client)["trial_schedule_webhook_delivery_failures_total", ()] == 7
+    assert [found[name, (("state", s),)] for s in ("pending", "delivered", "dead")] == [0, 0, 0]
+    assert found[failures, ()] == 0
     text = client.get("/metrics").get_data(as_text=True)
-    assert "# TYPE trial_schedule_webhook_delivery_failures_total counter" in text
-    container(app).engine.dispose()
+    assert f"# TYPE {failures} counter" in text
+    services.participants.enrol(Enrolment("MX-001", dt.date(2026, 3, 2)), "edc")
+    assert samples(client)[name, (("state", "pending"),)] == 1
+    deliverer = Deliverer(services.units, services.clock,
+                          WebhookSettings(max_attempts=2, retry_base_seconds=0.0),
+                          sender=lambda *_: 500)
+    deliverer.drain_once()
+    found = samples(client)
+    assert (found[name, (("state", "pending"),)], found[failures, ()]) == (1, 1)
+    deliverer.drain_once()
+    found = samples(client)
+    assert (found[name, (("state", "dead"),)], found[failures, ()]) == (1, 2)
+    deliverer.close()
+    services.engine.dispose()

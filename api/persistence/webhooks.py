@@ -1,0 +1,261 @@
+"""The webhook repository on SQL (SQLAlchemy Core): endpoints, the outbox and each delivery's
+state. One schema on both databases, so a delivery reads the same on either; PostgreSQL adds
+SKIP LOCKED to the claim (several workers) and NOTIFY to wake them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from api.persistence.records import (
+    ClaimedDelivery,
+    Outcome,
+    OverdueVisit,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    utc,
+)
+from api.persistence.tables import (
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_messages,
+    webhook_overdue,
+)
+
+# The channel workers LISTEN on (PostgreSQL); NOTIFY is delivered only when the writing
+# transaction commits, so a worker never wakes for a message it cannot yet see.
+CHANNEL = "trial_schedule_webhooks"
+_OVERDUE_LOCK = int.from_bytes(hashlib.sha256(b"webhook-overdue-scan").digest()[:8], "big",
+                               signed=True)
+
+_DELIVERY_COLUMNS = (*webhook_deliveries.c, webhook_messages.c.type.label("event_type"))
+_DELIVERIES = sa.select(*_DELIVERY_COLUMNS).join(
+    webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id)
+_DUE = sa.select(webhook_deliveries.c.id).join(
+    webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id).where(
+    webhook_deliveries.c.state == "pending",
+    webhook_deliveries.c.next_attempt_at <= sa.bindparam("now"),
+    webhook_endpoints.c.status == "active",
+).order_by(webhook_deliveries.c.next_attempt_at).limit(sa.bindparam("limit"))
+
+
+def _claim(due: sa.Select[Any]) -> sa.Update:
+    """One statement: count one more attempt on each due delivery, put its next one off by
+    the lease, and return what sending it needs (UPDATE ... FROM ... RETURNING)."""
+    return webhook_deliveries.update().where(
+        webhook_deliveries.c.id.in_(due),
+        webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id,
+        webhook_messages.c.id == webhook_deliveries.c.message_id,
+    ).values(attempts=webhook_deliveries.c.attempts + 1,
+             last_attempt_at=sa.bindparam("now"),
+             next_attempt_at=sa.bindparam("lease")).returning(
+        webhook_deliveries.c.id, webhook_deliveries.c.attempts,
+        webhook_deliveries.c.endpoint_id, webhook_endpoints.c.url, webhook_endpoints.c.secret,
+        webhook_deliveries.c.message_id, webhook_messages.c.body)
+
+
+# PostgreSQL: rows another worker has claimed and not committed are skipped, not waited for.
+_PG_CLAIM = _claim(_DUE.with_for_update(of=webhook_deliveries, skip_locked=True))
+# SQLite's RETURNING names only the table updated: the claimed ids, then what to send.
+_CLAIM = webhook_deliveries.update().where(webhook_deliveries.c.id.in_(_DUE)).values(
+    attempts=webhook_deliveries.c.attempts + 1, last_attempt_at=sa.bindparam("now"),
+    next_attempt_at=sa.bindparam("lease")).returning(webhook_deliveries.c.id)
+_CLAIMED = sa.select(
+    webhook_deliveries.c.id, webhook_deliveries.c.attempts, webhook_deliveries.c.endpoint_id,
+    webhook_endpoints.c.url, webhook_endpoints.c.secret, webhook_deliveries.c.message_id,
+    webhook_messages.c.body,
+).join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id).join(
+    webhook_messages, webhook_messages.c.id == webhook_deliveries.c.message_id).where(
+    webhook_deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+# An attempt's outcome, recorded only if the delivery is still at the attempt claimed (a
+# worker whose lease ran out does not overwrite the one that took the delivery over).
+_SETTLE = webhook_deliveries.update().where(
+    webhook_deliveries.c.id == sa.bindparam("did"),
+    webhook_deliveries.c.state == "pending",
+    webhook_deliveries.c.attempts == sa.bindparam("tries"),
+).values(state=sa.bindparam("new_state"), last_status=sa.bindparam("status"),
+         last_error=sa.bindparam("error"), next_attempt_at=sa.bindparam("next_at"),
+         delivered_at=sa.bindparam("delivered"))
+_INSERT_MESSAGE = webhook_messages.insert()
+# The message, a delivery to each endpoint, and the workers' wake-up in one statement. The
+# deliveries' foreign key is checked at the end of the statement, when the message is there;
+# the subquery in FROM runs once, so one NOTIFY is queued (several in one transaction are
+# folded into one by PostgreSQL).
+_PG_ADD_MESSAGE = sa.text(
+    "WITH message AS (INSERT INTO webhook_messages (id, type, participant_id, body, "
+    "created_at) VALUES (:id, :type, :pid, :body, :at)) "
+    "INSERT INTO webhook_deliveries (id, message_id, endpoint_id, state, attempts, "
+    "next_attempt_at, created_at) "
+    "SELECT target.id, :id, target.endpoint_id, 'pending', 0, :at, :at "
+    "FROM unnest(CAST(:delivery_ids AS text[]), CAST(:endpoint_ids AS text[])) "
+    "AS target(id, endpoint_id) "
+    f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
+_INSERT_DELIVERY = webhook_deliveries.insert()
+_ACTIVE = sa.select(webhook_endpoints).where(webhook_endpoints.c.status == "active")
+
+
+def _endpoint(row: RowMapping) -> WebhookEndpoint:
+    types = row["event_types"]
+    disabled = row["disabled_at"]
+    return WebhookEndpoint(row["id"], row["url"], row["secret"],
+                           tuple(types) if types is not None else None, row["status"],
+                           utc(row["created_at"]), utc(disabled) if disabled else None)
+
+
+def _when(value: dt.datetime | None) -> dt.datetime | None:
+    return utc(value) if value is not None else None
+
+
+def _delivery(row: RowMapping) -> WebhookDelivery:
+    return WebhookDelivery(
+        row["id"], row["message_id"], row["endpoint_id"], row["event_type"], row["state"],
+        row["attempts"], utc(row["next_attempt_at"]), _when(row["last_attempt_at"]),
+        row["last_status"], row["last_error"], _when(row["delivered_at"]),
+        utc(row["created_at"]))
+
+
+class SqlWebhooks:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @property
+    def _postgresql(self) -> bool:
+        return self.connection.dialect.name == "postgresql"
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self.connection.execute(webhook_endpoints.insert().values(
+            id=endpoint.id, url=endpoint.url, secret=endpoint.secret,
+            event_types=list(endpoint.event_types) if endpoint.event_types is not None
+            else None, status=endpoint.status, created_at=endpoint.created_at))
+
+    def endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        if "\x00" in endpoint_id:
+            return None
+        row = self.connection.execute(sa.select(webhook_endpoints).where(
+            webhook_endpoints.c.id == endpoint_id,
+            webhook_endpoints.c.status != "deleted")).mappings().first()
+        return _endpoint(row) if row else None
+
+    def endpoints(self) -> list[WebhookEndpoint]:
+        rows = self.connection.execute(sa.select(webhook_endpoints).where(
+            webhook_endpoints.c.status != "deleted").order_by(
+            webhook_endpoints.c.created_at, webhook_endpoints.c.id)).mappings()
+        return [_endpoint(row) for row in rows]
+
+    def active(self) -> list[WebhookEndpoint]:
+        return [_endpoint(row) for row in self.connection.execute(_ACTIVE).mappings()]
+
+    def set_status(self, endpoint_id: str, status: str, when: dt.datetime) -> None:
+        self.connection.execute(webhook_endpoints.update().where(
+            webhook_endpoints.c.id == endpoint_id).values(status=status, disabled_at=when))
+
+    def bury_pending(self, endpoint_id: str, error: str, when: dt.datetime) -> None:
+        self.connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.endpoint_id == endpoint_id,
+            webhook_deliveries.c.state == "pending").values(state="dead", last_error=error))
+
+    def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
+        """On PostgreSQL one statement, which also wakes the workers (NOTIFY, sent at commit):
+        a write with webhooks pays one round trip for them."""
+        if self._postgresql and endpoint_ids:
+            self.connection.execute(_PG_ADD_MESSAGE, {
+                "id": message.id, "type": message.type, "pid": message.participant_id,
+                "body": message.body, "at": message.created_at,
+                "delivery_ids": [str(uuid.uuid4()) for _ in endpoint_ids],
+                "endpoint_ids": endpoint_ids})
+            return
+        self.connection.execute(_INSERT_MESSAGE, {
+            "id": message.id, "type": message.type, "participant_id": message.participant_id,
+            "body": message.body, "created_at": message.created_at})
+        if endpoint_ids:
+            self.connection.execute(_INSERT_DELIVERY, [{
+                "id": str(uuid.uuid4()), "message_id": message.id, "endpoint_id": endpoint_id,
+                "state": "pending", "attempts": 0, "next_attempt_at": message.created_at,
+                "created_at": message.created_at} for endpoint_id in endpoint_ids])
+
+    def wake(self) -> None:
+        if self._postgresql:
+            self.connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
+
+    def has_due(self, when: dt.datetime) -> bool:
+        return self.connection.execute(_DUE, {"now": when, "limit": 1}).first() is not None
+
+    def claim(self, when: dt.datetime, lease_until: dt.datetime, limit: int) \
+            -> list[ClaimedDelivery]:
+        values = {"now": when, "limit": limit, "lease": lease_until}
+        if self._postgresql:
+            rows = self.connection.execute(_PG_CLAIM, values).all()
+        else:
+            ids = list(self.connection.execute(_CLAIM, values).scalars())
+            rows = self.connection.execute(_CLAIMED, {"ids": ids}).all() if ids else []
+        return [ClaimedDelivery(*row) for row in rows]
+
+    def settle(self, outcomes: list[Outcome]) -> None:
+        if outcomes:
+            self.connection.execute(_SETTLE, [{
+                "did": o.delivery_id, "tries": o.attempts, "new_state": o.state,
+                "status": o.status, "error": o.error[:200] if o.error else None,
+                "next_at": o.next_attempt_at, "delivered": o.delivered_at} for o in outcomes])
+
+    def deliveries(self, endpoint_id: str, state: str | None, limit: int) \
+            -> list[WebhookDelivery]:
+        query = _DELIVERIES.where(webhook_deliveries.c.endpoint_id == endpoint_id).order_by(
+            webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id).limit(limit)
+        if state is not None:
+            query = query.where(webhook_deliveries.c.state == state)
+        return [_delivery(row) for row in self.connection.execute(query).mappings()]
+
+    def redeliver(self, endpoint_id: str, delivery_id: str, when: dt.datetime) \
+            -> WebhookDelivery | None:
+        if "\x00" in delivery_id:
+            return None
+        self.connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.endpoint_id == endpoint_id).values(
+            state="pending", attempts=0, next_attempt_at=when, delivered_at=None))
+        row = self.connection.execute(_DELIVERIES.where(
+            webhook_deliveries.c.id == delivery_id,
+            webhook_deliveries.c.endpoint_id == endpoint_id)).mappings().first()
+        return _delivery(row) if row else None
+
+    def outbox(self) -> tuple[dict[str, int], int]:
+        """Deliveries by state, and the attempts that failed: every attempt of a delivery but
+        the one that succeeded, of those that have failed at least once (an attempt in flight
+        after a failure counts until it is settled)."""
+        states = {state: count for state, count in self.connection.execute(
+            sa.select(webhook_deliveries.c.state, sa.func.count())
+            .group_by(webhook_deliveries.c.state))}
+        failed = self.connection.execute(sa.select(sa.func.coalesce(sa.func.sum(sa.case(
+            (webhook_deliveries.c.state == "delivered", webhook_deliveries.c.attempts - 1),
+            else_=webhook_deliveries.c.attempts)), 0)).where(sa.or_(
+                webhook_deliveries.c.last_error.is_not(None),
+                webhook_deliveries.c.state == "dead"))).scalar_one()
+        return {state: states.get(state, 0) for state in ("pending", "delivered", "dead")}, \
+            int(failed)
+
+    def announced(self, participant_ids: list[str]) -> set[tuple[str, str, dt.date]]:
+        """(participant, visit, window's last day) of every overdue visit announced."""
+        if not participant_ids:
+            return set()
+        rows = self.connection.execute(sa.select(
+            webhook_overdue.c.participant_id, webhook_overdue.c.visit_id,
+            webhook_overdue.c.latest).where(
+            webhook_overdue.c.participant_id.in_(participant_ids)))
+        return {(pid, vid, latest) for pid, vid, latest in rows}
+
+    def announce_overdue(self, visit: OverdueVisit, when: dt.datetime) -> None:
+        self.connection.execute(webhook_overdue.insert().values(
+            participant_id=visit.participant_id, visit_id=visit.visit_id, latest=visit.latest,
+            announced_at=when))
+
+    def lock_overdue_scan(self) -> None:
+        """One scan at a time (PostgreSQL: an advisory lock; SQLite's writer already holds the
+        database's write lock)."""
+        if self._postgresql:
+            self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_OVERDUE_LOCK)))
