@@ -351,21 +351,26 @@ class Feeds:
     def _render(self, participant: StoredParticipant, history: list[Event],
                 states: dict[str, VisitState], scope: str) -> bytes | None:
         """The participant's events, or None when the stored visit states are behind the
-        schedule (the protocol or the holiday data changed since the last write)."""
-        schedule = self.participants.compute(participant, history)
-        try:
-            events = feed_events(schedule, states, f"{scope}/{participant.id}",
-                                 participant.enrolment.subject_code)
-        except KeyError:
-            return None
-        return b"".join(render_event(event) for event in events)
+        schedule (the protocol or the holiday data changed since the last write). The schedule
+        is the one as of the day the states were written (`Participants.days_written`): a held
+        dose's projection is shown as of the last write, and a read never rewrites it."""
+        for day in self.participants.days_written(participant):
+            schedule = self.participants.recorded_schedule(participant, history, day)
+            try:
+                events = feed_events(schedule, states, f"{scope}/{participant.id}",
+                                     participant.enrolment.subject_code)
+            except KeyError:
+                continue
+            return b"".join(render_event(event) for event in events)
+        return None
 
     def _reconciled(self, participant_id: str, scope: str) -> tuple[StoredParticipant, bytes]:
         """Bring the visit states up to the schedule as it is now, as one more version."""
         with self.participants.unit() as uow:
             participant = self.participants.lock(uow, participant_id)
             history = uow.participants.events(participant_id)
-            schedule = self.participants.compute(participant, history)
+            schedule = self.participants.recorded_schedule(
+                participant, history, self.participants.days_written(participant)[0])
             when = now()
             states = sync_visits(uow, participant_id, schedule, when)
             participant = bumped(participant, when)

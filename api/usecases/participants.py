@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from sys import intern
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from api.persistence.records import Cursor, DatedVisit, StoredParticipant, bumped
 from api.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -239,6 +240,15 @@ class Participants:
 
     def _today(self) -> dt.date | None:
         return self.today() if self.today is not None else None
+
+    def days_written(self, participant: StoredParticipant) -> list[dt.date | None]:
+        """The days the stored visit states may have been computed as of, likeliest first:
+        the site's today, the site day of the last write, and none (states stored before
+        writes passed the day). A held dose's projection depends on the day (rule
+        held-dose-projection); a reader renders from the day the states were written, so
+        that reading never rewrites them."""
+        written = participant.updated_at.astimezone(ZoneInfo(self.site.time_zone)).date()
+        return list(dict.fromkeys([self._today(), written, None]))
 
     def unit(self, readonly: bool = False) -> UnitOfWork:
         return self.units(readonly)

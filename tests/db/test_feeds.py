@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -16,9 +17,15 @@ from api.http.context import container
 from tests.db.conftest import bearer
 from tests.feed_readers import agreed_pairs, check_bytes, need
 
+# The story's days: enrolled and dosed by 03-20, the late dose and the discontinuation recorded
+# on 04-10. Nothing is held on either day (a dose held past its window would re-project the
+# chain after it from the site's today, rule held-dose-projection).
+STORY_START, STORY_WRITES = dt.date(2026, 3, 20), dt.date(2026, 4, 10)
+
 
 @pytest.fixture
 def enrolled(client, writer):
+    container(client.application).clock.freeze(STORY_START)
     participant = client.post("/v1/participants", json={
         "subject_code": "ZS-001", "cryoablation_date": "2026-03-02",
         "childbearing_potential": True}, headers=writer).get_json()
@@ -53,6 +60,7 @@ def by_visit(data: bytes) -> dict[str, dict[str, str]]:
 
 
 def late_dose_then_discontinuation(client, writer, participant):
+    container(client.application).clock.freeze(STORY_WRITES)
     events = f"/v1/participants/{participant['id']}/events"
     assert client.post(events, json={"type": "dose_given", "cycle": 2, "date": "2026-04-03"},
                        headers=writer).status_code == 201
@@ -185,8 +193,9 @@ def test_the_site_feed_follows_a_change(client, keys, writer, enrolled):
     with client.get(link) as before:
         old = before.data
     events = f"/v1/participants/{enrolled['id']}/events"
-    client.post(events, json={"type": "dose_given", "cycle": 2, "date": "2026-04-03"},
-                headers=writer)
+    container(client.application).clock.freeze(STORY_WRITES)
+    assert client.post(events, json={"type": "dose_given", "cycle": 2, "date": "2026-04-03"},
+                       headers=writer).status_code == 201
     with client.get(link, headers={"If-None-Match": before.headers["ETag"]}) as after:
         assert after.status_code == 200 and after.data != old
         assert "X-TRIAL-VISIT-ID:C2D1" in after.data.decode()
@@ -293,3 +302,20 @@ def expected_visits(db_app, participant):
     marks = {"provisional": " (provisional)"}
     return [(v, f"{code}: {v.title}{marks.get(v.status, '')}") for v in schedule.visits
             if v.date is not None]
+
+
+def test_reading_a_held_participants_feed_on_a_later_day_writes_nothing(client, writer,
+                                                                         enrolled):
+    """C2D1 is due 03-30; on 05-18 nothing is recorded, so a revision 3 schedule re-projects
+    the cycles after it from that day. The feed shows the visit states as the last write
+    stored them, and reading it rewrites nothing: the participant's version stays."""
+    where = f"/v1/participants/{enrolled['id']}"
+    version = client.get(where, headers=writer).headers["ETag"]
+    before = by_visit(feed(client, enrolled))
+    container(client.application).clock.freeze(dt.date(2026, 5, 18))
+    schedule = client.get(f"{where}/schedule", headers=writer).get_json()
+    c3 = next(v for v in schedule["visits"] if v["id"] == "C3D1")
+    assert (c3["date"], c3["status"]) == ("2026-06-08", "provisional")  # projected from today
+    later = by_visit(feed(client, enrolled))
+    assert later["C3D1"]["DTSTART;VALUE=DATE"] == before["C3D1"]["DTSTART;VALUE=DATE"]
+    assert client.get(where, headers=writer).headers["ETag"] == version
