@@ -48,6 +48,7 @@ from api.usecases.worklist import (
     Reprojection,
     day_statuses,
     listed_for_today,
+    unproved,
     worklist_rows,
 )
 from scheduler.subscription import VisitState
@@ -428,7 +429,9 @@ class Deliverer:
             # its index, and its day statuses: overdue exactly where the worklist says so.
             opened = listed_for_today(uow.visit_states.worklist(today, today, today), today,
                                       worklist_rows(today, today, today), self.reproject)
-            rows = [row for row, status in day_statuses(opened, today) if status == "overdue"]
+            rows = [row for row, status in unproved(day_statuses(opened, today),
+                                                    uow.visit_states.of_many)
+                    if status == "overdue"]
             announced = uow.webhooks.announced(sorted({row.participant_id for row in rows}))
             fresh = [row for row in rows
                      if (row.participant_id, row.visit_id, row.latest) not in announced]

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from api.persistence.records import DatedVisit, ListedVisit
 from api.persistence.unit_of_work import UnitOfWorkFactory
 from scheduler.history import outcomes_of
-from scheduler.outcomes import NOT_A_VISIT, OPEN, counting_ids, day_status
+from scheduler.outcomes import (
+    NOT_A_VISIT,
+    OPEN,
+    PROVES_CRYOABLATION,
+    counting_ids,
+    day_status,
+)
+from scheduler.subscription import VisitState
 from scheduler.visit_order import OrderKey, order_key
 
 # The rule a dose given out of its window breaks (the engine warns by it too).
@@ -71,6 +78,25 @@ def day_statuses(rows: list[ListedVisit], today: dt.date) -> list[tuple[ListedVi
                 status = day_status(row.status, row.earliest, row.latest, today)
             found.append((row, status))
     return found
+
+
+def unproved(found: list[tuple[ListedVisit, str]],
+             read_states: Callable[[list[str]], Mapping[str, Mapping[str, VisitState]]]) \
+        -> list[tuple[ListedVisit, str]]:
+    """`found` (rows with their day statuses) without an overdue cryoablation that a later
+    fact proves happened (a recovery or complication recorded, a dose given: rule
+    cryoablation, `scheduler.outcomes.counting_ids`). The proof may lie outside the rows a
+    read selects (the worklist reads open visits only), so the few participants with an
+    overdue cryoablation are read whole, with `read_states`."""
+    suspects = sorted({row.participant_id for row, status in found
+                       if row.kind == "cryoablation" and status == "overdue"})
+    if not suspects:
+        return found
+    proved = {pid for pid, own in read_states(suspects).items()
+              if any(s.present and s.kind in PROVES_CRYOABLATION and s.status in ("done", "held")
+                     and s.date is not None for s in own.values())}
+    return [(row, row.status if row.kind == "cryoablation" and status == "overdue"
+             and row.participant_id in proved else status) for row, status in found]
 
 
 def held_participants(rows: list[ListedVisit] | list[DatedVisit], today: dt.date) -> list[str]:
@@ -135,6 +161,10 @@ class Worklist:
     # Recomputes held participants' rows for the day (see the module's docstring).
     reproject: Reprojection | None = None
 
+    def _states(self, participant_ids: list[str]) -> dict[str, dict[str, VisitState]]:
+        with self.units(readonly=True) as uow:
+            return uow.visit_states.of_many(participant_ids)
+
     def _for_today(self, rows: list[DatedVisit], today: dt.date,
                    wanted: Callable[[DatedVisit], bool]) -> list[DatedVisit]:
         return for_today(rows, today, wanted, self.reproject)
@@ -149,7 +179,8 @@ class Worklist:
         with self.units(readonly=True) as uow:
             rows = uow.visit_states.worklist(start, end, today)
         rows = self._listed_for_today(rows, today, worklist_rows(start, end, today))
-        listed = [WorklistVisit(row, status) for row, status in day_statuses(rows, today)
+        listed = [WorklistVisit(row, status) for row, status
+                  in unproved(day_statuses(rows, today), self._states)
                   if status in ("due", "overdue") or start <= row.date <= end]
         return sorted(listed, key=lambda item: _order(item.visit, self.order))
 
@@ -163,7 +194,7 @@ class Worklist:
             row.status in OPEN and row.date < start))
         windowed = [listed for listed in (row.listed() for row in rows) if listed is not None]
         on_day = {(row.participant_id, row.visit_id): status
-                  for row, status in day_statuses(windowed, today)}
+                  for row, status in unproved(day_statuses(windowed, today), self._states)}
         found = [ExportedVisit(row, on_day.get((row.participant_id, row.visit_id), row.status))
                  for row in rows if start <= row.date <= end]
         return sorted(found, key=lambda item: (item.visit.date, item.visit.subject_code,

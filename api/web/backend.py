@@ -127,20 +127,19 @@ def _cache() -> Lru[tuple[str, int, dt.date], Shown]:
 
 
 def _shown(participant_id: str, code: str, schedule: Schedule, today: dt.date) -> Shown:
-    rows = tuple(VisitRow(participant_id, code, visit, display_status(visit, today))
+    rows = tuple(VisitRow(participant_id, code, visit, display_status(visit))
                  for visit in schedule.visits)
     return Shown(schedule, rows, tuple(row for row in rows if row.status == "overdue"),
                  tuple(row for row in rows if row.visit.date is not None
                        and row.status not in (*SETTLED, "overdue")))
 
 
-def display_status(visit: Visit | ListedVisit, today: dt.date) -> str:
-    """The status a coordinator sees: the schedule's, or `overdue` when the window has passed
-    with nothing recorded."""
-    if visit.status in SETTLED or visit.date is None:
-        return visit.status
-    latest = visit.window.latest if visit.window else visit.date
-    return "overdue" if latest < today else visit.status
+def display_status(visit: Visit | ListedVisit) -> str:
+    """The status a coordinator sees: the schedule's for the site's today, due and overdue by
+    the one day rule the API and the worklist use (`scheduler.outcomes.on_day`), so a visit
+    the schedule does not count as overdue (a cycle projected after a held one, a
+    cryoablation a later fact proves) is not shown overdue here either."""
+    return visit.status
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def list_participants(search: str | None = None) -> list[ParticipantSummary]:
         standing = found.get(row.id)
         if standing is None:
             continue  # enrolled after the list was read
-        shown = [(visit, display_status(visit, today)) for visit in standing.visits]
+        shown = [(visit, display_status(visit)) for visit in standing.visits]
         upcoming = [NextRow(visit, status) for visit, status in shown
                     if visit.date is not None and status not in (*SETTLED, "overdue")
                     and visit.date >= today]

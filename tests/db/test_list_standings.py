@@ -133,7 +133,7 @@ def test_the_list_and_the_page_compute_only_the_held_participants(db_app, client
     assert set(listed) == set(site)
     for pid, summary in listed.items():
         standing = expected[pid]
-        shown = [(v, backend.display_status(v, TODAY)) for v in standing.visits]
+        shown = [(v, backend.display_status(v)) for v in standing.visits]
         assert summary.state == standing.state
         assert summary.overdue == sum(1 for _, status in shown if status == "overdue")
         upcoming = [v.id for v, status in shown if v.date is not None and v.date >= TODAY
