@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Response, request
@@ -22,9 +22,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.wrappers import Response as BaseResponse
 
-from api.http.auth import View, requires
+from api.http.auth import requires
 from api.http.context import container, site_today
-from api.http.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
+from api.http.problems import INVALID_INPUT, problem, problem_answers
 from api.http.worklist import DEFAULT_DAYS, WorklistQuerySchema
 from api.usecases.worklist import ExportedVisit
 from scheduler.model import Schedule
@@ -100,14 +100,7 @@ def csv_response(body: bytes, filename: str) -> BaseResponse:
     return response.make_conditional(request)
 
 
-def _errors(*statuses: int) -> Callable[[View], View]:
-    """Document the problem answers a view can give."""
-    def decorate(view: View) -> View:
-        for status in statuses:
-            view = blp.alt_response(status, description=ERRORS[status], schema=ProblemSchema,
-                                    content_type=PROBLEM_JSON)(view)
-        return view
-    return decorate
+_errors = problem_answers(blp, ERRORS)
 
 
 CSV_RESPONSE = {"type": "string", "description": "RFC 4180 CSV, UTF-8 with a byte order mark"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -14,11 +13,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.http import example_responses as answers
 from api.http import examples
-from api.http.auth import View, requires
+from api.http.auth import requires
 from api.http.context import actor, container, site_today
 from api.http.feeds import FeedTokenSchema
 from api.http.idempotency import run_idempotent
-from api.http.problems import INVALID_INPUT, PROBLEM_JSON, ProblemSchema, problem
+from api.http.problems import INVALID_INPUT, problem, problem_answers
 from api.http.schemas import (
     EnrolmentPatchSchema,
     EnrolmentSchema,
@@ -80,14 +79,7 @@ def feeds() -> Feeds:
     return container().feeds
 
 
-def errors(*statuses: int) -> Callable[[View], View]:
-    """Document the problem answers a view can give."""
-    def decorate(view: View) -> View:
-        for status in statuses:
-            view = blp.alt_response(status, description=ERRORS[status], schema=ProblemSchema,
-                                    content_type=PROBLEM_JSON)(view)
-        return view
-    return decorate
+errors = problem_answers(blp, ERRORS)
 
 
 # The ETags this service hands out; a longer number (say 5,000 digits) names no version.

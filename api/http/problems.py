@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import http
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import marshmallow as ma
 from flask import Flask, Response, current_app
@@ -47,6 +47,24 @@ class ProblemSchema(ma.Schema):
     existing_id = ma.fields.String(metadata={
         "description": "On a duplicate enrolment: the participant already enrolled (see the "
                        "Location header)"})
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def problem_answers(blueprint: Blueprint, descriptions: Mapping[int, str]) \
+        -> Callable[..., Callable[[View], View]]:
+    """`errors(401, 404)`: a decorator documenting the problem answers (RFC 9457) a view of
+    `blueprint` can give, each with its description from `descriptions`."""
+    def errors(*statuses: int) -> Callable[[View], View]:
+        def decorate(view: View) -> View:
+            for status in statuses:
+                view = blueprint.alt_response(status, description=descriptions[status],
+                                              schema=ProblemSchema,
+                                              content_type=PROBLEM_JSON)(view)
+            return view
+        return decorate
+    return errors
 
 
 def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -3,7 +3,7 @@ list, delete, and read or redeliver its deliveries (docs/webhooks.md, Standard W
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,9 +15,9 @@ from marshmallow import fields, validate
 from werkzeug.exceptions import Conflict
 from werkzeug.exceptions import NotFound as HttpNotFound
 
-from api.http.auth import View, requires
+from api.http.auth import requires
 from api.http.context import container
-from api.http.problems import PROBLEM_JSON, ProblemSchema
+from api.http.problems import problem_answers
 from api.persistence.records import WebhookDelivery, WebhookEndpoint
 from api.usecases.common import NotFound
 from api.usecases.webhooks import EVENT_TYPES, EndpointDisabled, Webhooks
@@ -46,13 +46,7 @@ def webhooks() -> Webhooks:
     return container().webhooks
 
 
-def errors(*statuses: int) -> Callable[[View], View]:
-    def decorate(view: View) -> View:
-        for status in statuses:
-            view = blp.alt_response(status, description=ERRORS[status], schema=ProblemSchema,
-                                    content_type=PROBLEM_JSON)(view)
-        return view
-    return decorate
+errors = problem_answers(blp, ERRORS)
 
 
 @contextmanager

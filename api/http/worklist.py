@@ -18,7 +18,7 @@ from marshmallow import fields, validate
 from api.http import example_responses as answers
 from api.http.auth import requires
 from api.http.context import container, site_today
-from api.http.problems import PROBLEM_JSON, ProblemSchema
+from api.http.problems import problem_answers
 from api.http.schemas import WindowSchema
 from api.persistence.records import ListedVisit
 from api.usecases.worklist import Deviation, WorklistVisit
@@ -130,11 +130,7 @@ def _json(body: dict[str, Any]) -> Response:
 AUTH_ERRORS = {401: "No valid API key", 403: "The API key's scope is too small"}
 
 
-def _errors(view: Any) -> Any:
-    for status, description in AUTH_ERRORS.items():
-        view = blp.alt_response(status, description=description, schema=ProblemSchema,
-                                content_type=PROBLEM_JSON)(view)
-    return view
+_errors = problem_answers(blp, AUTH_ERRORS)(*AUTH_ERRORS)
 
 
 @blp.route("/worklist")
