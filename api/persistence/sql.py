@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -13,6 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from api.persistence.batch import (
+    EVENT_CLAUSE,
+    PARTICIPANT_CLAUSE,
+    RENDERED_CLAUSE,
+    Batch,
+    Clause,
+)
 from api.persistence.records import (
     ApiKey,
     DatedVisit,
@@ -103,8 +111,9 @@ def _participant_values(participant: StoredParticipant) -> dict[str, Any]:
 
 
 class SqlParticipants:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
 
     def add(self, participant: StoredParticipant) -> None:
         self.connection.execute(_INSERT_PARTICIPANT, {
@@ -138,8 +147,11 @@ class SqlParticipants:
         return [_participant(row) for row in self.connection.execute(query).mappings()]
 
     def update(self, participant: StoredParticipant) -> None:
-        self.connection.execute(_UPDATE_PARTICIPANT, {
-            **_participant_values(participant), "pid": participant.id})
+        values = {**_participant_values(participant), "pid": participant.id}
+        if self.batch is not None and self.batch.keeps():
+            self.batch.add(PARTICIPANT_CLAUSE, values)
+            return
+        self.connection.execute(_UPDATE_PARTICIPANT, values)
 
     def listing(self) -> list[StoredParticipant]:
         """Every participant in enrolment order."""
@@ -160,14 +172,18 @@ class SqlParticipants:
         return [_event(row) for row in rows]
 
     def append(self, participant_id: str, event: Event) -> None:
-        self.connection.execute(_INSERT_EVENT, dict(
+        values = dict(
             id=event.id, participant_id=participant_id, seq=event.seq, type=event.type,
             date=event.date, cycle=event.cycle, reason=event.reason,
             description=event.description, corrects=event.corrects,
             changes=list(event.changes) or None, recorded_by=event.recorded_by,
             recorded_at=event.recorded_at, reason_code=event.reason_code,
             protocol_version=event.version, visit_id=event.visit_id, purpose=event.purpose,
-            note=event.note))
+            note=event.note)
+        if self.batch is not None and self.batch.keeps():
+            self.batch.add(EVENT_CLAUSE, values)
+            return
+        self.connection.execute(_INSERT_EVENT, values)
 
 
 class SqlApiKeys:
@@ -368,8 +384,9 @@ _VISIT_STATES = sa.select(visit_states).where(
 
 
 class SqlVisitStates:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
 
     def of(self, participant_id: str) -> dict[str, VisitState]:
         rows = self.connection.execute(_VISIT_STATES, {"pid": participant_id}).mappings()
@@ -396,6 +413,9 @@ class SqlVisitStates:
                 columns["visit_id"].append(state.visit_id)
                 for name, value in _state_values(state).items():
                     columns[name].append(value)
+            if self.batch is not None and self.batch.keeps():
+                self.batch.add(_UPSERT_CLAUSE, {"pid": participant_id, **columns})
+                return
             self.connection.execute(_UPSERT_VISIT_STATES, {"pid": participant_id, **columns})
             return
         new, changed = [], []
@@ -442,12 +462,14 @@ _STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence",
 _ARRAY_TYPES = {"visit_id": "text", "date": "date", "earliest": "date", "latest": "date",
                 "status": "text", "present": "boolean", "sequence": "integer",
                 "changed_at": "timestamptz", "kind": "text", "title": "text", "rule": "text"}
-_UPSERT_VISIT_STATES = sa.text(
+_UPSERT_CLAUSE = Clause(
+    "visit_states",
     "INSERT INTO visit_states (participant_id, " + ", ".join(_ARRAY_TYPES) + ") "
-    "SELECT :pid, * FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ARRAY_TYPES.items()) + ") "
-    "ON CONFLICT (participant_id, visit_id) DO UPDATE SET "
+    "SELECT :{p}pid, * FROM unnest("
+    + ", ".join(f"CAST(:{{p}}{name} AS {kind}[])" for name, kind in _ARRAY_TYPES.items())
+    + ") ON CONFLICT (participant_id, visit_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_COLUMNS))
+_UPSERT_VISIT_STATES = sa.text(_UPSERT_CLAUSE.sql.replace("{p}", ""))
 
 
 _pg_rendered = postgresql.insert(rendered_feeds)
@@ -463,12 +485,17 @@ _PUT_RENDERED = {
 
 
 class SqlRenderedFeeds:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
 
     def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
-        self.connection.execute(_PUT_RENDERED[self.connection.dialect.name], {
-            "participant_id": participant_id, "version": version, "tag": tag, "body": body})
+        values = {"participant_id": participant_id, "version": version, "tag": tag,
+                  "body": body}
+        if self.batch is not None and self.batch.keeps():
+            self.batch.add(RENDERED_CLAUSE, values)
+            return
+        self.connection.execute(_PUT_RENDERED[self.connection.dialect.name], values)
 
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
         rows = self.connection.execute(sa.select(
@@ -494,14 +521,32 @@ class SqlUnitOfWork(UnitOfWork):
                 connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         self.connection = connection
         self.transaction = connection.begin()
-        self.participants = SqlParticipants(connection)
+        self.batch = Batch(connection)
+        self.participants = SqlParticipants(connection, self.batch)
         self.api_keys = SqlApiKeys(connection)
         self.idempotency = SqlIdempotency(connection)
         self.feed_tokens = SqlFeedTokens(connection)
-        self.visit_states = SqlVisitStates(connection)
-        self.rendered_feeds = SqlRenderedFeeds(connection)
-        self.webhooks = SqlWebhooks(connection)
+        self.visit_states = SqlVisitStates(connection, self.batch)
+        self.rendered_feeds = SqlRenderedFeeds(connection, self.batch)
+        self.webhooks = SqlWebhooks(connection, self.batch)
         return self
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """On PostgreSQL, send the writes made inside as one statement on leaving
+        (api/persistence/batch.py); on SQLite, in process, each runs as it is made."""
+        if self.connection.dialect.name != "postgresql" or self.batch.open:
+            yield
+            return
+        self.batch.open = True
+        try:
+            yield
+        except BaseException:
+            self.batch.clauses.clear()
+            raise
+        finally:
+            self.batch.open = False
+        self.batch.send()
 
     def commit(self) -> None:
         self.transaction.commit()

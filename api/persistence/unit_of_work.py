@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol, Self
 
 from api.persistence.records import (
@@ -161,6 +162,12 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def commit(self) -> None: ...
+
+    def batched(self) -> AbstractContextManager[None]:
+        """Writes made inside may be kept and sent together on leaving (one round trip on
+        PostgreSQL: api/persistence/batch.py), so nothing inside may read what it wrote.
+        By default each write runs as it is made."""
+        return nullcontext()
 
 
 class UnitOfWorkFactory(Protocol):

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from api.persistence.batch import Batch, Clause
 from api.persistence.records import (
     ClaimedDelivery,
     Outcome,
@@ -96,6 +97,18 @@ _PG_ADD_MESSAGE = sa.text(
     "FROM unnest(CAST(:delivery_ids AS text[]), CAST(:endpoint_ids AS text[])) "
     "AS target(id, endpoint_id) "
     f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
+# The same as two clauses of a batched write (api/persistence/batch.py), which holds every
+# data-modifying statement at its top level.
+_MESSAGE_CLAUSE = Clause(
+    "message", "INSERT INTO webhook_messages (id, type, participant_id, body, created_at) "
+    "VALUES (:{p}id, :{p}type, :{p}pid, :{p}body, :{p}at)")
+_DELIVERIES_CLAUSE = Clause(
+    "deliveries", "INSERT INTO webhook_deliveries (id, message_id, endpoint_id, state, attempts, "
+    "next_attempt_at, created_at) "
+    "SELECT target.id, :{p}message_id, target.endpoint_id, 'pending', 0, :{p}at, :{p}at "
+    "FROM unnest(CAST(:{p}delivery_ids AS text[]), CAST(:{p}endpoint_ids AS text[])) "
+    "AS target(id, endpoint_id) "
+    f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
 _INSERT_DELIVERY = webhook_deliveries.insert()
 _ACTIVE = sa.select(webhook_endpoints).where(webhook_endpoints.c.status == "active")
 
@@ -121,8 +134,9 @@ def _delivery(row: RowMapping) -> WebhookDelivery:
 
 
 class SqlWebhooks:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
 
     @property
     def _postgresql(self) -> bool:
@@ -163,6 +177,15 @@ class SqlWebhooks:
     def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
         """On PostgreSQL one statement, which also wakes the workers (NOTIFY, sent at commit):
         a write with webhooks pays one round trip for them."""
+        if self._postgresql and endpoint_ids and self.batch is not None and self.batch.keeps():
+            self.batch.add(_MESSAGE_CLAUSE, {
+                "id": message.id, "type": message.type, "pid": message.participant_id,
+                "body": message.body, "at": message.created_at})
+            self.batch.add(_DELIVERIES_CLAUSE, {
+                "message_id": message.id, "at": message.created_at,
+                "delivery_ids": [str(uuid.uuid4()) for _ in endpoint_ids],
+                "endpoint_ids": endpoint_ids})
+            return
         if self._postgresql and endpoint_ids:
             self.connection.execute(_PG_ADD_MESSAGE, {
                 "id": message.id, "type": message.type, "pid": message.participant_id,
