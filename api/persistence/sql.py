@@ -93,7 +93,15 @@ _INSERT_EVENT = events.insert()
 # And its reads: a select built per call spent more CPU composing and keying itself than the
 # database spent answering it.
 _PARTICIPANT = sa.select(participants).where(participants.c.id == sa.bindparam("pid"))
-_PARTICIPANT_FOR_UPDATE = _PARTICIPANT.with_for_update()
+# The lock also reads the participant's rendered site events, so a write re-renders only the
+# events it changed (feeds.SiteEventsWriter). Only the participant's row is locked; the
+# rendered row read with it may predate a write the lock waited for, which is harmless: the
+# writer reuses an event's bytes only where they are what it would render.
+_PARTICIPANT_FOR_UPDATE = sa.select(
+    participants, rendered_feeds.c.tag.label("rendered_tag"),
+    rendered_feeds.c.body.label("rendered_body"),
+).outerjoin(rendered_feeds, rendered_feeds.c.participant_id == participants.c.id).where(
+    participants.c.id == sa.bindparam("pid")).with_for_update(of=participants)
 _EVENTS = sa.select(events).where(events.c.participant_id == sa.bindparam("pid")).order_by(
     events.c.seq)
 
@@ -111,9 +119,11 @@ def _participant_values(participant: StoredParticipant) -> dict[str, Any]:
 
 
 class SqlParticipants:
-    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None,
+                 rendered: SqlRenderedFeeds | None = None) -> None:
         self.connection = connection
         self.batch = batch
+        self.rendered = rendered
 
     def add(self, participant: StoredParticipant) -> None:
         self.connection.execute(_INSERT_PARTICIPANT, {
@@ -126,7 +136,12 @@ class SqlParticipants:
         # PostgreSQL locks the row until commit; SQLite already holds the write lock.
         query = _PARTICIPANT_FOR_UPDATE if for_update else _PARTICIPANT
         row = self.connection.execute(query, {"pid": participant_id}).mappings().first()
-        return _participant(row) if row else None
+        if row is None:
+            return None
+        if for_update and self.rendered is not None and row["rendered_body"] is not None:
+            self.rendered.held[participant_id] = (row["rendered_tag"],
+                                                  bytes(row["rendered_body"]))
+        return _participant(row)
 
     def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
         if _unstorable(subject_code):
@@ -488,6 +503,13 @@ class SqlRenderedFeeds:
     def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
         self.batch = batch
+        # (tag, body) of each participant locked in this unit of work, read with the lock.
+        self.held: dict[str, tuple[str, bytes]] = {}
+
+    def last(self, participant_id: str) -> tuple[str, bytes] | None:
+        """The participant's stored rendered events (tag, compressed body) if the unit of work
+        read them when it locked the participant; None otherwise (nothing is read for it)."""
+        return self.held.get(participant_id)
 
     def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
         values = {"participant_id": participant_id, "version": version, "tag": tag,
@@ -522,12 +544,12 @@ class SqlUnitOfWork(UnitOfWork):
         self.connection = connection
         self.transaction = connection.begin()
         self.batch = Batch(connection)
-        self.participants = SqlParticipants(connection, self.batch)
+        self.rendered_feeds = SqlRenderedFeeds(connection, self.batch)
+        self.participants = SqlParticipants(connection, self.batch, self.rendered_feeds)
         self.api_keys = SqlApiKeys(connection)
         self.idempotency = SqlIdempotency(connection)
         self.feed_tokens = SqlFeedTokens(connection)
         self.visit_states = SqlVisitStates(connection, self.batch)
-        self.rendered_feeds = SqlRenderedFeeds(connection, self.batch)
         self.webhooks = SqlWebhooks(connection, self.batch)
         return self
 

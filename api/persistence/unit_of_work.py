@@ -90,6 +90,11 @@ class VisitStateRepository(Protocol):
 class RenderedFeedRepository(Protocol):
     def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None: ...
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]: ...
+    def last(self, participant_id: str) -> tuple[str, bytes] | None:
+        """The participant's stored rendered events (protocol tag, compressed body), when the
+        unit of work has them at hand (the SQL one reads them with the participant's lock);
+        None when it would have to read them."""
+        ...
 
 
 class WebhookRepository(Protocol):
