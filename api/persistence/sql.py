@@ -102,6 +102,26 @@ _PARTICIPANT_FOR_UPDATE = sa.select(
     rendered_feeds.c.body.label("rendered_body"),
 ).outerjoin(rendered_feeds, rendered_feeds.c.participant_id == participants.c.id).where(
     participants.c.id == sa.bindparam("pid")).with_for_update(of=participants)
+# On PostgreSQL the lock also reads the active webhook endpoints, which the write's outbox
+# hook asks for (api/usecases/webhooks.py WebhookOutbox): one round trip less a write. They
+# are what the lock's statement saw, as a read just after it would be, the endpoints not being
+# tied to the participant (an endpoint registered or deleted while the write runs may or may
+# not be told of it, either way).
+_PG_PARTICIPANT_FOR_UPDATE = _PARTICIPANT_FOR_UPDATE.add_columns(sa.literal_column(
+    "(SELECT json_agg(json_build_array(id, url, secret, event_types, status, created_at, "
+    "disabled_at)) FROM webhook_endpoints WHERE status = 'active')", sa.JSON).label(
+    "active_endpoints"))
+# After the lock, on PostgreSQL: the participant's history and its stored visit states in one
+# round trip (UNION ALL of both, the columns of the other left NULL; `part` tells them apart).
+_STATE_COLUMNS_READ = [c for c in visit_states.c if c.name != "participant_id"]
+_HISTORY_AND_STATES = sa.union_all(
+    sa.select(sa.literal_column("0").label("part"), *events.c,
+              *[sa.null().cast(c.type).label(f"v_{c.name}") for c in _STATE_COLUMNS_READ])
+    .where(events.c.participant_id == sa.bindparam("pid")),
+    sa.select(sa.literal_column("1"), *[sa.null().cast(c.type) for c in events.c],
+              *_STATE_COLUMNS_READ)
+    .where(visit_states.c.participant_id == sa.bindparam("pid")),
+).order_by(sa.literal_column("part"), sa.literal_column("seq"))
 _EVENTS = sa.select(events).where(events.c.participant_id == sa.bindparam("pid")).order_by(
     events.c.seq)
 
@@ -119,11 +139,20 @@ def _participant_values(participant: StoredParticipant) -> dict[str, Any]:
 
 
 class SqlParticipants:
+    """`batch`, `rendered`, `states` and `hooks`: the unit of work's, which a write's lock and
+    history read fill on PostgreSQL, so the write does not read them again."""
+
     def __init__(self, connection: Connection, batch: Batch | None = None,
-                 rendered: SqlRenderedFeeds | None = None) -> None:
+                 rendered: SqlRenderedFeeds | None = None,
+                 states: SqlVisitStates | None = None, hooks: SqlWebhooks | None = None) \
+            -> None:
         self.connection = connection
         self.batch = batch
         self.rendered = rendered
+        self.states = states
+        self.hooks = hooks
+        self.locked: set[str] = set()
+        self.postgresql = connection.dialect.name == "postgresql"
 
     def add(self, participant: StoredParticipant) -> None:
         self.connection.execute(_INSERT_PARTICIPANT, {
@@ -134,13 +163,19 @@ class SqlParticipants:
         if _unstorable(participant_id):
             return None
         # PostgreSQL locks the row until commit; SQLite already holds the write lock.
-        query = _PARTICIPANT_FOR_UPDATE if for_update else _PARTICIPANT
+        query = _PARTICIPANT if not for_update else \
+            _PG_PARTICIPANT_FOR_UPDATE if self.postgresql and self.hooks is not None \
+            else _PARTICIPANT_FOR_UPDATE
         row = self.connection.execute(query, {"pid": participant_id}).mappings().first()
         if row is None:
             return None
-        if for_update and self.rendered is not None and row["rendered_body"] is not None:
-            self.rendered.held[participant_id] = (row["rendered_tag"],
-                                                  bytes(row["rendered_body"]))
+        if for_update:
+            self.locked.add(participant_id)
+            if self.rendered is not None and row["rendered_body"] is not None:
+                self.rendered.held[participant_id] = (row["rendered_tag"],
+                                                      bytes(row["rendered_body"]))
+            if query is _PG_PARTICIPANT_FOR_UPDATE and self.hooks is not None:
+                self.hooks.read_with_lock(row["active_endpoints"])
         return _participant(row)
 
     def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
@@ -183,6 +218,19 @@ class SqlParticipants:
         return found
 
     def events(self, participant_id: str) -> list[Event]:
+        if self.postgresql and self.states is not None and participant_id in self.locked:
+            # A write's: its visit states come in the same round trip, kept for its next
+            # `visit_states.of`.
+            found: list[Event] = []
+            states: dict[str, VisitState] = {}
+            for row in self.connection.execute(_HISTORY_AND_STATES,
+                                               {"pid": participant_id}).mappings():
+                if row["part"] == 0:
+                    found.append(_event(row))
+                else:
+                    states[row["v_visit_id"]] = _visit_state(row, "v_")
+            self.states.read[participant_id] = states
+            return found
         rows = self.connection.execute(_EVENTS, {"pid": participant_id}).mappings()
         return [_event(row) for row in rows]
 
@@ -338,10 +386,11 @@ def _feed_token(row: RowMapping) -> FeedToken:
                      utc(row["created_at"]), utc(revoked) if revoked else None)
 
 
-def _visit_state(row: RowMapping) -> VisitState:
-    return VisitState(row["visit_id"], row["date"], row["earliest"], row["latest"],
-                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]),
-                      row["kind"], row["title"], row["rule"])
+def _visit_state(row: RowMapping, prefix: str = "") -> VisitState:
+    return VisitState(row[prefix + "visit_id"], row[prefix + "date"], row[prefix + "earliest"],
+                      row[prefix + "latest"], row[prefix + "status"], row[prefix + "present"],
+                      row[prefix + "sequence"], utc(row[prefix + "changed_at"]),
+                      row[prefix + "kind"], row[prefix + "title"], row[prefix + "rule"])
 
 
 # The columns in ListedVisit's order, so a row becomes one with no lookups by name; rows
@@ -402,8 +451,14 @@ class SqlVisitStates:
     def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
         self.batch = batch
+        # States read with a locked participant's history (SqlParticipants.events), until
+        # they are asked for or written.
+        self.read: dict[str, dict[str, VisitState]] = {}
 
     def of(self, participant_id: str) -> dict[str, VisitState]:
+        known = self.read.pop(participant_id, None)
+        if known is not None:
+            return known
         rows = self.connection.execute(_VISIT_STATES, {"pid": participant_id}).mappings()
         return {row["visit_id"]: _visit_state(row) for row in rows}
 
@@ -420,6 +475,7 @@ class SqlVisitStates:
         go as one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE: a recomputation
         that moves thirty visits costs one round trip, not thirty, in one prepared statement.
         SQLite runs in process, where an executemany of each kind is cheapest."""
+        self.read.pop(participant_id, None)
         if not states:
             return
         if self.connection.dialect.name == "postgresql":
@@ -545,12 +601,13 @@ class SqlUnitOfWork(UnitOfWork):
         self.transaction = connection.begin()
         self.batch = Batch(connection)
         self.rendered_feeds = SqlRenderedFeeds(connection, self.batch)
-        self.participants = SqlParticipants(connection, self.batch, self.rendered_feeds)
+        self.visit_states = SqlVisitStates(connection, self.batch)
+        self.webhooks = SqlWebhooks(connection, self.batch)
+        self.participants = SqlParticipants(connection, self.batch, self.rendered_feeds,
+                                            self.visit_states, self.webhooks)
         self.api_keys = SqlApiKeys(connection)
         self.idempotency = SqlIdempotency(connection)
         self.feed_tokens = SqlFeedTokens(connection)
-        self.visit_states = SqlVisitStates(connection, self.batch)
-        self.webhooks = SqlWebhooks(connection, self.batch)
         return self
 
     @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -137,12 +138,25 @@ class SqlWebhooks:
     def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
         self.batch = batch
+        # The active endpoints as a participant's lock read them (api/persistence/sql.py),
+        # until they are asked for or an endpoint is written.
+        self.locked_read: list[WebhookEndpoint] | None = None
+
+    def read_with_lock(self, found: Any) -> None:
+        """Keep the active endpoints a participant's lock read (JSON arrays of the columns:
+        id, url, secret, event types, status, created and disabled at) for `active`."""
+        rows = json.loads(found) if isinstance(found, str) else found or []
+        self.locked_read = [WebhookEndpoint(
+            row[0], row[1], row[2], tuple(row[3]) if row[3] is not None else None, row[4],
+            utc(dt.datetime.fromisoformat(row[5])),
+            utc(dt.datetime.fromisoformat(row[6])) if row[6] else None) for row in rows]
 
     @property
     def _postgresql(self) -> bool:
         return self.connection.dialect.name == "postgresql"
 
     def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self.locked_read = None
         self.connection.execute(webhook_endpoints.insert().values(
             id=endpoint.id, url=endpoint.url, secret=endpoint.secret,
             event_types=list(endpoint.event_types) if endpoint.event_types is not None
@@ -163,9 +177,13 @@ class SqlWebhooks:
         return [_endpoint(row) for row in rows]
 
     def active(self) -> list[WebhookEndpoint]:
+        known, self.locked_read = self.locked_read, None
+        if known is not None:
+            return known
         return [_endpoint(row) for row in self.connection.execute(_ACTIVE).mappings()]
 
     def set_status(self, endpoint_id: str, status: str, when: dt.datetime) -> None:
+        self.locked_read = None
         self.connection.execute(webhook_endpoints.update().where(
             webhook_endpoints.c.id == endpoint_id).values(status=status, disabled_at=when))
 

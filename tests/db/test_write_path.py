@@ -72,10 +72,11 @@ def test_each_write_stores_what_a_full_render_makes(db_app, client, writer):
     # The dose on its planned day left most events as they were: their bytes were kept.
     assert reused > 0
     if engine.dialect.name == "postgresql":
-        # Per write: lock, history, visit states, endpoints, and one statement for the writes.
-        writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE",
-                                                                         "WITH"))]
-        assert len(writes) == len(HISTORY)
+        # Per write, three statements: the lock (with the rendered events and the active
+        # webhook endpoints), the history with the visit states, and every write as one.
+        assert len(statements) == 3 * len(HISTORY), statements
+        assert sum(s.startswith("WITH w0 AS (INSERT INTO events") for s in statements) \
+            == len(HISTORY)
 
 
 def test_a_stored_event_is_reused_only_when_it_renders_the_same(db_app, client, writer):
