@@ -4,6 +4,7 @@ statement (api/persistence/batch.py). Checked against a full render after every 
 
 from __future__ import annotations
 
+import datetime as dt
 import zlib
 from dataclasses import replace
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from api.http.context import container
 from api.usecases.feeds import SiteEventsWriter, reusable, stored_events
 from scheduler.ical import render_event
-from scheduler.subscription import feed_events
+from scheduler.subscription import VisitState, feed_events
 
 HISTORY = (
     {"type": "recovery_confirmed", "date": "2026-03-09"},
@@ -101,3 +102,24 @@ def test_a_stored_event_is_reused_only_when_it_renders_the_same(db_app, client, 
         assert reusable(changed, rendered) is None
         assert render_event(changed) != rendered
     assert isinstance(SiteEventsWriter(services.feeds.protocol_tag), SiteEventsWriter)
+
+
+def test_visit_states_store_any_text_as_given(db_app, client, writer):
+    """The PostgreSQL upsert sends each column as an array literal (sql._array_literal): quotes,
+    backslashes, commas, braces, spaces, the word NULL and None all come back as they were."""
+    participant = client.post("/v1/participants", json={
+        "subject_code": "WP-003", "cryoablation_date": "2026-03-02",
+        "childbearing_potential": False}, headers=writer).get_json()
+    units = container(db_app).participants.units
+    when = dt.datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=dt.UTC)
+    odd = [VisitState(f"X-{n}", dt.date(2026, 3, n), None if n % 2 else dt.date(2026, 3, 1),
+                      dt.date(2026, 3, 28), "planned", n % 3 != 0, n, when, kind, title, rule)
+           for n, (kind, title, rule) in enumerate((
+               ("visit", 'say "hi", \\ then {braces}', " spaced "), ("NULL", "NULL", None),
+               (None, None, "r,1"), ("infusion", "é\ttab", "")), start=1)]
+    with units() as uow:
+        uow.visit_states.save(participant["id"], odd, set())
+        uow.commit()
+    with units(readonly=True) as uow:
+        stored = uow.visit_states.of(participant["id"])
+    assert [stored[state.visit_id] for state in odd] == odd
