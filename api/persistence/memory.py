@@ -208,6 +208,10 @@ class MemoryRenderedFeeds:
         return {pid: self.state.rendered_feeds[pid] for pid in participant_ids
                 if pid in self.state.rendered_feeds}
 
+    def last(self, participant_id: str) -> tuple[str, bytes] | None:
+        found = self.state.rendered_feeds.get(participant_id)
+        return None if found is None else (found[1], found[2])
+
 
 class MemoryUnitOfWork(UnitOfWork):
     def __init__(self, store: MemoryStore, readonly: bool = False) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -13,6 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from api.persistence.batch import (
+    EVENT_CLAUSE,
+    PARTICIPANT_CLAUSE,
+    RENDERED_CLAUSE,
+    Batch,
+    Clause,
+)
 from api.persistence.records import (
     ApiKey,
     DatedVisit,
@@ -85,7 +93,35 @@ _INSERT_EVENT = events.insert()
 # And its reads: a select built per call spent more CPU composing and keying itself than the
 # database spent answering it.
 _PARTICIPANT = sa.select(participants).where(participants.c.id == sa.bindparam("pid"))
-_PARTICIPANT_FOR_UPDATE = _PARTICIPANT.with_for_update()
+# The lock also reads the participant's rendered site events, so a write re-renders only the
+# events it changed (feeds.SiteEventsWriter). Only the participant's row is locked; the
+# rendered row read with it may predate a write the lock waited for, which is harmless: the
+# writer reuses an event's bytes only where they are what it would render.
+_PARTICIPANT_FOR_UPDATE = sa.select(
+    participants, rendered_feeds.c.tag.label("rendered_tag"),
+    rendered_feeds.c.body.label("rendered_body"),
+).outerjoin(rendered_feeds, rendered_feeds.c.participant_id == participants.c.id).where(
+    participants.c.id == sa.bindparam("pid")).with_for_update(of=participants)
+# On PostgreSQL the lock also reads the active webhook endpoints, which the write's outbox
+# hook asks for (api/usecases/webhooks.py WebhookOutbox): one round trip less a write. They
+# are what the lock's statement saw, as a read just after it would be, the endpoints not being
+# tied to the participant (an endpoint registered or deleted while the write runs may or may
+# not be told of it, either way).
+_PG_PARTICIPANT_FOR_UPDATE = _PARTICIPANT_FOR_UPDATE.add_columns(sa.literal_column(
+    "(SELECT json_agg(json_build_array(id, url, secret, event_types, status, created_at, "
+    "disabled_at)) FROM webhook_endpoints WHERE status = 'active')", sa.JSON).label(
+    "active_endpoints"))
+# After the lock, on PostgreSQL: the participant's history and its stored visit states in one
+# round trip (UNION ALL of both, the columns of the other left NULL; `part` tells them apart).
+_STATE_COLUMNS_READ = [c for c in visit_states.c if c.name != "participant_id"]
+_HISTORY_AND_STATES = sa.union_all(
+    sa.select(sa.literal_column("0").label("part"), *events.c,
+              *[sa.null().cast(c.type).label(f"v_{c.name}") for c in _STATE_COLUMNS_READ])
+    .where(events.c.participant_id == sa.bindparam("pid")),
+    sa.select(sa.literal_column("1"), *[sa.null().cast(c.type) for c in events.c],
+              *_STATE_COLUMNS_READ)
+    .where(visit_states.c.participant_id == sa.bindparam("pid")),
+).order_by(sa.literal_column("part"), sa.literal_column("seq"))
 _EVENTS = sa.select(events).where(events.c.participant_id == sa.bindparam("pid")).order_by(
     events.c.seq)
 
@@ -103,8 +139,20 @@ def _participant_values(participant: StoredParticipant) -> dict[str, Any]:
 
 
 class SqlParticipants:
-    def __init__(self, connection: Connection) -> None:
+    """`batch`, `rendered`, `states` and `hooks`: the unit of work's, which a write's lock and
+    history read fill on PostgreSQL, so the write does not read them again."""
+
+    def __init__(self, connection: Connection, batch: Batch | None = None,
+                 rendered: SqlRenderedFeeds | None = None,
+                 states: SqlVisitStates | None = None, hooks: SqlWebhooks | None = None) \
+            -> None:
         self.connection = connection
+        self.batch = batch
+        self.rendered = rendered
+        self.states = states
+        self.hooks = hooks
+        self.locked: set[str] = set()
+        self.postgresql = connection.dialect.name == "postgresql"
 
     def add(self, participant: StoredParticipant) -> None:
         self.connection.execute(_INSERT_PARTICIPANT, {
@@ -115,9 +163,20 @@ class SqlParticipants:
         if _unstorable(participant_id):
             return None
         # PostgreSQL locks the row until commit; SQLite already holds the write lock.
-        query = _PARTICIPANT_FOR_UPDATE if for_update else _PARTICIPANT
+        query = _PARTICIPANT if not for_update else \
+            _PG_PARTICIPANT_FOR_UPDATE if self.postgresql and self.hooks is not None \
+            else _PARTICIPANT_FOR_UPDATE
         row = self.connection.execute(query, {"pid": participant_id}).mappings().first()
-        return _participant(row) if row else None
+        if row is None:
+            return None
+        if for_update:
+            self.locked.add(participant_id)
+            if self.rendered is not None and row["rendered_body"] is not None:
+                self.rendered.held[participant_id] = (row["rendered_tag"],
+                                                      bytes(row["rendered_body"]))
+            if query is _PG_PARTICIPANT_FOR_UPDATE and self.hooks is not None:
+                self.hooks.read_with_lock(row["active_endpoints"])
+        return _participant(row)
 
     def by_subject_code(self, subject_code: str) -> StoredParticipant | None:
         if _unstorable(subject_code):
@@ -138,8 +197,11 @@ class SqlParticipants:
         return [_participant(row) for row in self.connection.execute(query).mappings()]
 
     def update(self, participant: StoredParticipant) -> None:
-        self.connection.execute(_UPDATE_PARTICIPANT, {
-            **_participant_values(participant), "pid": participant.id})
+        values = {**_participant_values(participant), "pid": participant.id}
+        if self.batch is not None and self.batch.keeps():
+            self.batch.add(PARTICIPANT_CLAUSE, values)
+            return
+        self.connection.execute(_UPDATE_PARTICIPANT, values)
 
     def listing(self) -> list[StoredParticipant]:
         """Every participant in enrolment order."""
@@ -156,18 +218,35 @@ class SqlParticipants:
         return found
 
     def events(self, participant_id: str) -> list[Event]:
+        if self.postgresql and self.states is not None and participant_id in self.locked:
+            # A write's: its visit states come in the same round trip, kept for its next
+            # `visit_states.of`.
+            found: list[Event] = []
+            states: dict[str, VisitState] = {}
+            for row in self.connection.execute(_HISTORY_AND_STATES,
+                                               {"pid": participant_id}).mappings():
+                if row["part"] == 0:
+                    found.append(_event(row))
+                else:
+                    states[row["v_visit_id"]] = _visit_state(row, "v_")
+            self.states.read[participant_id] = states
+            return found
         rows = self.connection.execute(_EVENTS, {"pid": participant_id}).mappings()
         return [_event(row) for row in rows]
 
     def append(self, participant_id: str, event: Event) -> None:
-        self.connection.execute(_INSERT_EVENT, dict(
+        values = dict(
             id=event.id, participant_id=participant_id, seq=event.seq, type=event.type,
             date=event.date, cycle=event.cycle, reason=event.reason,
             description=event.description, corrects=event.corrects,
             changes=list(event.changes) or None, recorded_by=event.recorded_by,
             recorded_at=event.recorded_at, reason_code=event.reason_code,
             protocol_version=event.version, visit_id=event.visit_id, purpose=event.purpose,
-            note=event.note))
+            note=event.note)
+        if self.batch is not None and self.batch.keeps():
+            self.batch.add(EVENT_CLAUSE, values)
+            return
+        self.connection.execute(_INSERT_EVENT, values)
 
 
 class SqlApiKeys:
@@ -307,10 +386,11 @@ def _feed_token(row: RowMapping) -> FeedToken:
                      utc(row["created_at"]), utc(revoked) if revoked else None)
 
 
-def _visit_state(row: RowMapping) -> VisitState:
-    return VisitState(row["visit_id"], row["date"], row["earliest"], row["latest"],
-                      row["status"], row["present"], row["sequence"], utc(row["changed_at"]),
-                      row["kind"], row["title"], row["rule"])
+def _visit_state(row: RowMapping, prefix: str = "") -> VisitState:
+    return VisitState(row[prefix + "visit_id"], row[prefix + "date"], row[prefix + "earliest"],
+                      row[prefix + "latest"], row[prefix + "status"], row[prefix + "present"],
+                      row[prefix + "sequence"], utc(row[prefix + "changed_at"]),
+                      row[prefix + "kind"], row[prefix + "title"], row[prefix + "rule"])
 
 
 # The columns in ListedVisit's order, so a row becomes one with no lookups by name; rows
@@ -368,10 +448,17 @@ _VISIT_STATES = sa.select(visit_states).where(
 
 
 class SqlVisitStates:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
+        # States read with a locked participant's history (SqlParticipants.events), until
+        # they are asked for or written.
+        self.read: dict[str, dict[str, VisitState]] = {}
 
     def of(self, participant_id: str) -> dict[str, VisitState]:
+        known = self.read.pop(participant_id, None)
+        if known is not None:
+            return known
         rows = self.connection.execute(_VISIT_STATES, {"pid": participant_id}).mappings()
         return {row["visit_id"]: _visit_state(row) for row in rows}
 
@@ -388,14 +475,19 @@ class SqlVisitStates:
         go as one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE: a recomputation
         that moves thirty visits costs one round trip, not thirty, in one prepared statement.
         SQLite runs in process, where an executemany of each kind is cheapest."""
+        self.read.pop(participant_id, None)
         if not states:
             return
         if self.connection.dialect.name == "postgresql":
-            columns: dict[str, list[Any]] = {name: [] for name in ("visit_id", *_STATE_COLUMNS)}
+            lists: dict[str, list[Any]] = {name: [] for name in ("visit_id", *_STATE_COLUMNS)}
             for state in states:
-                columns["visit_id"].append(state.visit_id)
+                lists["visit_id"].append(state.visit_id)
                 for name, value in _state_values(state).items():
-                    columns[name].append(value)
+                    lists[name].append(value)
+            columns = {name: _array_literal(values) for name, values in lists.items()}
+            if self.batch is not None and self.batch.keeps():
+                self.batch.add(_UPSERT_CLAUSE, {"pid": participant_id, **columns})
+                return
             self.connection.execute(_UPSERT_VISIT_STATES, {"pid": participant_id, **columns})
             return
         new, changed = [], []
@@ -426,6 +518,17 @@ class SqlVisitStates:
                            row[8], row[9]) for row in rows.all()]
 
 
+def _array_literal(values: list[Any]) -> str:
+    """A PostgreSQL array literal of these values, each double-quoted (backslash before a
+    quote or backslash) or NULL, for `CAST(... AS type[])` to parse (PostgreSQL documentation,
+    "Array Value Input"). psycopg's list adaptation inspected every element of every list in
+    Python, half a millisecond a write for eleven short lists; this is a join."""
+    return "{" + ",".join(
+        "NULL" if value is None
+        else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values) + "}"
+
+
 def _state_values(state: VisitState) -> dict[str, Any]:
     return {"date": state.date, "earliest": state.earliest, "latest": state.latest,
             "status": state.status, "present": state.present, "sequence": state.sequence,
@@ -442,12 +545,14 @@ _STATE_COLUMNS = ("date", "earliest", "latest", "status", "present", "sequence",
 _ARRAY_TYPES = {"visit_id": "text", "date": "date", "earliest": "date", "latest": "date",
                 "status": "text", "present": "boolean", "sequence": "integer",
                 "changed_at": "timestamptz", "kind": "text", "title": "text", "rule": "text"}
-_UPSERT_VISIT_STATES = sa.text(
+_UPSERT_CLAUSE = Clause(
+    "visit_states",
     "INSERT INTO visit_states (participant_id, " + ", ".join(_ARRAY_TYPES) + ") "
-    "SELECT :pid, * FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ARRAY_TYPES.items()) + ") "
-    "ON CONFLICT (participant_id, visit_id) DO UPDATE SET "
+    "SELECT :{p}pid, * FROM unnest("
+    + ", ".join(f"CAST(:{{p}}{name} AS {kind}[])" for name, kind in _ARRAY_TYPES.items())
+    + ") ON CONFLICT (participant_id, visit_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_COLUMNS))
+_UPSERT_VISIT_STATES = sa.text(_UPSERT_CLAUSE.sql.replace("{p}", ""))
 
 
 _pg_rendered = postgresql.insert(rendered_feeds)
@@ -463,12 +568,24 @@ _PUT_RENDERED = {
 
 
 class SqlRenderedFeeds:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
+        # (tag, body) of each participant locked in this unit of work, read with the lock.
+        self.held: dict[str, tuple[str, bytes]] = {}
+
+    def last(self, participant_id: str) -> tuple[str, bytes] | None:
+        """The participant's stored rendered events (tag, compressed body) if the unit of work
+        read them when it locked the participant; None otherwise (nothing is read for it)."""
+        return self.held.get(participant_id)
 
     def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
-        self.connection.execute(_PUT_RENDERED[self.connection.dialect.name], {
-            "participant_id": participant_id, "version": version, "tag": tag, "body": body})
+        values = {"participant_id": participant_id, "version": version, "tag": tag,
+                  "body": body}
+        if self.batch is not None and self.batch.keeps():
+            self.batch.add(RENDERED_CLAUSE, values)
+            return
+        self.connection.execute(_PUT_RENDERED[self.connection.dialect.name], values)
 
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
         rows = self.connection.execute(sa.select(
@@ -494,14 +611,33 @@ class SqlUnitOfWork(UnitOfWork):
                 connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         self.connection = connection
         self.transaction = connection.begin()
-        self.participants = SqlParticipants(connection)
+        self.batch = Batch(connection)
+        self.rendered_feeds = SqlRenderedFeeds(connection, self.batch)
+        self.visit_states = SqlVisitStates(connection, self.batch)
+        self.webhooks = SqlWebhooks(connection, self.batch)
+        self.participants = SqlParticipants(connection, self.batch, self.rendered_feeds,
+                                            self.visit_states, self.webhooks)
         self.api_keys = SqlApiKeys(connection)
         self.idempotency = SqlIdempotency(connection)
         self.feed_tokens = SqlFeedTokens(connection)
-        self.visit_states = SqlVisitStates(connection)
-        self.rendered_feeds = SqlRenderedFeeds(connection)
-        self.webhooks = SqlWebhooks(connection)
         return self
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """On PostgreSQL, send the writes made inside as one statement on leaving
+        (api/persistence/batch.py); on SQLite, in process, each runs as it is made."""
+        if self.connection.dialect.name != "postgresql" or self.batch.open:
+            yield
+            return
+        self.batch.open = True
+        try:
+            yield
+        except BaseException:
+            self.batch.clauses.clear()
+            raise
+        finally:
+            self.batch.open = False
+        self.batch.send()
 
     def commit(self) -> None:
         self.transaction.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol, Self
 
 from api.persistence.records import (
@@ -89,6 +90,11 @@ class VisitStateRepository(Protocol):
 class RenderedFeedRepository(Protocol):
     def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None: ...
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]: ...
+    def last(self, participant_id: str) -> tuple[str, bytes] | None:
+        """The participant's stored rendered events (protocol tag, compressed body), when the
+        unit of work has them at hand (the SQL one reads them with the participant's lock);
+        None when it would have to read them."""
+        ...
 
 
 class WebhookRepository(Protocol):
@@ -161,6 +167,12 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def commit(self) -> None: ...
+
+    def batched(self) -> AbstractContextManager[None]:
+        """Writes made inside may be kept and sent together on leaving (one round trip on
+        PostgreSQL: api/persistence/batch.py), so nothing inside may read what it wrote.
+        By default each write runs as it is made."""
+        return nullcontext()
 
 
 class UnitOfWorkFactory(Protocol):

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from api.persistence.batch import Batch, Clause
 from api.persistence.records import (
     ClaimedDelivery,
     Outcome,
@@ -96,6 +98,18 @@ _PG_ADD_MESSAGE = sa.text(
     "FROM unnest(CAST(:delivery_ids AS text[]), CAST(:endpoint_ids AS text[])) "
     "AS target(id, endpoint_id) "
     f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
+# The same as two clauses of a batched write (api/persistence/batch.py), which holds every
+# data-modifying statement at its top level.
+_MESSAGE_CLAUSE = Clause(
+    "message", "INSERT INTO webhook_messages (id, type, participant_id, body, created_at) "
+    "VALUES (:{p}id, :{p}type, :{p}pid, :{p}body, :{p}at)")
+_DELIVERIES_CLAUSE = Clause(
+    "deliveries", "INSERT INTO webhook_deliveries (id, message_id, endpoint_id, state, attempts, "
+    "next_attempt_at, created_at) "
+    "SELECT target.id, :{p}message_id, target.endpoint_id, 'pending', 0, :{p}at, :{p}at "
+    "FROM unnest(CAST(:{p}delivery_ids AS text[]), CAST(:{p}endpoint_ids AS text[])) "
+    "AS target(id, endpoint_id) "
+    f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
 _INSERT_DELIVERY = webhook_deliveries.insert()
 _ACTIVE = sa.select(webhook_endpoints).where(webhook_endpoints.c.status == "active")
 
@@ -121,14 +135,28 @@ def _delivery(row: RowMapping) -> WebhookDelivery:
 
 
 class SqlWebhooks:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
+        self.batch = batch
+        # The active endpoints as a participant's lock read them (api/persistence/sql.py),
+        # until they are asked for or an endpoint is written.
+        self.locked_read: list[WebhookEndpoint] | None = None
+
+    def read_with_lock(self, found: Any) -> None:
+        """Keep the active endpoints a participant's lock read (JSON arrays of the columns:
+        id, url, secret, event types, status, created and disabled at) for `active`."""
+        rows = json.loads(found) if isinstance(found, str) else found or []
+        self.locked_read = [WebhookEndpoint(
+            row[0], row[1], row[2], tuple(row[3]) if row[3] is not None else None, row[4],
+            utc(dt.datetime.fromisoformat(row[5])),
+            utc(dt.datetime.fromisoformat(row[6])) if row[6] else None) for row in rows]
 
     @property
     def _postgresql(self) -> bool:
         return self.connection.dialect.name == "postgresql"
 
     def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        self.locked_read = None
         self.connection.execute(webhook_endpoints.insert().values(
             id=endpoint.id, url=endpoint.url, secret=endpoint.secret,
             event_types=list(endpoint.event_types) if endpoint.event_types is not None
@@ -149,9 +177,13 @@ class SqlWebhooks:
         return [_endpoint(row) for row in rows]
 
     def active(self) -> list[WebhookEndpoint]:
+        known, self.locked_read = self.locked_read, None
+        if known is not None:
+            return known
         return [_endpoint(row) for row in self.connection.execute(_ACTIVE).mappings()]
 
     def set_status(self, endpoint_id: str, status: str, when: dt.datetime) -> None:
+        self.locked_read = None
         self.connection.execute(webhook_endpoints.update().where(
             webhook_endpoints.c.id == endpoint_id).values(status=status, disabled_at=when))
 
@@ -163,6 +195,15 @@ class SqlWebhooks:
     def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
         """On PostgreSQL one statement, which also wakes the workers (NOTIFY, sent at commit):
         a write with webhooks pays one round trip for them."""
+        if self._postgresql and endpoint_ids and self.batch is not None and self.batch.keeps():
+            self.batch.add(_MESSAGE_CLAUSE, {
+                "id": message.id, "type": message.type, "pid": message.participant_id,
+                "body": message.body, "at": message.created_at})
+            self.batch.add(_DELIVERIES_CLAUSE, {
+                "message_id": message.id, "at": message.created_at,
+                "delivery_ids": [str(uuid.uuid4()) for _ in endpoint_ids],
+                "endpoint_ids": endpoint_ids})
+            return
         if self._postgresql and endpoint_ids:
             self.connection.execute(_PG_ADD_MESSAGE, {
                 "id": message.id, "type": message.type, "pid": message.participant_id,

@@ -427,9 +427,12 @@ class Participants:
                               event.visit_id, event.date, as_of)
             participant = bumped(participant, when)
             schedule = self.recorded_schedule(participant, [*events, event], as_of)
-        uow.participants.append(participant_id, event)
-        uow.participants.update(participant)
-        self.write_visits(uow, participant, schedule, when, event)
+        # Everything below writes and reads nothing it wrote: on PostgreSQL it goes to the
+        # database as one statement (UnitOfWork.batched).
+        with uow.batched():
+            uow.participants.append(participant_id, event)
+            uow.participants.update(participant)
+            self.write_visits(uow, participant, schedule, when, event)
         if as_of is not None:
             schedule = on_day(schedule, as_of)
         return Recorded(event, participant, schedule, change)

@@ -1,0 +1,98 @@
+"""One round trip for a write's statements on PostgreSQL.
+
+Recording an event runs up to six writes that answer nothing: append the event, update the
+participant, upsert its visit states, store its rendered site events, and put a webhook message
+and its deliveries in the outbox, each a round trip of its own before. Inside
+`SqlUnitOfWork.batched()` they are kept and sent as one statement of data-modifying WITH
+clauses (PostgreSQL documentation, "Data-Modifying Statements in WITH"): each runs exactly once
+and to completion whether or not the statement reads its output, all on the statement's
+snapshot, and foreign keys are checked at the statement's end, when every row is there. What a
+batch keeps is not visible to the unit of work until it is sent: the caller reads nothing it
+batched before leaving `batched()` (the record path reads the participant, its history, its
+visit states and the active endpoints before writing any of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from api.persistence.tables import events, participants
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One data-modifying statement, its parameters written `:{p}name` so that one statement can
+    hold several clauses of the same kind; `types` names the parameters whose values SQLAlchemy
+    converts (JSON), by column type."""
+
+    key: str
+    sql: str
+    types: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = ()
+
+
+def columns_clause(key: str, table: sa.Table, names: tuple[str, ...]) -> Clause:
+    """An INSERT of these columns, each from the parameter of its name."""
+    return Clause(key, f"INSERT INTO {table.name} (" + ", ".join(names) + ") VALUES ("
+                   + ", ".join(f":{{p}}{name}" for name in names) + ")",
+                   tuple((name, table.c[name].type) for name in names
+                         if isinstance(table.c[name].type, sa.JSON)))
+
+
+_EVENT_COLUMNS = tuple(column.name for column in events.c)
+EVENT_CLAUSE = columns_clause("event", events, _EVENT_COLUMNS)
+_PARTICIPANT_COLUMNS = ("subject_code", "cryoablation_date", "childbearing_potential",
+                        "lookbacks", "version", "updated_at", "protocol_version",
+                        "screening_date")
+PARTICIPANT_CLAUSE = Clause(
+    "participant", "UPDATE participants SET "
+    + ", ".join(f"{name} = :{{p}}{name}" for name in _PARTICIPANT_COLUMNS)
+    + " WHERE id = :{p}pid", (("lookbacks", participants.c.lookbacks.type),))
+RENDERED_CLAUSE = Clause(
+    "rendered", "INSERT INTO rendered_feeds (participant_id, version, tag, body) "
+    "VALUES (:{p}participant_id, :{p}version, :{p}tag, :{p}body) "
+    "ON CONFLICT (participant_id) DO UPDATE SET version = EXCLUDED.version, "
+    "tag = EXCLUDED.tag, body = EXCLUDED.body")
+
+
+@lru_cache(maxsize=64)
+def _batched_statement(clauses: tuple[Clause, ...]) -> sa.TextClause:
+    """The clauses as one statement: `WITH w0 AS (...), w1 AS (...) SELECT 1`. Its text depends
+    only on the kinds of clause in it, so the few there are stay prepared."""
+    parts, binds = [], []
+    for number, clause in enumerate(clauses):
+        prefix = f"w{number}_"
+        parts.append(f"w{number} AS ({clause.sql.replace('{p}', prefix)})")
+        binds += [sa.bindparam(prefix + name, type_=kind) for name, kind in clause.types]
+    return sa.text("WITH " + ", ".join(parts) + " SELECT 1").bindparams(*binds)
+
+
+class Batch:
+    """The data-modifying statements a unit of work keeps to send at once (PostgreSQL, inside
+    `SqlUnitOfWork.batched()`); elsewhere, and on SQLite, each runs at once."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.open = False
+        self.clauses: list[tuple[Clause, dict[str, Any]]] = []
+
+    def keeps(self) -> bool:
+        """True when a write should be kept (`add`) rather than executed now."""
+        return self.open
+
+    def add(self, clause: Clause, values: dict[str, Any]) -> None:
+        self.clauses.append((clause, values))
+
+    def send(self) -> None:
+        """Run what was kept, as one statement, in one round trip."""
+        kept, self.clauses = self.clauses, []
+        if not kept:
+            return
+        params: dict[str, Any] = {}
+        for number, (_, values) in enumerate(kept):
+            params.update({f"w{number}_{name}": value for name, value in values.items()})
+        self.connection.execute(_batched_statement(tuple(clause for clause, _ in kept)), params)
