@@ -95,7 +95,10 @@ def _summary(visit: Visit, subject_code: str | None) -> str:
     return plain(f"{prefix}{visit.title}{marks.get(visit.status, '')}")
 
 
-def _description(visit: Visit, subject_code: str | None) -> str:
+def event_description(visit: Visit, subject_code: str | None) -> str:
+    """The event's DESCRIPTION text (RFC 5545 section 3.8.1.5), before escaping: the title, the
+    window, why the visit is where it is, any move, and the subject code. Public because a
+    stored event is reused only when this text is unchanged (`api.usecases.feeds.reusable`)."""
     lines = [visit.title]
     if visit.window is not None:
         lines.append(f"window {visit.window.earliest.isoformat()} to "
@@ -191,7 +194,7 @@ def render_event(event: FeedEvent) -> bytes:
         "UID:" + escape_text(event.uid),
         f"SEQUENCE:{event.sequence}",
         "CATEGORIES:" + escape_text(visit.kind),
-        "DESCRIPTION:" + escape_text(_description(visit, event.subject_code)),
+        "DESCRIPTION:" + escape_text(event_description(visit, event.subject_code)),
         f"LAST-MODIFIED:{stamp}",
         "STATUS:" + ("TENTATIVE" if visit.status == "provisional" else "CONFIRMED"),
         "TRANSP:TRANSPARENT",

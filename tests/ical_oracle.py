@@ -7,7 +7,7 @@ import datetime as dt
 
 from icalendar import Alarm, Event, vText
 
-from scheduler.ical import FeedEvent, _alarm, _description, _summary
+from scheduler.ical import FeedEvent, _alarm, _summary, event_description
 
 
 def render_event_with_icalendar(event: FeedEvent) -> bytes:
@@ -22,7 +22,7 @@ def render_event_with_icalendar(event: FeedEvent) -> bytes:
     vevent.add("dtstart", visit.date)
     vevent.add("dtend", visit.date + dt.timedelta(days=1))
     vevent.add("summary", _summary(visit, event.subject_code))
-    vevent.add("description", _description(visit, event.subject_code))
+    vevent.add("description", event_description(visit, event.subject_code))
     vevent.add("categories", [visit.kind])
     vevent.add("status", "TENTATIVE" if visit.status == "provisional" else "CONFIRMED")
     vevent.add("transp", "TRANSPARENT")

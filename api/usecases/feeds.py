@@ -28,10 +28,10 @@ from api.usecases.participants import Participants, sync_visits
 from api.usecases.protocols import Protocols
 from scheduler import Schedule
 from scheduler.history import Event
-from scheduler.ical import (  # _description: what reusable() compares, as rendered
+from scheduler.ical import (
     FeedEvent,
-    _description,
     escape_text,
+    event_description,
     fold,
     render_event,
     render_header,
@@ -123,7 +123,7 @@ def reusable(event: FeedEvent, stored: bytes | None) -> bytes | None:
     stamp = event.stamp.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     lines = (f"DTSTART;VALUE=DATE:{visit.date:%Y%m%d}", f"DTSTAMP:{stamp}",
              f"SEQUENCE:{event.sequence}", "CATEGORIES:" + escape_text(visit.kind),
-             "DESCRIPTION:" + escape_text(_description(visit, event.subject_code)))
+             "DESCRIPTION:" + escape_text(event_description(visit, event.subject_code)))
     for line in lines:
         if f"\r\n{fold(line)}\r\n".encode() not in stored:
             return None
