@@ -36,7 +36,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.http.auth import requires
 from api.http.context import container, site_today
-from api.http.problems import PROBLEM_JSON, ProblemSchema
+from api.http.problems import problem_answers
 from api.http.schemas import ProtocolQuerySchema
 from api.persistence.records import StoredParticipant
 from scheduler import Protocol, Schedule
@@ -391,6 +391,11 @@ PLAN_EXAMPLE = {"resourceType": "PlanDefinition", "id": "NCT07064876-2026-11-25.
                      "offsetDuration": _days(0)}]}]}
 
 
+errors = problem_answers(blp, {401: "No valid API key",
+                               403: "The API key's scope is too small",
+                               404: "No participant with that id"})
+
+
 @blp.route("/participants/<participant_id>/fhir")
 class ParticipantFhirView(MethodView):
     @requires("read")
@@ -398,12 +403,7 @@ class ParticipantFhirView(MethodView):
                   description="A FHIR R4 Bundle of type collection",
                   headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified")
-    @blp.alt_response(401, description="No valid API key", schema=ProblemSchema,
-                      content_type=PROBLEM_JSON)
-    @blp.alt_response(403, description="The API key's scope is too small",
-                      schema=ProblemSchema, content_type=PROBLEM_JSON)
-    @blp.alt_response(404, description="No participant with that id", schema=ProblemSchema,
-                      content_type=PROBLEM_JSON)
+    @errors(401, 403, 404)
     def get(self, participant_id: str) -> BaseResponse:
         """One participant's schedule as a FHIR R4 Bundle
 
@@ -424,8 +424,7 @@ class ProtocolFhirView(MethodView):
                   description="A FHIR R4 PlanDefinition",
                   headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified")
-    @blp.alt_response(404, description="No such protocol version", schema=ProblemSchema,
-                      content_type=PROBLEM_JSON)
+    @problem_answers(blp, {404: "No such protocol version"})(404)
     def get(self, query: dict[str, Any]) -> BaseResponse:
         """The protocol as a FHIR R4 PlanDefinition
 

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from api.http.auth import requires
 from api.http.context import container, site_today
 from api.http.fhir import TIMINGS, kind_title
-from api.http.problems import PROBLEM_JSON, ProblemSchema
+from api.http.problems import problem_answers
 from api.persistence.records import StoredParticipant
 from api.usecases.exports import schedules_of, site_participants
 from api.usecases.feeds import feeds_protocol_tag
@@ -235,10 +235,8 @@ class OdmView(MethodView):
                   description="A CDISC ODM 1.3.2 snapshot",
                   headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified")
-    @blp.alt_response(401, description="No valid API key", schema=ProblemSchema,
-                      content_type=PROBLEM_JSON)
-    @blp.alt_response(403, description="The API key's scope is too small",
-                      schema=ProblemSchema, content_type=PROBLEM_JSON)
+    @problem_answers(blp, {401: "No valid API key",
+                           403: "The API key's scope is too small"})(401, 403)
     def get(self) -> BaseResponse:
         """Every participant's visits as CDISC ODM 1.3.2
 

@@ -395,15 +395,17 @@ def _visit_state(row: RowMapping, prefix: str = "") -> VisitState:
 
 # The columns in ListedVisit's order, so a row becomes one with no lookups by name; rows
 # stored before kind, title and rule were kept read as empty until the next write.
-_LISTED = sa.select(
+_VISIT_ROWS = sa.select(
     visit_states.c.participant_id, participants.c.subject_code, visit_states.c.visit_id,
     sa.func.coalesce(visit_states.c.kind, ""),
     sa.func.coalesce(visit_states.c.title, visit_states.c.visit_id),
     sa.func.coalesce(visit_states.c.rule, ""), visit_states.c.date,
     visit_states.c.earliest, visit_states.c.latest, visit_states.c.status,
 ).join(participants, participants.c.id == visit_states.c.participant_id).where(
-    visit_states.c.present.is_(True), visit_states.c.date.is_not(None),
-    visit_states.c.earliest.is_not(None), visit_states.c.latest.is_not(None))
+    visit_states.c.present.is_(True))
+_LISTED = _VISIT_ROWS.where(
+    visit_states.c.date.is_not(None), visit_states.c.earliest.is_not(None),
+    visit_states.c.latest.is_not(None))
 # A visit's date lies in its window, so one dated in the range has a window opened by the range's
 # end: `earliest <= opened` (the later of today and the end) holds for every row wanted and lets
 # the index on (status, earliest) find them. A date marker (the contraception end) is never
@@ -420,14 +422,7 @@ _DEVIATING = _LISTED.where(sa.or_(
 
 # The export's: every dated visit in the range, whatever its status and with or without a window
 # (a held recovery check has none), and the open ones before it, which decide what is due.
-_DATED = sa.select(
-    visit_states.c.participant_id, participants.c.subject_code, visit_states.c.visit_id,
-    sa.func.coalesce(visit_states.c.kind, ""),
-    sa.func.coalesce(visit_states.c.title, visit_states.c.visit_id),
-    sa.func.coalesce(visit_states.c.rule, ""), visit_states.c.date,
-    visit_states.c.earliest, visit_states.c.latest, visit_states.c.status,
-).join(participants, participants.c.id == visit_states.c.participant_id).where(
-    visit_states.c.present.is_(True),
+_DATED = _VISIT_ROWS.where(
     sa.or_(visit_states.c.date.between(sa.bindparam("start"), sa.bindparam("end")),
            sa.and_(visit_states.c.status.in_(OPEN),
                    visit_states.c.date < sa.bindparam("start"))))
