@@ -3,6 +3,7 @@ front of it with deploy/nginx.conf."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -19,6 +20,25 @@ from tests.feed_readers import need
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAMS = ("server 127.0.0.1:8000 max_fails=1 fail_timeout=5s;",
              "server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;")
+
+
+def call(method: str, url: str, body: dict | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request to a server the test started: status, headers and body, an error
+    status included."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def path_of(link: str) -> str:
+    """The path of an absolute link (a feed URL), to ask another host for it."""
+    return "/" + link.split("://", 1)[1].split("/", 1)[1]
 
 
 def free_port() -> int:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 import sqlalchemy as sa
@@ -16,22 +14,10 @@ import sqlalchemy as sa
 from api import create_app
 from api.http.context import container
 from api.persistence.tables import metadata
-from tests.servers import start_gunicorn
+from tests.servers import call, path_of, start_gunicorn
 
 pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"),
                                 reason="needs PostgreSQL (TEST_DATABASE_URL)")
-
-
-def call(method: str, url: str, body: dict | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
 
 
 @pytest.fixture
@@ -60,10 +46,6 @@ def instances(postgres_url, tmp_path):
             names = ", ".join(table.name for table in reversed(metadata.sorted_tables))
             connection.exec_driver_sql(f"TRUNCATE {names} CASCADE")
         engine.dispose()
-
-
-def path_of(link: str) -> str:
-    return "/" + link.split("://", 1)[1].split("/", 1)[1]
 
 
 READS = 6  # enough requests to reach both of an instance's workers, several threads each

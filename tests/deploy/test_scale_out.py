@@ -18,8 +18,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -29,28 +27,12 @@ from api.http.context import container
 from api.persistence.database import scratch_database
 from tests.db.conftest import migrated
 from tests.feed_readers import need
-from tests.servers import nginx_binary, start_gunicorn, start_nginx
+from tests.servers import call, nginx_binary, path_of, start_gunicorn, start_nginx
 
 TODAY = "2026-11-25"
 WRITERS, READERS = 3, 4
 # Statuses a client retries (the instance went away under a POST it had already sent).
 TRANSIENT = (502, 503, 504)
-
-
-def call(method: str, url: str, body: dict | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def path_of(link: str) -> str:
-    return "/" + link.split("://", 1)[1].split("/", 1)[1]
 
 
 @pytest.fixture
