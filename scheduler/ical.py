@@ -13,6 +13,7 @@ calendar key and the stable visit id (RFC 7986 §5.3), never from names, codes o
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -37,7 +38,21 @@ def visit_uid(calendar_key: str, visit_id: str) -> str:
     >>> visit_uid("participant-1", "C1D1") == visit_uid("participant-2", "C1D1")
     False
     """
-    return str(uuid.uuid5(UID_NAMESPACE, f"{calendar_key}/{visit_id}"))
+    return _uuid5_text(f"{calendar_key}/{visit_id}")
+
+
+_UID_PREFIX = UID_NAMESPACE.bytes
+
+
+def _uuid5_text(name: str) -> str:
+    """`str(uuid.uuid5(UID_NAMESPACE, name))` (RFC 9562 §5.5: the SHA-1 of the namespace and
+    the name, with the version and variant bits set), written out without building a UUID
+    object, which costs most of it: a write renders a UID for every visit it stores."""
+    raw = bytearray(hashlib.sha1(_UID_PREFIX + name.encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True)
@@ -97,8 +112,7 @@ def _summary(visit: Visit, subject_code: str | None) -> str:
 
 def event_description(visit: Visit, subject_code: str | None) -> str:
     """The event's DESCRIPTION text (RFC 5545 section 3.8.1.5), before escaping: the title, the
-    window, why the visit is where it is, any move, and the subject code. Public because a
-    stored event is reused only when this text is unchanged (`api.usecases.feeds.reusable`)."""
+    window, why the visit is where it is, any move, and the subject code."""
     lines = [visit.title]
     if visit.window is not None:
         lines.append(f"window {visit.window.earliest.isoformat()} to "
@@ -212,6 +226,27 @@ def render_event(event: FeedEvent) -> bytes:
                   "END:VALARM"]
     lines.append("END:VEVENT")
     return ("\r\n".join(fold(line) for line in lines) + "\r\n").encode("utf-8")
+
+
+# Raised whenever `render_event` writes an event differently, so that no stored event rendered
+# the old way is taken for one rendered now (`event_mark`).
+RENDER_FORMAT = 1
+
+
+def event_mark(event: FeedEvent) -> str:
+    """A fingerprint of everything `render_event` reads of the event: its UID, SEQUENCE and
+    DTSTAMP, the subject code, and the visit's id, kind, title, date, window, status and why it
+    is where it is (its rule's id, source and anchor, and any move). Two events with the same
+    mark render to the same bytes, so a writer keeping rendered events with their marks reuses
+    the bytes of an event whose mark is unchanged instead of rendering it again
+    (api.usecases.feeds.SiteEventsWriter). A BLAKE2b digest of the fields' repr, which is
+    unambiguous whatever text they hold."""
+    visit, rule, window = event.visit, event.visit.rule, event.visit.window
+    fields = (RENDER_FORMAT, event.uid, _utc(event.stamp), event.sequence, event.subject_code,
+              visit.id, visit.kind, visit.title, visit.date, visit.status,
+              window.earliest if window else None, window.latest if window else None,
+              rule.id, rule.source, rule.anchor, rule.shifted_from, rule.shift_reason)
+    return hashlib.blake2b(repr(fields).encode(), digest_size=12).hexdigest()
 
 
 def render_header(name: str, source: str | None = None, description: str | None = None) -> bytes:

@@ -53,10 +53,10 @@ PARTICIPANT_CLAUSE = Clause(
     + ", ".join(f"{name} = :{{p}}{name}" for name in _PARTICIPANT_COLUMNS)
     + " WHERE id = :{p}pid", (("lookbacks", participants.c.lookbacks.type),))
 RENDERED_CLAUSE = Clause(
-    "rendered", "INSERT INTO rendered_feeds (participant_id, version, tag, body) "
-    "VALUES (:{p}participant_id, :{p}version, :{p}tag, :{p}body) "
+    "rendered", "INSERT INTO rendered_feeds (participant_id, version, tag, body, marks) "
+    "VALUES (:{p}participant_id, :{p}version, :{p}tag, :{p}body, :{p}marks) "
     "ON CONFLICT (participant_id) DO UPDATE SET version = EXCLUDED.version, "
-    "tag = EXCLUDED.tag, body = EXCLUDED.body")
+    "tag = EXCLUDED.tag, body = EXCLUDED.body, marks = EXCLUDED.marks")
 
 
 @lru_cache(maxsize=64)

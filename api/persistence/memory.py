@@ -32,6 +32,7 @@ class MemoryState:
     feed_tokens: dict[str, FeedToken] = field(default_factory=dict)
     visit_states: dict[str, dict[str, VisitState]] = field(default_factory=dict)
     rendered_feeds: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    rendered_marks: dict[str, str] = field(default_factory=dict)
 
 
 def _in_order(found: list[StoredParticipant]) -> list[StoredParticipant]:
@@ -201,16 +202,19 @@ class MemoryRenderedFeeds:
     def __init__(self, state: MemoryState) -> None:
         self.state = state
 
-    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
+    def put(self, participant_id: str, version: int, tag: str, body: bytes,
+            marks: str) -> None:
         self.state.rendered_feeds[participant_id] = (version, tag, body)
+        self.state.rendered_marks[participant_id] = marks
 
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
         return {pid: self.state.rendered_feeds[pid] for pid in participant_ids
                 if pid in self.state.rendered_feeds}
 
-    def last(self, participant_id: str) -> tuple[str, bytes] | None:
+    def last(self, participant_id: str) -> tuple[str, bytes, str | None] | None:
         found = self.state.rendered_feeds.get(participant_id)
-        return None if found is None else (found[1], found[2])
+        return None if found is None else \
+            (found[1], found[2], self.state.rendered_marks.get(participant_id))
 
 
 class MemoryUnitOfWork(UnitOfWork):

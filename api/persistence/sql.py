@@ -99,7 +99,7 @@ _PARTICIPANT = sa.select(participants).where(participants.c.id == sa.bindparam("
 # writer reuses an event's bytes only where they are what it would render.
 _PARTICIPANT_FOR_UPDATE = sa.select(
     participants, rendered_feeds.c.tag.label("rendered_tag"),
-    rendered_feeds.c.body.label("rendered_body"),
+    rendered_feeds.c.body.label("rendered_body"), rendered_feeds.c.marks.label("rendered_marks"),
 ).outerjoin(rendered_feeds, rendered_feeds.c.participant_id == participants.c.id).where(
     participants.c.id == sa.bindparam("pid")).with_for_update(of=participants)
 # On PostgreSQL the lock also reads the active webhook endpoints, which the write's outbox
@@ -172,8 +172,8 @@ class SqlParticipants:
         if for_update:
             self.locked.add(participant_id)
             if self.rendered is not None and row["rendered_body"] is not None:
-                self.rendered.held[participant_id] = (row["rendered_tag"],
-                                                      bytes(row["rendered_body"]))
+                self.rendered.held[participant_id] = (
+                    row["rendered_tag"], bytes(row["rendered_body"]), row["rendered_marks"])
             if query is _PG_PARTICIPANT_FOR_UPDATE and self.hooks is not None:
                 self.hooks.read_with_lock(row["active_endpoints"])
         return _participant(row)
@@ -550,15 +550,16 @@ _UPSERT_CLAUSE = Clause(
 _UPSERT_VISIT_STATES = sa.text(_UPSERT_CLAUSE.sql.replace("{p}", ""))
 
 
+_RENDERED_COLUMNS = ("version", "tag", "body", "marks")
 _pg_rendered = postgresql.insert(rendered_feeds)
 _sqlite_rendered = sqlite.insert(rendered_feeds)
 _PUT_RENDERED = {
     "postgresql": _pg_rendered.on_conflict_do_update(
         index_elements=[rendered_feeds.c.participant_id],
-        set_={name: _pg_rendered.excluded[name] for name in ("version", "tag", "body")}),
+        set_={name: _pg_rendered.excluded[name] for name in _RENDERED_COLUMNS}),
     "sqlite": _sqlite_rendered.on_conflict_do_update(
         index_elements=[rendered_feeds.c.participant_id],
-        set_={name: _sqlite_rendered.excluded[name] for name in ("version", "tag", "body")}),
+        set_={name: _sqlite_rendered.excluded[name] for name in _RENDERED_COLUMNS}),
 }
 
 
@@ -566,17 +567,20 @@ class SqlRenderedFeeds:
     def __init__(self, connection: Connection, batch: Batch | None = None) -> None:
         self.connection = connection
         self.batch = batch
-        # (tag, body) of each participant locked in this unit of work, read with the lock.
-        self.held: dict[str, tuple[str, bytes]] = {}
+        # (tag, body, marks) of each participant locked in this unit of work, read with the
+        # lock.
+        self.held: dict[str, tuple[str, bytes, str | None]] = {}
 
-    def last(self, participant_id: str) -> tuple[str, bytes] | None:
-        """The participant's stored rendered events (tag, compressed body) if the unit of work
-        read them when it locked the participant; None otherwise (nothing is read for it)."""
+    def last(self, participant_id: str) -> tuple[str, bytes, str | None] | None:
+        """The participant's stored rendered events (tag, compressed body, marks) if the unit
+        of work read them when it locked the participant; None otherwise (nothing is read for
+        it)."""
         return self.held.get(participant_id)
 
-    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None:
+    def put(self, participant_id: str, version: int, tag: str, body: bytes,
+            marks: str) -> None:
         values = {"participant_id": participant_id, "version": version, "tag": tag,
-                  "body": body}
+                  "body": body, "marks": marks}
         if self.batch is not None and self.batch.keeps():
             self.batch.add(RENDERED_CLAUSE, values)
             return

@@ -133,6 +133,8 @@ rendered_feeds = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("tag", sa.String(128), nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    # One line an event: its UID, mark and length (api/usecases/feeds.py SiteEventsWriter).
+    sa.Column("marks", sa.Text, nullable=True),
 )
 
 # People who sign in to the coordinator web app (API keys stay for machines). Only an argon2

@@ -88,12 +88,14 @@ class VisitStateRepository(Protocol):
 
 
 class RenderedFeedRepository(Protocol):
-    def put(self, participant_id: str, version: int, tag: str, body: bytes) -> None: ...
+    def put(self, participant_id: str, version: int, tag: str, body: bytes,
+            marks: str) -> None: ...
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]: ...
-    def last(self, participant_id: str) -> tuple[str, bytes] | None:
-        """The participant's stored rendered events (protocol tag, compressed body), when the
-        unit of work has them at hand (the SQL one reads them with the participant's lock);
-        None when it would have to read them."""
+    def last(self, participant_id: str) -> tuple[str, bytes, str | None] | None:
+        """The participant's stored rendered events (protocol tag, compressed body, their
+        marks or None for a block stored before marks were kept), when the unit of work has
+        them at hand (the SQL one reads them with the participant's lock); None when it would
+        have to read them."""
         ...
 
 

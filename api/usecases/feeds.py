@@ -28,14 +28,7 @@ from api.usecases.participants import Participants, sync_visits
 from api.usecases.protocols import Protocols
 from scheduler import Schedule
 from scheduler.history import Event
-from scheduler.ical import (
-    FeedEvent,
-    escape_text,
-    event_description,
-    fold,
-    render_event,
-    render_header,
-)
+from scheduler.ical import event_mark, render_event, render_header
 from scheduler.subscription import VisitState, feed_events
 
 # The holiday data's version: a new one may move visits, so it is part of every feed's ETag.
@@ -78,56 +71,38 @@ class SiteEventsWriter:
 
     def __call__(self, uow: UnitOfWork, participant: StoredParticipant, schedule: Schedule,
                  states: Mapping[str, VisitState]) -> None:
-        """Render the participant's site events, reusing the stored bytes of each event the
-        write left as it was (`reusable`): a dose recorded on its planned day changes one or
-        two of thirty."""
+        """Render the participant's site events, reusing the stored bytes of each event whose
+        mark (`scheduler.ical.event_mark`: what rendering it reads) the write left as it
+        was: a dose recorded on its planned day changes one or two of thirty. The marks are
+        stored beside the events, one line an event: its UID, its mark and its length."""
         events = feed_events(schedule, states, f"site/{participant.id}",
                              participant.enrolment.subject_code)
         last = uow.rendered_feeds.last(participant.id)
-        kept = stored_events(zlib.decompress(last[1])) \
-            if last is not None and last[0] == self.protocol_tag else {}
-        body = b"".join(reusable(event, kept.get(event.uid)) or render_event(event)
-                        for event in events)
+        kept = stored_events(zlib.decompress(last[1]), last[2]) \
+            if last is not None and last[0] == self.protocol_tag and last[2] else {}
+        chunks, marks = [], []
+        for event in events:
+            mark = event_mark(event)
+            stored = kept.get(event.uid)
+            chunk = stored[1] if stored is not None and stored[0] == mark \
+                else render_event(event)
+            chunks.append(chunk)
+            marks.append(f"{event.uid} {mark} {len(chunk)}\n")
         uow.rendered_feeds.put(participant.id, participant.version, self.protocol_tag,
-                               zlib.compress(body, 1))
+                               zlib.compress(b"".join(chunks), 1), "".join(marks))
 
 
-_BEGIN = b"BEGIN:VEVENT\r\n"
-
-
-def stored_events(body: bytes) -> dict[str, bytes]:
-    """A stored block of rendered events, each VEVENT's bytes by its UID."""
+def stored_events(body: bytes, marks: str) -> dict[str, tuple[str, bytes]]:
+    """A stored block of rendered events with its marks: each event's mark and bytes by its
+    UID."""
     found = {}
-    for chunk in body.split(_BEGIN)[1:]:
-        start = chunk.find(b"\r\nUID:") + 6
-        if start >= 6:
-            found[chunk[start:chunk.index(b"\r\n", start)].decode()] = _BEGIN + chunk
+    offset = 0
+    for line in marks.splitlines():
+        uid, mark, length = line.split(" ")
+        end = offset + int(length)
+        found[uid] = (mark, body[offset:end])
+        offset = end
     return found
-
-
-def reusable(event: FeedEvent, stored: bytes | None) -> bytes | None:
-    """The stored bytes of this event when they are exactly what `render_event` would make of
-    it now, else None. `render_event` writes the event from its UID, SEQUENCE and DTSTAMP, the
-    visit's date (DTSTART, DTEND), its kind (CATEGORIES) and what its DESCRIPTION holds: the
-    title (also in SUMMARY and the alarm), the window (also in X-TRIAL-WINDOW-*), why the visit
-    is when it is (its rule, which the stored visit state does not keep), the status (also in
-    SUMMARY, STATUS, X-TRIAL-VISIT-STATUS and whether there is an alarm) and the subject code
-    (also in SUMMARY); the visit id is in the UID (RFC 5545 §3.8.4.7). So stored
-    bytes carrying the same UID with those lines, byte for byte, are the same event; building
-    the DESCRIPTION costs about a third of rendering the event. Any line written differently
-    from `render_event`'s is a miss, never a wrong reuse."""
-    if stored is None:
-        return None
-    visit = event.visit
-    assert visit.date is not None
-    stamp = event.stamp.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    lines = (f"DTSTART;VALUE=DATE:{visit.date:%Y%m%d}", f"DTSTAMP:{stamp}",
-             f"SEQUENCE:{event.sequence}", "CATEGORIES:" + escape_text(visit.kind),
-             "DESCRIPTION:" + escape_text(event_description(visit, event.subject_code)))
-    for line in lines:
-        if f"\r\n{fold(line)}\r\n".encode() not in stored:
-            return None
-    return stored
 
 
 class RenderedCache:

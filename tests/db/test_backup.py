@@ -125,4 +125,13 @@ def test_upgrade_roll_back_one_step_and_upgrade_again_loses_nothing(db_app, clie
     assert current(engine) not in (None, head())
     cli("db", "upgrade")
     assert current(engine) == head()
-    assert everything(database_url) == before
+    after = everything(database_url)
+    # The head (0009) adds the rendered events' marks, a cache of what rendering read: rolled
+    # back, the marks are gone, and the next write renders the events afresh (tested in
+    # tests/db/test_write_path.py). Everything else comes back as it was.
+    marks = [c.name for c in metadata.tables["rendered_feeds"].columns].index("marks")
+    assert [row[marks] for row in after["rendered_feeds"]] == [None]
+    assert [row[marks] for row in before["rendered_feeds"]] != [None]
+    for rows in (before, after):
+        rows["rendered_feeds"] = [row[:marks] + row[marks + 1:] for row in rows["rendered_feeds"]]
+    assert after == before

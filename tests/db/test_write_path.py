@@ -11,8 +11,8 @@ from dataclasses import replace
 import sqlalchemy as sa
 
 from api.http.context import container
-from api.usecases.feeds import SiteEventsWriter, reusable, stored_events
-from scheduler.ical import render_event
+from api.usecases.feeds import stored_events
+from scheduler.ical import event_mark, render_event
 from scheduler.subscription import VisitState, feed_events
 
 HISTORY = (
@@ -47,6 +47,13 @@ def stored(app, participant_id: str) -> tuple[int, str, bytes]:
     return version, tag, zlib.decompress(body)
 
 
+def stored_marks(app, participant_id: str) -> str:
+    with container(app).engine.connect() as connection:
+        return connection.execute(sa.text(
+            "SELECT marks FROM rendered_feeds WHERE participant_id = :pid"),
+            {"pid": participant_id}).scalar_one()
+
+
 def test_each_write_stores_what_a_full_render_makes(db_app, client, writer):
     participant = client.post("/v1/participants", json={
         "subject_code": "WP-001", "cryoablation_date": "2026-03-02",
@@ -68,8 +75,11 @@ def test_each_write_stores_what_a_full_render_makes(db_app, client, writer):
             sa.event.remove(engine, "before_cursor_execute", count)
         assert response.status_code == 201, response.get_json()
         assert stored(db_app, participant["id"]) == full_render(db_app, participant["id"])
-        after = stored_events(stored(db_app, participant["id"])[2])
-        reused += sum(chunk in before for chunk in after.values())
+        after = stored_events(stored(db_app, participant["id"])[2],
+                              stored_marks(db_app, participant["id"]))
+        assert b"".join(chunk for _, chunk in after.values()) == stored(
+            db_app, participant["id"])[2]
+        reused += sum(chunk in before for _, chunk in after.values())
     # The dose on its planned day left most events as they were: their bytes were kept.
     assert reused > 0
     if engine.dialect.name == "postgresql":
@@ -80,7 +90,10 @@ def test_each_write_stores_what_a_full_render_makes(db_app, client, writer):
             == len(HISTORY)
 
 
-def test_a_stored_event_is_reused_only_when_it_renders_the_same(db_app, client, writer):
+def test_an_event_mark_changes_with_everything_rendering_reads(db_app, client, writer):
+    """A stored event is reused when its mark is unchanged, so every input of `render_event`
+    must change the mark; and a block stored without marks (before migration 0009) is
+    rendered afresh by the next write."""
     participant = client.post("/v1/participants", json={
         "subject_code": "WP-002", "cryoablation_date": "2026-03-02",
         "childbearing_potential": True}, headers=writer).get_json()
@@ -91,17 +104,40 @@ def test_a_stored_event_is_reused_only_when_it_renders_the_same(db_app, client, 
     assert found is not None
     schedule = services.participants.recorded_schedule(found, [], services.clock.today())
     events = feed_events(schedule, states, f"site/{found.id}", found.enrolment.subject_code)
-    first = events[0]
-    rendered = render_event(first)
-    assert reusable(first, rendered) == rendered
-    assert reusable(first, None) is None
-    # Another sequence, status or subject code is another event.
-    for changed in (replace(first, sequence=first.sequence + 1),
-                    replace(first, subject_code="WP-999"),
-                    replace(first, visit=replace(first.visit, status="done"))):
-        assert reusable(changed, rendered) is None
-        assert render_event(changed) != rendered
-    assert isinstance(SiteEventsWriter(services.feeds.protocol_tag), SiteEventsWriter)
+    first = next(event for event in events if event.visit.window is not None)
+    visit, rule = first.visit, first.visit.rule
+    day = dt.timedelta(days=1)
+    changes = [
+        replace(first, uid=first.uid + "x"), replace(first, sequence=first.sequence + 1),
+        replace(first, stamp=first.stamp + dt.timedelta(seconds=1)),
+        replace(first, subject_code="WP-999"), replace(first, subject_code=None),
+        *(replace(first, visit=replace(visit, **change)) for change in (
+            {"id": visit.id + "x"}, {"kind": "imaging"}, {"title": visit.title + "."},
+            {"date": visit.date + day}, {"status": "done"},
+            {"window": replace(visit.window, earliest=visit.window.earliest - day)},
+            {"window": replace(visit.window, latest=visit.window.latest + day)},
+            {"window": None})),
+        *(replace(first, visit=replace(visit, rule=replace(rule, **change))) for change in (
+            {"id": rule.id + "x"}, {"source": rule.source + "."}, {"anchor": rule.anchor + "."},
+            {"shifted_from": visit.date, "shift_reason": "a holiday"},
+            {"shift_reason": "a holiday"})),
+    ]
+    for changed in changes:
+        assert event_mark(changed) != event_mark(first), changed
+        # Not every change shows in the bytes (a shift reason without a shifted date is not
+        # written), but every change that does is seen by the mark.
+    assert sum(render_event(changed) != render_event(first) for changed in changes) \
+        >= len(changes) - 1
+    assert event_mark(replace(first)) == event_mark(first)
+
+    with container(db_app).engine.begin() as connection:
+        connection.execute(sa.text("UPDATE rendered_feeds SET marks = NULL, body = :junk "
+                                   "WHERE participant_id = :pid"),
+                           {"pid": found.id, "junk": zlib.compress(b"BEGIN:VEVENT\r\n")})
+    response = client.post(f"/v1/participants/{found.id}/events", headers=writer,
+                           json={"type": "recovery_confirmed", "date": "2026-03-09"})
+    assert response.status_code == 201, response.get_json()
+    assert stored(db_app, found.id) == full_render(db_app, found.id)
 
 
 def test_visit_states_store_any_text_as_given(db_app, client, writer):
