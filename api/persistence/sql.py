@@ -20,6 +20,8 @@ from api.persistence.batch import (
     RENDERED_CLAUSE,
     Batch,
     Clause,
+    for_psycopg,
+    on_driver,
 )
 from api.persistence.records import (
     ApiKey,
@@ -122,6 +124,10 @@ _HISTORY_AND_STATES = sa.union_all(
               *_STATE_COLUMNS_READ)
     .where(visit_states.c.participant_id == sa.bindparam("pid")),
 ).order_by(sa.literal_column("part"), sa.literal_column("seq"))
+# The write path's two reads on PostgreSQL, run past SQLAlchemy's execution layer
+# (batch.on_driver).
+_PG_PARTICIPANT_FOR_UPDATE_SQL = for_psycopg(_PG_PARTICIPANT_FOR_UPDATE)
+_HISTORY_AND_STATES_SQL = for_psycopg(_HISTORY_AND_STATES)
 _EVENTS = sa.select(events).where(events.c.participant_id == sa.bindparam("pid")).order_by(
     events.c.seq)
 
@@ -166,7 +172,11 @@ class SqlParticipants:
         query = _PARTICIPANT if not for_update else \
             _PG_PARTICIPANT_FOR_UPDATE if self.postgresql and self.hooks is not None \
             else _PARTICIPANT_FOR_UPDATE
-        row = self.connection.execute(query, {"pid": participant_id}).mappings().first()
+        if query is _PG_PARTICIPANT_FOR_UPDATE:
+            row = on_driver(self.connection, _PG_PARTICIPANT_FOR_UPDATE_SQL,
+                            {"pid": participant_id}).fetchone()
+        else:
+            row = self.connection.execute(query, {"pid": participant_id}).mappings().first()
         if row is None:
             return None
         if for_update:
@@ -223,8 +233,8 @@ class SqlParticipants:
             # `visit_states.of`.
             found: list[Event] = []
             states: dict[str, VisitState] = {}
-            for row in self.connection.execute(_HISTORY_AND_STATES,
-                                               {"pid": participant_id}).mappings():
+            for row in on_driver(self.connection, _HISTORY_AND_STATES_SQL,
+                                 {"pid": participant_id}):
                 if row["part"] == 0:
                     found.append(_event(row))
                 else:
