@@ -239,14 +239,16 @@ def event_mark(event: FeedEvent) -> str:
     is where it is (its rule's id, source and anchor, and any move). Two events with the same
     mark render to the same bytes, so a writer keeping rendered events with their marks reuses
     the bytes of an event whose mark is unchanged instead of rendering it again
-    (api.usecases.feeds.SiteEventsWriter). A BLAKE2b digest of the fields' repr, which is
-    unambiguous whatever text they hold."""
+    (api.usecases.feeds.SiteEventsWriter). A BLAKE2b digest of the fields: the fixed-form
+    ones (a number, dates, the status, the UID) each between separators, and the text ones
+    as the repr of their tuple, which is unambiguous whatever they hold."""
     visit, rule, window = event.visit, event.visit.rule, event.visit.window
-    fields = (RENDER_FORMAT, event.uid, _utc(event.stamp), event.sequence, event.subject_code,
-              visit.id, visit.kind, visit.title, visit.date, visit.status,
-              window.earliest if window else None, window.latest if window else None,
-              rule.id, rule.source, rule.anchor, rule.shifted_from, rule.shift_reason)
-    return hashlib.blake2b(repr(fields).encode(), digest_size=12).hexdigest()
+    text = (f"{RENDER_FORMAT}|{event.uid}|{event.stamp.timestamp()}|{event.sequence}|"
+            f"{visit.date}|{visit.status}|{window.earliest if window else None}|"
+            f"{window.latest if window else None}|{rule.shifted_from}|"
+            + repr((event.subject_code, visit.id, visit.kind, visit.title, rule.id,
+                    rule.source, rule.anchor, rule.shift_reason)))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def render_header(name: str, source: str | None = None, description: str | None = None) -> bytes:
