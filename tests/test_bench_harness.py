@@ -34,3 +34,17 @@ def test_bench_harness_runs_on_a_tiny_load(tmp_path):
               if line.startswith("| participant feed") and "MISSED" in line]
     for line in missed:  # each missed request target comes with its profile
         assert f"### {line.split(' | ')[0].removeprefix('| ')}" in report, line
+
+
+def test_the_write_cost_program_records_doses_on_postgresql():
+    """bench/write_cost.py counts, under callgrind, what this program does: record first doses
+    in process on a scratch PostgreSQL database (valgrind itself is too slow for the suite)."""
+    import os
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
+    run = subprocess.run([sys.executable, "bench/write_cost.py", "--record", "3", "--pool", "5",
+                          "--tree", str(ROOT)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "BENCH_DATABASE_URL": server})
+    assert run.returncode == 0, run.stderr[-3000:]

@@ -1,0 +1,116 @@
+"""What recording a dose costs the web process, in instructions: repeatable where seconds are not.
+
+On this shared two-core machine the CPU time of the same write varies by half from one minute
+to the next, so two versions of the write path are compared by callgrind's instruction count
+instead (valgrind's manual: the count is the same for the same program and inputs, whatever
+else the machine runs). For each tree given (by default this checkout), the script runs itself
+under callgrind twice on a scratch PostgreSQL database of participants awaiting their first
+dose: once recording `--base` doses, once `--base` + `--writes`; the difference, over
+`--writes`, is one dose's instructions in process (the WSGI call: routing, parsing, the use
+case, the three statements' client side, rendering the answer), without the server's own
+work or HTTP.
+
+    python bench/write_cost.py                          # this checkout
+    python bench/write_cost.py --tree ../before --tree .  # two checkouts, one run
+
+A tree is any checkout of this project with `bench/seeding.py` (from the first PostgreSQL
+write-path round on). Each measurement takes a few minutes: valgrind runs Python about fifty
+times slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def record_doses(tree: Path, count: int, pool: int) -> None:
+    """Record `count` first doses in process on a fresh database (the measured program)."""
+    sys.path.insert(0, str(tree))
+    from api import create_app
+    from api.http.context import container
+    from api.persistence.database import create_db_engine, scratch_database
+    from api.persistence.migrate import upgrade
+    from bench.seeding import awaiting_first_dose
+
+    with scratch_database(SERVER, "trial_schedule_write_cost") as url:
+        engine = create_db_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        app = create_app({"DATABASE_URL": url, "FEED_SECRET": secrets.token_hex(16)})
+        services = container(app)
+        key = services.api_keys.create("bench", "admin")
+        today = services.clock.today()
+        ids = awaiting_first_dose(app, 0, pool, today)
+        _, schedule = services.participants.schedule(ids[0], today)
+        first = next(visit for visit in schedule.visits if visit.id == "C1D1")
+        assert first.date is not None
+        body = json.dumps({"type": "dose_given", "cycle": 1,
+                           "date": min(first.date, today).isoformat()}).encode()
+        for participant_id in ids[:count]:
+            environ = {
+                "REQUEST_METHOD": "POST", "PATH_INFO": f"/v1/participants/{participant_id}/events",
+                "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
+                "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+                "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
+                "wsgi.run_once": False, "wsgi.version": (1, 0), "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Bearer {key}",
+                "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body)}
+            status: list[str] = []
+            b"".join(app(environ, lambda answer, _headers, _exc=None, seen=status:
+                         seen.append(answer)))
+            assert status[0].startswith("201"), status
+        services.engine.dispose()
+
+
+def instructions(tree: Path, count: int, pool: int) -> int:
+    """The instructions of a whole run recording `count` doses, by callgrind."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+             __file__, "--record", str(count), "--pool", str(pool), "--tree", str(tree)],
+            check=True, capture_output=True, cwd=tree)
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no total")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tree", action="append", type=Path,
+                        help="a checkout to measure (repeatable; default: this one)")
+    parser.add_argument("--writes", type=int, default=50, help="doses measured")
+    parser.add_argument("--base", type=int, default=20, help="doses in both runs (warm-up)")
+    parser.add_argument("--record", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pool", type=int, default=0, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.record is not None:
+        record_doses(options.tree[0], options.record, options.pool)
+        return
+    pool = options.base + options.writes + 10
+    print("| tree | commit | instructions a recorded dose (in process) |")
+    print("|---|---|---|")
+    for tree in [path.resolve() for path in options.tree or [ROOT]]:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
+                                capture_output=True, text=True).stdout.strip()
+        low = instructions(tree, options.base, pool)
+        high = instructions(tree, options.base + options.writes, pool)
+        print(f"| {tree} | {commit} | {(high - low) / options.writes / 1e6:.2f} M |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
