@@ -12,6 +12,7 @@ work or HTTP.
 
     python bench/write_cost.py                          # this checkout
     python bench/write_cost.py --tree ../before --tree .  # two checkouts, one run
+    python bench/write_cost.py --endpoint               # with a webhook endpoint
 
 A tree is any checkout of this project with `bench/seeding.py` (from the first PostgreSQL
 write-path round on). Each measurement takes a few minutes: valgrind runs Python about fifty
@@ -34,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def record_doses(tree: Path, count: int, pool: int) -> None:
-    """Record `count` first doses in process on a fresh database (the measured program)."""
+def record_doses(tree: Path, count: int, pool: int, endpoint: bool) -> None:
+    """Record `count` first doses in process on a fresh database (the measured program);
+    `endpoint`: with one webhook endpoint taking every event type registered, so each write
+    also puts its messages in the outbox (no worker runs: nothing is delivered)."""
     sys.path.insert(0, str(tree))
     from api import create_app
     from api.http.context import container
@@ -52,6 +55,8 @@ def record_doses(tree: Path, count: int, pool: int) -> None:
         key = services.api_keys.create("bench", "admin")
         today = services.clock.today()
         ids = awaiting_first_dose(app, 0, pool, today)
+        if endpoint:
+            services.webhooks.register("http://127.0.0.1:9/never", None)
         _, schedule = services.participants.schedule(ids[0], today)
         first = next(visit for visit in schedule.visits if visit.id == "C1D1")
         assert first.date is not None
@@ -74,13 +79,14 @@ def record_doses(tree: Path, count: int, pool: int) -> None:
         services.engine.dispose()
 
 
-def instructions(tree: Path, count: int, pool: int) -> int:
+def instructions(tree: Path, count: int, pool: int, endpoint: bool) -> int:
     """The instructions of a whole run recording `count` doses, by callgrind."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             __file__, "--record", str(count), "--pool", str(pool), "--tree", str(tree)],
+             __file__, "--record", str(count), "--pool", str(pool), "--tree", str(tree),
+             *(["--endpoint"] if endpoint else [])],
             check=True, capture_output=True, cwd=tree,
             # One hash seed for every run: set and dict layouts, and so the work, repeat.
             env={**os.environ, "PYTHONHASHSEED": "0"})
@@ -96,20 +102,23 @@ def main() -> None:
                         help="a checkout to measure (repeatable; default: this one)")
     parser.add_argument("--writes", type=int, default=100, help="doses measured")
     parser.add_argument("--base", type=int, default=20, help="doses in both runs (warm-up)")
+    parser.add_argument("--endpoint", action="store_true",
+                        help="with one webhook endpoint registered (the outbox's cost)")
     parser.add_argument("--record", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pool", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.record is not None:
-        record_doses(options.tree[0], options.record, options.pool)
+        record_doses(options.tree[0], options.record, options.pool, options.endpoint)
         return
     pool = options.base + options.writes + 10
-    print("| tree | commit | instructions a recorded dose (in process) |")
+    with_endpoint = " with one webhook endpoint" if options.endpoint else ""
+    print(f"| tree | commit | instructions a recorded dose{with_endpoint} (in process) |")
     print("|---|---|---|")
     for tree in [path.resolve() for path in options.tree or [ROOT]]:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
                                 capture_output=True, text=True).stdout.strip()
-        low = instructions(tree, options.base, pool)
-        high = instructions(tree, options.base + options.writes, pool)
+        low = instructions(tree, options.base, pool, options.endpoint)
+        high = instructions(tree, options.base + options.writes, pool, options.endpoint)
         print(f"| {tree} | {commit} | {(high - low) / options.writes / 1e6:.2f} M |",
               flush=True)
 
