@@ -93,19 +93,21 @@ the cores with the workers: compare ratios within one run, not across runs.
   dumping fifty participants and reading the page; the page's, rendering every participant.
 - **POST /v1/schedules**: a body answered before is answered from memory by its exact bytes,
   without parsing; a new one is parsed with one schema instance.
-- **Recording an event** (the miss on PostgreSQL): per write, seven statements and a commit
-  in one transaction (lock the participant, read its history, append, update it, read and
-  upsert its visit states, store its rendered site events), the schedule computed once
-  (about 0.4 ms), the site events rendered once (about 1.5 ms) and the answer (the whole
-  schedule) dumped. This round removed what the profile showed as not needed per write:
-  marshmallow schemas built per request (about 1.5 ms: webargs instantiated the body schema,
-  the response built three), statements composed and keyed per call (`.values()` inserts and
-  updates, selects built per call), and a multi-row VALUES upsert whose text differed with
-  every row count so psycopg converted it afresh each time (now one `unnest()` statement).
-  What is left is the database's own work and its commit (`synchronous_commit` stays on: a
-  recorded dose must survive a crash), about 4 ms of waiting a write in process, on the two
-  cores wrk and the workers share. SQLite stays `synchronous=FULL` (one fsync a commit, and
-  one writer at a time), which bounds its writes and its p99.
+- **Recording an event** (the miss on PostgreSQL): three statements and a commit in one
+  transaction (the lock, reading the stored site-feed block with its marks and the active
+  webhook endpoints; the history with the visit states; every write as one statement of
+  data-modifying WITH clauses, `api/persistence/batch.py`), run on psycopg directly past
+  SQLAlchemy's execution layer; the schedule computed once; only the site events whose mark
+  changed rendered (`scheduler.ical.event_mark`); the answer (the whole schedule) dumped. In
+  process a dose is about 15 M instructions against 19.4 M on the round 2 tree
+  (`bench/write_cost.py`, callgrind: seconds on this machine vary too much to compare). What
+  is left, by py-spy samples holding the GIL under wrk: computing the schedule (a fifth),
+  the site events' marks and renders (a seventh), reading the history and states (a tenth),
+  the batched write, the answer's JSON, the API key's check and gunicorn, each a few
+  hundredths; and PostgreSQL's own work and commit (`synchronous_commit` stays on: a recorded
+  dose must survive a crash) on the two cores wrk and the workers share. SQLite stays
+  `synchronous=FULL` (one fsync a commit, and one writer at a time), which bounds its writes
+  and its p99.
 - **The worklist** reads the stored visit states in one query, through an index on
   (status, earliest) with a range every wanted row satisfies; due and overdue are derived
   from the stored window and the day. Its page renders from the same use case. Both are
