@@ -14,7 +14,6 @@ visit states and the active endpoints before writing any of them).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -62,7 +61,6 @@ RENDERED_CLAUSE = Clause(
 
 
 _PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-_NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
 def for_psycopg(statement: sa.ClauseElement) -> str:
@@ -104,14 +102,16 @@ class _Batched:
 def _batched_statement(clauses: tuple[Clause, ...]) -> _Batched:
     """The clauses as one statement: `WITH w0 AS (...), w1 AS (...) SELECT 1`. Its text depends
     only on the kinds of clause in it, so the few there are stay prepared."""
-    parts, processors = [], []
+    parts, binds = [], []
     for number, clause in enumerate(clauses):
         prefix = f"w{number}_"
         parts.append(f"w{number} AS ({clause.sql.replace('{p}', prefix)})")
-        processors += [(prefix + name, kind.dialect_impl(_PSYCOPG).bind_processor(_PSYCOPG))
-                       for name, kind in clause.types]
-    text = _NAMED.sub(r"%(\1)s", "WITH " + ", ".join(parts) + " SELECT 1")
-    return _Batched(text, tuple((name, call) for name, call in processors if call is not None))
+        binds += [sa.bindparam(prefix + name, type_=kind) for name, kind in clause.types]
+    statement = sa.text("WITH " + ", ".join(parts) + " SELECT 1").bindparams(*binds)
+    processors = ((bind.key, bind.type.dialect_impl(_PSYCOPG).bind_processor(_PSYCOPG))
+                  for bind in binds)
+    return _Batched(for_psycopg(statement),
+                    tuple((name, call) for name, call in processors if call is not None))
 
 
 class Batch:
