@@ -45,13 +45,12 @@ def _ping_when_idle(engine: Engine) -> None:
     py-spy). Were the server to end a connection within that second, the request using it
     gets SQLAlchemy's OperationalError (503, `api/http/problems.py`) and the pool drops it."""
 
-    @event.listens_for(engine, "connect")
-    def _connected(_connection: Any, record: Any) -> None:
+    def _now_idle(_connection: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
 
-    @event.listens_for(engine, "checkin")
-    def _checked_in(_connection: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
+    # A new connection, and one handed back, are idle from now.
+    event.listen(engine, "connect", _now_idle)
+    event.listen(engine, "checkin", _now_idle)
 
     @event.listens_for(engine, "checkout")
     def _checked_out(connection: Any, record: Any, _proxy: Any) -> None:

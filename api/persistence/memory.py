@@ -31,8 +31,8 @@ class MemoryState:
     idempotency: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
     feed_tokens: dict[str, FeedToken] = field(default_factory=dict)
     visit_states: dict[str, dict[str, VisitState]] = field(default_factory=dict)
-    rendered_feeds: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
-    rendered_marks: dict[str, str] = field(default_factory=dict)
+    # (version, tag, body, marks) by participant.
+    rendered_feeds: dict[str, tuple[int, str, bytes, str]] = field(default_factory=dict)
 
 
 def _in_order(found: list[StoredParticipant]) -> list[StoredParticipant]:
@@ -204,17 +204,15 @@ class MemoryRenderedFeeds:
 
     def put(self, participant_id: str, version: int, tag: str, body: bytes,
             marks: str) -> None:
-        self.state.rendered_feeds[participant_id] = (version, tag, body)
-        self.state.rendered_marks[participant_id] = marks
+        self.state.rendered_feeds[participant_id] = (version, tag, body, marks)
 
     def of_many(self, participant_ids: list[str]) -> dict[str, tuple[int, str, bytes]]:
-        return {pid: self.state.rendered_feeds[pid] for pid in participant_ids
+        return {pid: self.state.rendered_feeds[pid][:3] for pid in participant_ids
                 if pid in self.state.rendered_feeds}
 
     def last(self, participant_id: str) -> tuple[str, bytes, str | None] | None:
         found = self.state.rendered_feeds.get(participant_id)
-        return None if found is None else \
-            (found[1], found[2], self.state.rendered_marks.get(participant_id))
+        return None if found is None else found[1:]
 
 
 class MemoryUnitOfWork(UnitOfWork):
