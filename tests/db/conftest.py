@@ -50,6 +50,26 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
+def end_connections(database_url):
+    """A call that ends every connection to the test database but its own, as a server
+    restart or failover would, and returns how many it ended. PostgreSQL only: the test skips
+    on SQLite."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("ending the server's connections is a PostgreSQL test")
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+
+    def end() -> int:
+        with admin.connect() as connection:
+            return int(connection.exec_driver_sql(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended"
+            ).scalar_one())
+
+    yield end
+    admin.dispose()
+
+
+@pytest.fixture
 def db_app(database_url, tmp_path):
     app = create_app({"DATABASE_URL": database_url, "TESTING": True,
                       "SITE_FEED_DIR": str(tmp_path), "FEED_SECRET": "test-feed-secret",

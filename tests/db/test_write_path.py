@@ -195,44 +195,31 @@ def test_the_write_paths_direct_statements_fail_as_sqlalchemys_and_drop_a_lost_c
 
 
 def test_a_connection_the_server_ended_is_replaced_or_answered_503_never_500(
-        database_url, db_app, client, writer, monkeypatch):
+        end_connections, db_app, client, writer, monkeypatch):
     """The pool pings a connection that sat idle over a second before handing it out
     (database._ping_when_idle): after a server restart the next write gets a new one. One
     handed back within that second is not pinged: if the server ended it meanwhile, the write
     using it is answered 503 (problem+json, nothing recorded) and the pool drops it."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("ending the server's connections is a PostgreSQL test")
     from api.persistence import database
 
     participant = client.post("/v1/participants", json={
         "subject_code": "WP-005", "cryoablation_date": "2026-03-02"}, headers=writer).get_json()
     events_path = f"/v1/participants/{participant['id']}/events"
-    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
 
-    def end_every_connection() -> None:
-        with admin.connect() as connection:
-            assert connection.exec_driver_sql(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended"
-            ).scalar()
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert end_connections()
+    answer = client.post(events_path, headers=writer,
+                         json={"type": "recovery_confirmed", "date": "2026-03-09"})
+    assert answer.status_code == 201, answer.get_json()
 
-    try:
-        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
-        end_every_connection()
-        answer = client.post(events_path, headers=writer,
-                             json={"type": "recovery_confirmed", "date": "2026-03-09"})
-        assert answer.status_code == 201, answer.get_json()
-
-        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
-        end_every_connection()
-        dose = {"type": "dose_given", "cycle": 1, "date": "2026-03-16"}
-        answers = [client.post(events_path, headers=writer, json=dose) for _ in range(2)]
-        assert [a.status_code for a in answers] in ([503, 201], [201, 409]), \
-            [a.get_json() for a in answers]
-        if answers[0].status_code == 503:
-            assert answers[0].content_type == "application/problem+json"
-        history = client.get(f"/v1/participants/{participant['id']}/events",
-                             headers=writer).get_json()
-        assert [e["type"] for e in history["items"]].count("dose_given") == 1
-    finally:
-        admin.dispose()
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    assert end_connections()
+    dose = {"type": "dose_given", "cycle": 1, "date": "2026-03-16"}
+    answers = [client.post(events_path, headers=writer, json=dose) for _ in range(2)]
+    assert [a.status_code for a in answers] in ([503, 201], [201, 409]), \
+        [a.get_json() for a in answers]
+    if answers[0].status_code == 503:
+        assert answers[0].content_type == "application/problem+json"
+    history = client.get(f"/v1/participants/{participant['id']}/events",
+                         headers=writer).get_json()
+    assert [e["type"] for e in history["items"]].count("dose_given") == 1
