@@ -45,6 +45,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.test import EnvironBuilder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -605,22 +606,16 @@ def verdict(base: str, name: str, result: Result) -> str:
     return ""
 
 
+# What gunicorn's gthread worker says of itself in every request, which EnvironBuilder does not.
+SERVED = {"REMOTE_ADDR": "127.0.0.1", "wsgi.multithread": True, "wsgi.multiprocess": True}
+
+
 def caller(app: Flask, scenario: Scenario) -> Callable[[], None]:
     """One WSGI call of the scenario's request, in process."""
-    environ = {"REQUEST_METHOD": scenario.method, "PATH_INFO": scenario.path,
-               "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-               "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-               "wsgi.errors": sys.stderr, "wsgi.multithread": True,
-               "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
-               "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": scenario.host}
-    for header, value in scenario.headers.items():
-        if header.lower() == "content-type":
-            environ["CONTENT_TYPE"] = value
-        else:
-            environ["HTTP_" + header.upper().replace("-", "_")] = value
-    if scenario.body:
-        environ["CONTENT_LENGTH"] = str(len(scenario.body))
-
+    environ = EnvironBuilder(
+        path=scenario.path, method=scenario.method, base_url=f"http://{scenario.host}",
+        headers=scenario.headers, data=scenario.body or None,
+        environ_overrides=SERVED).get_environ()
     spare = iter(scenario.spare_paths)
 
     def call() -> None:

@@ -166,23 +166,24 @@ def followed(app: Flask, start: int, count: int, today: dt.date) -> list[str]:
 def awaiting_first_dose(app: Flask, start: int, count: int, today: dt.date) -> list[str]:
     """`count` participants cryoablated nine days before `today` and recovered a week later,
     everything before the first dose recorded."""
-    cryoablation = today - dt.timedelta(days=9)
-    ids = []
-    for first in range(start, start + count, BATCH * 2):
-        enrolments = [(n, Enrolment(f"POOL-{n:05d}", cryoablation))
-                      for n in range(first, min(first + BATCH * 2, start + count))]
-        ids += _store(app, enrolments, today, doses=False)
-    return ids
+    return _awaiting(app, start, count, today, 9, "POOL")
 
 
 def moved_by_first_dose(app: Flask, start: int, count: int, today: dt.date) -> list[str]:
     """`count` participants cryoablated twelve days before `today` and recovered a week later,
     whose first dose, planned a few days ago, is not yet recorded: recorded today, it moves
     every later visit (a `schedule.changed` webhook each)."""
-    cryoablation = today - dt.timedelta(days=12)
+    return _awaiting(app, start, count, today, 12, "HOOK")
+
+
+def _awaiting(app: Flask, start: int, count: int, today: dt.date, days_ago: int,
+              prefix: str) -> list[str]:
+    """`count` participants (subject codes `<prefix>-<n>`) cryoablated `days_ago` days before
+    `today`, recovered a week later, awaiting their first dose."""
+    cryoablation = today - dt.timedelta(days=days_ago)
     ids = []
     for first in range(start, start + count, BATCH * 2):
-        enrolments = [(n, Enrolment(f"HOOK-{n:05d}", cryoablation))
+        enrolments = [(n, Enrolment(f"{prefix}-{n:05d}", cryoablation))
                       for n in range(first, min(first + BATCH * 2, start + count))]
         ids += _store(app, enrolments, today, doses=False)
     return ids

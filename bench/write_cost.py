@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from werkzeug.test import EnvironBuilder
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -62,18 +64,17 @@ def record_doses(tree: Path, count: int, pool: int, endpoint: bool) -> None:
         assert first.date is not None
         body = json.dumps({"type": "dose_given", "cycle": 1,
                            "date": min(first.date, today).isoformat()}).encode()
+        # The request as bench/run.py's in-process calls make it, its path per participant.
+        environ = EnvironBuilder(
+            method="POST", base_url="http://127.0.0.1", data=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            environ_overrides={"REMOTE_ADDR": "127.0.0.1", "wsgi.multithread": True,
+                               "wsgi.multiprocess": True}).get_environ()
         for participant_id in ids[:count]:
-            environ = {
-                "REQUEST_METHOD": "POST", "PATH_INFO": f"/v1/participants/{participant_id}/events",
-                "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-                "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-                "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
-                "wsgi.run_once": False, "wsgi.version": (1, 0), "REMOTE_ADDR": "127.0.0.1",
-                "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Bearer {key}",
-                "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-                "wsgi.input": io.BytesIO(body)}
             status: list[str] = []
-            b"".join(app(environ, lambda answer, _headers, _exc=None, seen=status:
+            request = {**environ, "PATH_INFO": f"/v1/participants/{participant_id}/events",
+                       "wsgi.input": io.BytesIO(body)}
+            b"".join(app(request, lambda answer, _headers, _exc=None, seen=status:
                          seen.append(answer)))
             assert status[0].startswith("201"), status
         services.engine.dispose()
