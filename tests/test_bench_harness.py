@@ -48,3 +48,22 @@ def test_the_write_cost_program_records_doses_on_postgresql():
                           "--tree", str(ROOT)], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "BENCH_DATABASE_URL": server})
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_the_notify_commits_bench_runs_each_way_on_postgresql():
+    """bench/notify_commits.py, the measure behind waking the webhook workers after a write
+    commits: one short round of each way, each counting commits."""
+    import os
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
+    run = subprocess.run([sys.executable, "bench/notify_commits.py", "--seconds", "0.3",
+                          "--rounds", "1", "--connections", "2"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "BENCH_DATABASE_URL": server})
+    assert run.returncode == 0, run.stderr[-3000:]
+    for way in ("none", "inside", "after"):
+        [line] = [line for line in run.stdout.splitlines()
+                  if line.startswith(f"round 1 {way:>6}: ")]
+        assert int(line.split(": ")[1].split(" ")[0].replace(",", "")) > 0, line
+    assert "of none" in run.stdout

@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -42,7 +41,7 @@ from api.persistence.tables import (
     visit_states,
 )
 from api.persistence.unit_of_work import UnitOfWork
-from api.persistence.webhooks import SqlWebhooks
+from api.persistence.webhooks import SqlWebhooks, Waker
 from scheduler.history import LOOKBACK_DATES, LOOKBACK_NAMES, Enrolment, Event
 from scheduler.model import Lookbacks
 from scheduler.outcomes import NOT_A_VISIT, OPEN
@@ -606,9 +605,13 @@ class SqlRenderedFeeds:
 class SqlUnitOfWork(UnitOfWork):
     """One transaction: commit explicitly, or everything is rolled back on leaving."""
 
-    def __init__(self, engine: Engine, readonly: bool = False) -> None:
+    webhooks: SqlWebhooks
+
+    def __init__(self, engine: Engine, readonly: bool = False, waker: Waker | None = None) \
+            -> None:
         self.engine = engine
         self.readonly = readonly
+        self.waker = waker
 
     def __enter__(self) -> Self:
         connection = self.engine.connect()
@@ -650,6 +653,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     def commit(self) -> None:
         self.transaction.commit()
+        if self.webhooks.woken and self.waker is not None:
+            self.waker.ring()
 
     def __exit__(self, *_: object) -> None:
         if self.transaction.is_active:
@@ -658,11 +663,13 @@ class SqlUnitOfWork(UnitOfWork):
 
 
 
-@dataclass(frozen=True)
 class SqlUnits:
-    """Opens units of work on one database engine."""
+    """Opens units of work on one database engine; on PostgreSQL their commits that put
+    webhook messages in the outbox wake the workers (`Waker`)."""
 
-    engine: Engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.waker = Waker(engine) if engine.dialect.name == "postgresql" else None
 
     def __call__(self, readonly: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, readonly)
+        return SqlUnitOfWork(self.engine, readonly, self.waker)

@@ -1,17 +1,21 @@
 """The webhook repository on SQL (SQLAlchemy Core): endpoints, the outbox and each delivery's
 state. One schema on both databases, so a delivery reads the same on either; PostgreSQL adds
-SKIP LOCKED to the claim (several workers) and NOTIFY to wake them."""
+SKIP LOCKED to the claim (several workers) and NOTIFY, after the write commits, to wake them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
+import threading
 import uuid
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from api.persistence.batch import Batch, Clause
 from api.persistence.records import (
@@ -30,9 +34,10 @@ from api.persistence.tables import (
     webhook_overdue,
 )
 
-# The channel workers LISTEN on (PostgreSQL); NOTIFY is delivered only when the writing
-# transaction commits, so a worker never wakes for a message it cannot yet see.
+# The channel workers LISTEN on (PostgreSQL); the NOTIFY is sent once the write has committed
+# (`Waker`), so a worker never wakes for a message it cannot yet see.
 CHANNEL = "trial_schedule_webhooks"
+log = logging.getLogger("trial_schedule.webhooks")
 _OVERDUE_LOCK = int.from_bytes(hashlib.sha256(b"webhook-overdue-scan").digest()[:8], "big",
                                signed=True)
 
@@ -85,10 +90,8 @@ _SETTLE = webhook_deliveries.update().where(
          last_error=sa.bindparam("error"), next_attempt_at=sa.bindparam("next_at"),
          delivered_at=sa.bindparam("delivered"))
 _INSERT_MESSAGE = webhook_messages.insert()
-# The message, a delivery to each endpoint, and the workers' wake-up in one statement. The
-# deliveries' foreign key is checked at the end of the statement, when the message is there;
-# the subquery in FROM runs once, so one NOTIFY is queued (several in one transaction are
-# folded into one by PostgreSQL).
+# The message and a delivery to each endpoint in one statement. The deliveries' foreign key is
+# checked at the end of the statement, when the message is there.
 _PG_ADD_MESSAGE = sa.text(
     "WITH message AS (INSERT INTO webhook_messages (id, type, participant_id, body, "
     "created_at) VALUES (:id, :type, :pid, :body, :at)) "
@@ -96,8 +99,7 @@ _PG_ADD_MESSAGE = sa.text(
     "next_attempt_at, created_at) "
     "SELECT target.id, :id, target.endpoint_id, 'pending', 0, :at, :at "
     "FROM unnest(CAST(:delivery_ids AS text[]), CAST(:endpoint_ids AS text[])) "
-    "AS target(id, endpoint_id) "
-    f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
+    "AS target(id, endpoint_id)")
 # The same as two clauses of a batched write (api/persistence/batch.py), which holds every
 # data-modifying statement at its top level.
 _MESSAGE_CLAUSE = Clause(
@@ -108,8 +110,7 @@ _DELIVERIES_CLAUSE = Clause(
     "next_attempt_at, created_at) "
     "SELECT target.id, :{p}message_id, target.endpoint_id, 'pending', 0, :{p}at, :{p}at "
     "FROM unnest(CAST(:{p}delivery_ids AS text[]), CAST(:{p}endpoint_ids AS text[])) "
-    "AS target(id, endpoint_id) "
-    f"CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS woken")
+    "AS target(id, endpoint_id)")
 _INSERT_DELIVERY = webhook_deliveries.insert()
 _ACTIVE = sa.select(webhook_endpoints).where(webhook_endpoints.c.status == "active")
 
@@ -141,6 +142,8 @@ class SqlWebhooks:
         # The active endpoints as a participant's lock read them (api/persistence/sql.py),
         # until they are asked for or an endpoint is written.
         self.locked_read: list[WebhookEndpoint] | None = None
+        # Whether the workers are to be woken once this transaction commits (`Waker`).
+        self.woken = False
 
     def read_with_lock(self, found: Any) -> None:
         """Keep the active endpoints a participant's lock read (JSON arrays of the columns:
@@ -193,8 +196,9 @@ class SqlWebhooks:
             webhook_deliveries.c.state == "pending").values(state="dead", last_error=error))
 
     def add_message(self, message: WebhookMessage, endpoint_ids: list[str]) -> None:
-        """On PostgreSQL one statement, which also wakes the workers (NOTIFY, sent at commit):
-        a write with webhooks pays one round trip for them."""
+        """On PostgreSQL one statement (two clauses of a batched write); the workers are woken
+        after the commit."""
+        self.woken = self.woken or bool(endpoint_ids)
         if self._postgresql and endpoint_ids and self.batch is not None and self.batch.keeps():
             self.batch.add(_MESSAGE_CLAUSE, {
                 "id": message.id, "type": message.type, "pid": message.participant_id,
@@ -221,8 +225,7 @@ class SqlWebhooks:
                 "created_at": message.created_at} for endpoint_id in endpoint_ids])
 
     def wake(self) -> None:
-        if self._postgresql:
-            self.connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
+        self.woken = True
 
     def has_due(self, when: dt.datetime) -> bool:
         return self.connection.execute(_DUE, {"now": when, "limit": 1}).first() is not None
@@ -300,3 +303,72 @@ class SqlWebhooks:
         database's write lock)."""
         if self._postgresql:
             self.connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_OVERDUE_LOCK)))
+
+
+# A waker's thread ends after this long with nothing to send, and starts again when needed.
+WAKER_IDLE_SECONDS = 10.0
+
+
+class Waker:
+    """Wakes the workers (`NOTIFY`, PostgreSQL) after a write that put messages in the outbox
+    has committed, from a thread of its own, each process its own.
+
+    Why not `pg_notify` in the write's own transaction, as the obvious design would: PostgreSQL
+    serialises the commits of every transaction that notifies (a database-wide lock from
+    PreCommit_Notify until the commit's WAL is flushed), so concurrent writes with webhooks
+    on would each wait for the last one's flush instead of sharing it. `bench/notify_commits.py`
+    (16 connections inserting a row a transaction): 0.55 to 0.68 of the commits a second
+    with the NOTIFY in the transaction, 0.93 to 0.95 with it sent after, as here.
+
+    `ring` only flags the thread; the thread sends one NOTIFY for every ring that came since
+    its last, so a burst of writes costs a few notifications, and a write never waits for
+    one. A NOTIFY that fails (the database away) is logged and not retried: the worker polls
+    every `POLL_SECONDS` as well, so a message is at worst delivered a poll later. So is one
+    whose process ended between the commit and the NOTIFY."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._due = threading.Event()
+        self._running_in: int | None = None  # the pid whose thread is running, if any
+
+    def ring(self) -> None:
+        with self._lock:
+            self._due.set()
+            if self._running_in == os.getpid():
+                return
+            # No thread yet, an idle one ended, or this is a forked child (gunicorn's
+            # workers): the parent's thread is not here.
+            self._running_in = os.getpid()
+            threading.Thread(target=_wake_when_rung, args=(weakref.ref(self), self._due),
+                             name="webhook-waker", daemon=True).start()
+
+    def _idle(self) -> bool:
+        """True, and the thread is to end, unless a ring came meanwhile."""
+        with self._lock:
+            if self._due.is_set():
+                return False
+            self._running_in = None
+            return True
+
+    def notify(self) -> None:
+        """One NOTIFY on the channel, in a transaction of its own."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql(f"NOTIFY {CHANNEL}")
+
+
+def _wake_when_rung(ref: weakref.ref[Waker], due: threading.Event) -> None:
+    """The waker's thread. It holds the waker weakly: an app dropped (a test's) takes its
+    engine with it, and the thread ends at its next idle check."""
+    while True:
+        rung = due.wait(WAKER_IDLE_SECONDS)
+        waker = ref()
+        if waker is None or (not rung and waker._idle()):
+            return
+        due.clear()
+        try:
+            waker.notify()
+        except Exception:
+            log.warning("could not wake the webhook workers; they will find the messages "
+                        "at their next poll", exc_info=True)
+        del waker

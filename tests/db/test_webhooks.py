@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 
 from api.http.context import container
+from api.persistence.webhooks import CHANNEL
 from api.usecases.webhooks import Deliverer, WebhookSettings
 from scheduler.history import RecoveryConfirmed
 from tests.db.conftest import ENROL, bearer
@@ -303,3 +306,76 @@ def test_deleting_an_endpoint_stops_its_pending_deliveries(client, db_app, admin
     with container(db_app).units(readonly=True) as uow:
         [dead] = uow.webhooks.deliveries(endpoint_id, None, 10)
     assert (dead.state, dead.attempts, dead.last_error) == ("dead", 0, "endpoint deleted")
+
+
+class Rings:
+    """Stands in for the units' waker: notes, at each ring, how many deliveries another
+    connection sees pending (so whether the write had committed)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.seen: list[int] = []
+
+    def ring(self) -> None:
+        self.seen.append(pending(self.app))
+
+
+def notifications(database_url: str, seconds: float) -> int:
+    """How many NOTIFYs on the workers' channel arrive within `seconds` of LISTENing."""
+    engine = sa.create_engine(database_url)
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        connection.autocommit = True
+        connection.execute(f"LISTEN {CHANNEL}")
+        listening.set()
+        return sum(1 for _ in connection.notifies(timeout=seconds))
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+listening = threading.Event()
+
+
+def test_the_workers_are_woken_after_the_write_commits_and_not_by_it(
+        client, db_app, database_url, admin, writer, receiver: Receiver):
+    """PostgreSQL serialises the commits of transactions that NOTIFY, so the write's own
+    transaction does not: a waker sends it once the write has committed."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("NOTIFY is PostgreSQL's; the worker polls SQLite")
+    units = container(db_app).units
+    real, rings = units.waker, Rings(db_app)
+    url, inbox = receiver.inbox("woken")
+    register(client, admin, inbox, url, ["participant.enrolled", "schedule.changed"])
+    units.waker = rings
+    heard: list[int] = []
+    listening.clear()
+    listener = threading.Thread(target=lambda: heard.append(notifications(database_url, 1.0)))
+    listener.start()
+    assert listening.wait(10)
+    pid = client.post("/v1/participants", json=ENROL, headers=writer).get_json()["id"]
+    # Rung once, with the message already visible to another connection: after the commit.
+    assert rings.seen == [1]
+    # A write that rolls back rings nothing.
+    with pytest.raises(RuntimeError):
+        container(db_app).participants.record(
+            pid, RecoveryConfirmed(dt.date(2026, 3, 9)), "test", dt.date(2026, 11, 25),
+            before_commit=lambda *_: (_ for _ in ()).throw(RuntimeError("not stored")))
+    assert rings.seen == [1]
+    # A recorded event, whose message goes out in the write's batched statement, rings once
+    # it has committed.
+    record(client, writer, pid, {"type": "recovery_confirmed", "date": "2026-03-16"})
+    assert rings.seen == [1, 2]
+    listener.join(10)
+    assert heard == [0], "the write's own transaction sent a NOTIFY"
+    # The real waker: its NOTIFY reaches a listener.
+    units.waker = real
+    listening.clear()
+    listener = threading.Thread(target=lambda: heard.append(notifications(database_url, 2.0)))
+    listener.start()
+    assert listening.wait(10)
+    assert client.post("/v1/participants", json={**ENROL, "subject_code": "ZS-W02"},
+                       headers=writer).status_code == 201
+    listener.join(10)
+    assert heard[1] >= 1
