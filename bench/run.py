@@ -409,7 +409,7 @@ def webhook_rounds(app: Flask, url: str, secret: str, key: str, pool: list[str],
                               statistics.median(r.p99_ms for r in done),
                               max(r.peak_worker_mb for r in done), sum(r.errors for r in done),
                               rounds=options.rounds))
-    results[-1].verdict = webhooks.verdict(results[-2].rps, results[-1].rps)
+    results[-1].verdict = webhooks.verdict([r.rps for r in off], [r.rps for r in on])
     options.notes.append(f"Webhooks [{label}]: {line} (bench/webhooks.py).")
 
 
