@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 import weakref
 from typing import Any
@@ -307,6 +308,9 @@ class SqlWebhooks:
 
 # A waker's thread ends after this long with nothing to send, and starts again when needed.
 WAKER_IDLE_SECONDS = 10.0
+# And sends at most one NOTIFY this often: a woken worker lets GATHER_SECONDS (0.05) of
+# messages join its round anyway, so under a burst of writes more would wake it for nothing.
+WAKER_SPACING_SECONDS = 0.02
 
 
 class Waker:
@@ -321,10 +325,11 @@ class Waker:
     with the NOTIFY in the transaction, 0.93 to 0.95 with it sent after, as here.
 
     `ring` only flags the thread; the thread sends one NOTIFY for every ring that came since
-    its last, so a burst of writes costs a few notifications, and a write never waits for
-    one. A NOTIFY that fails (the database away) is logged and not retried: the worker polls
-    every `POLL_SECONDS` as well, so a message is at worst delivered a poll later. So is one
-    whose process ended between the commit and the NOTIFY."""
+    its last, at most one each `WAKER_SPACING_SECONDS`, so a burst of writes costs a few
+    notifications, and a write never waits for one. A NOTIFY that fails (the database away)
+    is logged and not retried: the worker polls every `POLL_SECONDS` as well, so a message
+    is at worst delivered a poll later. So is one whose process ended between the commit
+    and the NOTIFY."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -352,7 +357,8 @@ class Waker:
             return True
 
     def notify(self) -> None:
-        """One NOTIFY on the channel, in a transaction of its own."""
+        """One NOTIFY on the channel, in a transaction of its own (autocommit: one round
+        trip), on a connection from the engine's pool."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
@@ -372,3 +378,4 @@ def _wake_when_rung(ref: weakref.ref[Waker], due: threading.Event) -> None:
             log.warning("could not wake the webhook workers; they will find the messages "
                         "at their next poll", exc_info=True)
         del waker
+        time.sleep(WAKER_SPACING_SECONDS)
