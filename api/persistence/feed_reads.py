@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,20 @@ class FeedReads:
         row = self._row(self.version_sql, participant_id)
         return None if row is None else _int(row[0])
 
+    def notify(self, channel: str) -> None:
+        """`NOTIFY channel` in a transaction of its own (the connection is in autocommit), on
+        this thread's connection: the webhook waker's (api/persistence/webhooks.py), whose
+        thread sends one now and then. PostgreSQL only."""
+        command = f"NOTIFY {channel}"
+        if self.kind != "psycopg":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql(command)
+            return
+        from psycopg import pq
+
+        self._on_libpq(command, (), lambda pgconn, _holder: _check(
+            pgconn.exec_(command.encode()), pq.ExecStatus.COMMAND_OK))
+
     def _row(self, statement: _Statement, *values: str) -> Any:
         if any("\x00" in value for value in values):
             return None  # no stored id holds NUL, and PostgreSQL refuses it in a text value
@@ -195,8 +210,25 @@ class FeedReads:
         """One row through libpq itself (psycopg's `pq` layer): a prepared statement executed
         by name, its columns left as text. psycopg's cursor (converting the query, adapting each
         parameter, building a row) cost as much as the round trip on this path."""
-        import psycopg
         from psycopg import pq
+
+        def row(pgconn: Any, holder: _Held) -> Any:
+            if statement.name not in holder.prepared:
+                _check(pgconn.prepare(statement.name, statement.sql.encode()),
+                       pq.ExecStatus.COMMAND_OK)
+                holder.prepared.add(statement.name)
+            result = _check(pgconn.exec_prepared(
+                statement.name, [value.encode() for value in values]), pq.ExecStatus.TUPLES_OK)
+            if result.ntuples == 0:
+                return None
+            return tuple(result.get_value(0, column) for column in range(result.nfields))
+
+        return self._on_libpq(statement.sql, values, row)
+
+    def _on_libpq(self, sql: str, values: tuple[str, ...], work: Callable[..., Any]) -> Any:
+        """`work(pgconn, holder)` on this thread's libpq connection, opened when it has none; a
+        connection the server dropped is opened again, once."""
+        import psycopg
 
         for attempt in (1, 2):
             holder = self._holder()
@@ -207,22 +239,13 @@ class FeedReads:
                     connection.execute("SET DateStyle = ISO; SET TimeZone = 'UTC'")
                     holder = self._hold(connection)
                 pgconn = holder.connection.pgconn
-                if statement.name not in holder.prepared:
-                    _check(pgconn.prepare(statement.name, statement.sql.encode()),
-                           pq.ExecStatus.COMMAND_OK)
-                    holder.prepared.add(statement.name)
-                result = _check(pgconn.exec_prepared(
-                    statement.name, [value.encode() for value in values]),
-                    pq.ExecStatus.TUPLES_OK)
-                if result.ntuples == 0:
-                    return None
-                return tuple(result.get_value(0, column) for column in range(result.nfields))
+                return work(pgconn, holder)
             except psycopg.OperationalError as error:
                 # The server restarted or dropped the connection: one fresh try, then the
                 # error goes up as SQLAlchemy's, like every other database failure.
                 self._drop()
                 if attempt == 2:
-                    raise sa.exc.OperationalError(statement.sql, values, error) from error
+                    raise sa.exc.OperationalError(sql, values, error) from error
         raise AssertionError("unreachable")
 
     def _hold(self, connection: Any) -> _Held:

@@ -379,3 +379,28 @@ def test_the_workers_are_woken_after_the_write_commits_and_not_by_it(
                        headers=writer).status_code == 201
     listener.join(10)
     assert heard[1] >= 1
+
+
+def test_the_waker_reconnects_after_the_server_ended_its_connection(
+        client, db_app, database_url, admin, writer, receiver: Receiver, end_connections):
+    url, inbox = receiver.inbox("reconnected")
+    register(client, admin, inbox, url, ["participant.enrolled"])
+    assert client.post("/v1/participants", json=ENROL, headers=writer).status_code == 201
+    waker = container(db_app).units.waker
+    assert waker is not None
+    deadline = time.monotonic() + 10
+    while not waker._reads.opened:  # its thread has sent the first NOTIFY on its connection
+        assert time.monotonic() < deadline, "the waker sent nothing"
+        time.sleep(0.01)
+    assert end_connections() >= 1
+    heard: list[int] = []
+    listening.clear()
+    listener = threading.Thread(target=lambda: heard.append(notifications(database_url, 2.0)))
+    listener.start()
+    assert listening.wait(10)
+    # The API's pooled connections were ended too: the idle ping replaces them.
+    time.sleep(1.1)
+    assert client.post("/v1/participants", json={**ENROL, "subject_code": "ZS-R02"},
+                       headers=writer).status_code == 201
+    listener.join(10)
+    assert heard[0] >= 1, "no NOTIFY after the server ended the waker's connection"
