@@ -7,6 +7,8 @@ rendered feed is cached, and every API request reads its key, so these reads are
 those requests cost: SQLAlchemy's connection checkout and execution path cost several times the
 statement itself. Each call reads the committed row (autocommit), so a write through any worker
 or instance is seen by the next request: nothing is cached.
+
+The webhook waker's thread sends its NOTIFY the same way, for the same reason (`notify`).
 """
 
 from __future__ import annotations
