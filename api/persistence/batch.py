@@ -60,40 +60,55 @@ RENDERED_CLAUSE = Clause(
     "tag = EXCLUDED.tag, body = EXCLUDED.body, marks = EXCLUDED.marks")
 
 
-_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+# `$n` parameters, as PostgreSQL itself takes them: psycopg's raw cursor sends the text as it is.
+_PSYCOPG = postgresql.psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 
-def for_psycopg(statement: sa.ClauseElement) -> str:
-    """A SQLAlchemy statement's text as psycopg takes it (`%(name)s` parameters), compiled
-    once, for `on_driver`."""
-    return str(statement.compile(dialect=_PSYCOPG))
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement as `on_driver` runs it: its text with `$n` parameters, and the name each
+    number stands for, in order."""
+
+    sql: str
+    names: tuple[str, ...]
 
 
-def on_driver(connection: Connection, sql: str, params: dict[str, Any]) -> Any:
-    """Run `sql` (psycopg's text, `for_psycopg`) on the unit of work's own connection and
-    transaction, past SQLAlchemy's execution layer, and return psycopg's cursor, its rows as
-    dicts keyed by column name. On the write path SQLAlchemy's per-statement work (execution
-    context, parameter processing, result wrapping) cost more CPU than psycopg's. Nothing else
+def for_psycopg(statement: sa.ClauseElement) -> DriverStatement:
+    """A SQLAlchemy statement compiled once for `on_driver`."""
+    compiled: Any = statement.compile(dialect=_PSYCOPG)  # a SQLCompiler: its positiontup
+    return DriverStatement(str(compiled), tuple(compiled.positiontup or ()))
+
+
+def on_driver(connection: Connection, statement: DriverStatement, params: dict[str, Any]) -> Any:
+    """Run `statement` (`for_psycopg`) on the unit of work's own connection and transaction,
+    past SQLAlchemy's execution layer, and return psycopg's cursor, its rows as dicts keyed by
+    column name. On the write path SQLAlchemy's per-statement work (execution context,
+    parameter processing, result wrapping) cost more CPU than psycopg's. The cursor is
+    psycopg's raw one: the text goes to the server as compiled, where the default cursor
+    parses `%(name)s` out of it on every call once it is over 4,096 characters or 50
+    parameters (a dose that moves visits, with a webhook message, is both). Nothing else
     changes: `before_cursor_execute` listeners are told of the statement as of any other,
     and a failure goes up as SQLAlchemy's own exception through SQLAlchemy's own handling (a
     lost connection invalidates it in the pool). PostgreSQL only."""
+    import psycopg
     from psycopg.rows import dict_row
 
     driver = connection.connection.driver_connection
     assert driver is not None
-    cursor = driver.cursor(row_factory=dict_row)
+    values = [params[name] for name in statement.names]
+    cursor: Any = psycopg.RawCursor(driver, row_factory=dict_row)
     for listener in connection.dispatch.before_cursor_execute:
-        listener(connection, cursor, sql, params, None, False)
+        listener(connection, cursor, statement.sql, values, None, False)
     try:
-        cursor.execute(sql, params)
+        cursor.execute(statement.sql, values)
     except Exception as error:  # wrapped and raised by SQLAlchemy, as for its own statements
-        connection._handle_dbapi_exception(error, sql, params, cursor, None)
+        connection._handle_dbapi_exception(error, statement.sql, values, cursor, None)
     return cursor
 
 
 @dataclass(frozen=True)
 class _Batched:
-    sql: str
+    statement: DriverStatement
     # Parameters SQLAlchemy's column types convert (JSON), with their converters.
     processors: tuple[tuple[str, Any], ...]
 
@@ -141,4 +156,4 @@ class Batch:
         statement = _batched_statement(tuple(clause for clause, _ in kept))
         for name, convert in statement.processors:
             params[name] = convert(params[name])
-        on_driver(self.connection, statement.sql, params).close()
+        on_driver(self.connection, statement.statement, params).close()

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.http.context import container
-from api.persistence.batch import on_driver
+from api.persistence.batch import DriverStatement, on_driver
 from api.usecases.feeds import stored_events
 from scheduler.ical import event_mark, render_event
 from scheduler.subscription import VisitState, feed_events
@@ -174,10 +174,10 @@ def test_the_write_paths_direct_statements_fail_as_sqlalchemys_and_drop_a_lost_c
         "subject_code": "WP-004", "cryoablation_date": "2026-03-02"}, headers=writer).get_json()
     engine = container(db_app).engine
     with engine.connect() as connection, pytest.raises(sa.exc.ProgrammingError):
-        on_driver(connection, "SELECT no_such_column FROM participants", {})
+        on_driver(connection, DriverStatement("SELECT no_such_column FROM participants", ()), {})
     with engine.connect() as connection, pytest.raises(sa.exc.IntegrityError):
-        on_driver(connection, "INSERT INTO participants (id) VALUES (%(pid)s)",
-                  {"pid": participant["id"]})
+        on_driver(connection, DriverStatement("INSERT INTO participants (id) VALUES ($1)",
+                                              ("pid",)), {"pid": participant["id"]})
     admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
@@ -185,7 +185,7 @@ def test_the_write_paths_direct_statements_fail_as_sqlalchemys_and_drop_a_lost_c
             with admin.connect() as other:
                 other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
             with pytest.raises(sa.exc.OperationalError) as lost:
-                on_driver(connection, "SELECT 1", {})
+                on_driver(connection, DriverStatement("SELECT 1", ()), {})
             assert lost.value.connection_invalidated
     finally:
         admin.dispose()
