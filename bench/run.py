@@ -98,7 +98,8 @@ the cores with the workers: compare ratios within one run, not across runs.
   transaction (the lock, reading the stored site-feed block with its marks and the active
   webhook endpoints; the history with the visit states; every write as one statement of
   data-modifying WITH clauses, `api/persistence/batch.py`), run on psycopg directly past
-  SQLAlchemy's execution layer; the schedule computed once; only the site events whose mark
+  SQLAlchemy's execution layer (psycopg's raw cursor, the text compiled once with `$n`
+  parameters); the schedule computed once; only the site events whose mark
   changed rendered (`scheduler.ical.event_mark`); the answer (the whole schedule) dumped. In
   process a dose is about 15 M instructions against 19.4 M on the round 2 tree
   (`bench/write_cost.py`, callgrind: seconds on this machine vary too much to compare). What
@@ -109,6 +110,14 @@ the cores with the workers: compare ratios within one run, not across runs.
   dose must survive a crash) on the two cores wrk and the workers share. SQLite stays
   `synchronous=FULL` (one fsync a commit, and one writer at a time), which bounds its writes
   and its p99.
+- **A webhook endpoint on**: the write puts its message and deliveries in the same batched
+  statement and does not NOTIFY (PostgreSQL serialises notifying commits until their WAL is
+  flushed: `bench/notify_commits.py`); a thread of the API process sends one NOTIFY after
+  the commits of the last 20 ms (`Waker`). The outbox adds about 1 M instructions (5 %) to a
+  dose that moves visits (`bench/write_cost.py --moving --endpoint`). The rest of the
+  comparison under wrk is the worker, its backend and the receiver on the same two cores,
+  and the noise: single rounds range over tens of percent here, so the verdict is the
+  median of each round's own on/off pair, the order alternating.
 - **The worklist** reads the stored visit states in one query, through an index on
   (status, earliest) with a range every wanted row satisfies; due and overdue are derived
   from the stored window and the day. Its page renders from the same use case. Both are
