@@ -3,9 +3,9 @@ visits (api/usecases/webhooks.py). `make run` starts one beside gunicorn.
 
 On PostgreSQL it LISTENs for the NOTIFY sent after each write that put messages in the outbox
 has committed (`api.persistence.webhooks.Waker`), so a delivery leaves within milliseconds of
-the commit, and polls as well (retries fall due with
-no notice); several workers may run, their claims skip each other's rows. On SQLite it polls
-the outbox every `TRIAL_SCHEDULE_WEBHOOK_POLL_SECONDS`; run one worker per database file.
+the commit, and polls as well (retries fall due with no notice); several workers may run,
+their claims skip each other's rows. On SQLite it polls the outbox every
+`TRIAL_SCHEDULE_WEBHOOK_POLL_SECONDS`; run one worker per database file.
 """
 
 from __future__ import annotations

@@ -322,8 +322,8 @@ class Waker:
     serialises the commits of every transaction that notifies (a database-wide lock from
     PreCommit_Notify until the commit's WAL is flushed), so concurrent writes with webhooks
     on would each wait for the last one's flush instead of sharing it. `bench/notify_commits.py`
-    (16 connections inserting a row a transaction): 0.55 to 0.68 of the commits a second
-    with the NOTIFY in the transaction, 0.93 to 0.95 with it sent after, as here.
+    (16 connections inserting a row a transaction): 0.54 to 0.68 of the commits a second
+    with the NOTIFY in the transaction, 0.93 to 0.96 with it sent after, as here.
 
     `ring` only flags the thread; the thread sends one NOTIFY for every ring that came since
     its last, at most one each `WAKER_SPACING_SECONDS`, so a burst of writes costs a few
@@ -333,7 +333,6 @@ class Waker:
     and the NOTIFY."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
         # The thread's connection, kept while it runs and closed with the engine: a NOTIFY
         # through libpq costs a tenth of the CPU of one through SQLAlchemy's pool.
         self._reads = FeedReads(engine)

@@ -320,6 +320,10 @@ class Rings:
         self.seen.append(pending(self.app))
 
 
+# Set once `notifications` is LISTENing.
+listening = threading.Event()
+
+
 def notifications(database_url: str, seconds: float) -> int:
     """How many NOTIFYs on the workers' channel arrive within `seconds` of LISTENing."""
     engine = sa.create_engine(database_url)
@@ -333,9 +337,6 @@ def notifications(database_url: str, seconds: float) -> int:
     finally:
         raw.close()
         engine.dispose()
-
-
-listening = threading.Event()
 
 
 def test_the_workers_are_woken_after_the_write_commits_and_not_by_it(
