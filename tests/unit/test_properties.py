@@ -37,6 +37,7 @@ from scheduler.outcomes import (
     on_day,
 )
 from scheduler.protocol import DISCONTINUATION_REASONS
+from scheduler.visit_order import order_key, visit_key
 from tests.conftest import PROTOCOL, SITE
 
 START, COMPLETION = PROTOCOL.study_start, PROTOCOL.study_completion
@@ -116,6 +117,17 @@ def test_ids_are_unique_and_visits_sorted_by_date_then_clinical_order(facts):
     dated = [(v.date, rank[v.kind]) for v in visits if v.date is not None]
     assert dated == sorted(dated)
     assert all(v.date is None for v in visits[len(dated):])
+
+
+@MANY
+@given(participants())
+def test_a_sorts_visit_key_is_the_one_order_key(facts):
+    """`visit_key` looks the kinds' ranks up once a sort; the key it gives is `order_key`'s,
+    with the protocol's same-day order and with none (revision 1)."""
+    for kinds in (PROTOCOL.visit_order, ()):
+        key = visit_key(kinds)
+        for visit in compute(facts).visits:
+            assert key(visit) == order_key(kinds, visit.date, visit.kind, visit.id), visit.id
 
 
 @MANY
