@@ -22,6 +22,7 @@ from api.http import (
 )
 from api.http.csv_export import blp as csv_blp
 from api.http.fhir import blp as fhir_blp
+from api.http.json_answers import JsonAnswers
 from api.http.odm import blp as odm_blp
 from api.usecases.container import Container
 
@@ -45,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 def install(app: Flask, container: Container | None) -> problems.ProblemApi:
     """Register the views, error handlers and request checks on `app`, and `container` as
     what they call (None only to document the API, never to serve it)."""
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = JsonAnswers(app)
     if container is not None:
         context.register(app, container)
     problems.init_app(app)
