@@ -36,6 +36,19 @@ def test_bench_harness_runs_on_a_tiny_load(tmp_path):
         assert f"### {line.split(' | ')[0].removeprefix('| ')}" in report, line
 
 
+def test_a_dose_run_with_repeated_doses_is_not_taken_for_a_rate():
+    """A round that runs out of participants records doses twice: each a 409, cheap, which
+    would raise the rate. Such a run is reported as not measured, not as met or missed."""
+    sys.path.insert(0, str(ROOT))
+    from bench.run import RECORD, RECORD_P99_MS, RECORD_RPS, Result, verdict
+
+    name = f"{RECORD} [postgresql]"
+    fast = Result(name, RECORD_RPS + 100, 10.0, RECORD_P99_MS / 2, 90.0)
+    assert verdict(RECORD, name, fast).endswith(" met")
+    repeated = Result(name, RECORD_RPS + 100, 10.0, RECORD_P99_MS / 2, 90.0, errors=64)
+    assert verdict(RECORD, name, repeated).startswith("not measured: 64 answers")
+
+
 def test_the_write_cost_program_records_doses_on_postgresql():
     """bench/write_cost.py counts, under callgrind, what this program does: record first doses
     in process on a scratch PostgreSQL database (valgrind itself is too slow for the suite)."""
