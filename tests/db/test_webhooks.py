@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from api.http.context import container
+from api.persistence.records import Outcome
+from api.persistence.tables import webhook_deliveries
 from api.persistence.webhooks import CHANNEL
 from api.usecases.webhooks import Deliverer, WebhookSettings
 from scheduler.history import RecoveryConfirmed
@@ -248,6 +250,45 @@ def test_overdue_visits_are_announced_once_each_even_across_a_restart(
     assert some["window"] == visit["window"] and some["date"] == visit["date"]
     assert some["today"] == "2026-04-30" and some["participant_id"] == pid
     assert some["subject_code"] == "ZS-001"
+
+
+def test_a_rounds_outcomes_are_settled_each_as_attempted_and_a_lapsed_lease_overwrites_nothing(
+        client, db_app, admin, writer, receiver: Receiver):
+    """A round's outcomes are recorded together: each delivery gets its own state, status,
+    error and times, and an outcome for an attempt that another claim has since taken over
+    (its lease ran out) changes nothing."""
+    url, inbox = receiver.inbox("settled")
+    register(client, admin, inbox, url, ["participant.enrolled"])
+    for n in range(3):
+        answer = client.post("/v1/participants", json={**ENROL, "subject_code": f"SET-{n}"},
+                             headers=writer)
+        assert answer.status_code == 201
+    units = container(db_app).units
+    start = dt.datetime.now(dt.UTC)
+    with units() as uow:
+        claimed = uow.webhooks.claim(start, start + dt.timedelta(seconds=60), 10)
+        uow.commit()
+    assert len(claimed) == 3 and {c.attempts for c in claimed} == {1}
+    first, second, third = claimed
+    later = start + dt.timedelta(minutes=5)
+    # The third's lease ran out and another worker's claim took it over (attempt 2).
+    with container(db_app).engine.begin() as connection:
+        connection.execute(webhook_deliveries.update().where(
+            webhook_deliveries.c.id == third.id).values(attempts=2))
+    with units() as uow:
+        uow.webhooks.settle([
+            Outcome(first.id, 1, "delivered", 204, None, start, start),
+            Outcome(second.id, 1, "pending", 503, "HTTP 503", later),
+            Outcome(third.id, 1, "dead", None, "refused", start)])
+        uow.commit()
+    with units(readonly=True) as uow:
+        found = {d.id: d for d in uow.webhooks.deliveries(first.endpoint_id, None, 10)}
+    assert (found[first.id].state, found[first.id].last_status,
+            found[first.id].delivered_at) == ("delivered", 204, start)
+    assert (found[second.id].state, found[second.id].last_status, found[second.id].last_error,
+            found[second.id].next_attempt_at) == ("pending", 503, "HTTP 503", later)
+    assert (found[third.id].state, found[third.id].attempts, found[third.id].last_status,
+            found[third.id].last_error) == ("pending", 2, None, None)
 
 
 def test_endpoints_are_admin_only_and_checked(client, admin, keys, receiver: Receiver):
