@@ -101,11 +101,12 @@ the cores with the workers: compare ratios within one run, not across runs.
   SQLAlchemy's execution layer (psycopg's raw cursor, the text compiled once with `$n`
   parameters); the schedule computed once; only the site events whose mark
   changed rendered (`scheduler.ical.event_mark`); the answer (the whole schedule) dumped. In
-  process a dose is about 15 M instructions against 19.4 M on the round 2 tree
+  process a dose is about 13.6 M instructions against 19.4 M on the round 2 tree
   (`bench/write_cost.py`, callgrind: seconds on this machine vary too much to compare). What
   is left, by py-spy samples holding the GIL under wrk: computing the schedule (a fifth),
   the site events' marks and renders (a seventh), reading the history and states (a tenth),
-  the batched write, the answer's JSON, the API key's check and gunicorn, each a few
+  the batched write, the answer's JSON (orjson since round 3's fourth pass: it was about
+  100 µs of the standard library's), the API key's check and gunicorn, each a few
   hundredths; and PostgreSQL's own work and commit (`synchronous_commit` stays on: a recorded
   dose must survive a crash) on the two cores wrk and the workers share. SQLite stays
   `synchronous=FULL` (one fsync a commit, and one writer at a time), which bounds its writes
@@ -115,8 +116,9 @@ the cores with the workers: compare ratios within one run, not across runs.
   flushed: `bench/notify_commits.py`); a thread of the API process sends one NOTIFY after
   the commits of the last 20 ms (`Waker`). The outbox adds about 1 M instructions (5 %) to a
   dose that moves visits (`bench/write_cost.py --moving --endpoint`). The rest of the
-  comparison under wrk is the worker, its backend and the receiver on the same two cores,
-  and the noise: single rounds range over tens of percent here, so the verdict is the
+  comparison under wrk is the worker, its backend and the receiver on the same two cores
+  (`bench/delivery_cost.py`: about 0.3 to 0.45 ms of the worker's CPU, 0.1 of PostgreSQL's
+  and 0.16 of the receiver's a delivery, where a moving dose costs about 5 ms), and the noise: single rounds range over tens of percent here, so the verdict is the
   median of each round's own on/off pair, the order alternating.
 - **The worklist** reads the stored visit states in one query, through an index on
   (status, earliest) with a range every wanted row satisfies; due and overdue are derived

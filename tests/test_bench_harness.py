@@ -80,3 +80,20 @@ def test_the_notify_commits_bench_runs_each_way_on_postgresql():
                   if line.startswith(f"round 1 {way:>6}: ")]
         assert int(line.split(": ")[1].split(" ")[0].replace(",", "")) > 0, line
     assert "of none" in run.stdout
+
+
+def test_the_delivery_cost_bench_delivers_every_message_on_postgresql():
+    """bench/delivery_cost.py, the CPU a webhook delivery costs: a few deliveries, each sent
+    to its receiver and recorded delivered (the program fails otherwise), and a row of
+    figures."""
+    import os
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
+    run = subprocess.run([sys.executable, "bench/delivery_cost.py", "--deliveries", "20",
+                          "--batch", "4", "--runs", "1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "BENCH_DATABASE_URL": server})
+    assert run.returncode == 0, run.stderr[-3000:]
+    [row] = [line for line in run.stdout.splitlines() if line.startswith("| 1 | ")]
+    assert all(float(cell) >= 0 for cell in row.strip("| ").split(" | ")[1:]), row
