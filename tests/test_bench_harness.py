@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def on_postgresql(program: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a bench program against the suite's PostgreSQL (skipped without one); it must
+    succeed."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
+    run = subprocess.run([sys.executable, *program], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout, env={**os.environ, "BENCH_DATABASE_URL": server})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
 
 
 def test_bench_harness_runs_on_a_tiny_load(tmp_path):
@@ -52,29 +65,15 @@ def test_a_dose_run_with_repeated_doses_is_not_taken_for_a_rate():
 def test_the_write_cost_program_records_doses_on_postgresql():
     """bench/write_cost.py counts, under callgrind, what this program does: record first doses
     in process on a scratch PostgreSQL database (valgrind itself is too slow for the suite)."""
-    import os
-
-    server = os.environ.get("TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
-    run = subprocess.run([sys.executable, "bench/write_cost.py", "--record", "3", "--pool", "5",
-                          "--tree", str(ROOT)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "BENCH_DATABASE_URL": server})
-    assert run.returncode == 0, run.stderr[-3000:]
+    on_postgresql(["bench/write_cost.py", "--record", "3", "--pool", "5", "--tree", str(ROOT)],
+                  300)
 
 
 def test_the_notify_commits_bench_runs_each_way_on_postgresql():
     """bench/notify_commits.py, the measure behind waking the webhook workers after a write
     commits: one short round of each way, each counting commits."""
-    import os
-
-    server = os.environ.get("TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
-    run = subprocess.run([sys.executable, "bench/notify_commits.py", "--seconds", "0.3",
-                          "--rounds", "1", "--connections", "2"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "BENCH_DATABASE_URL": server})
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = on_postgresql(["bench/notify_commits.py", "--seconds", "0.3", "--rounds", "1",
+                         "--connections", "2"], 120)
     for way in ("none", "inside", "after"):
         [line] = [line for line in run.stdout.splitlines()
                   if line.startswith(f"round 1 {way:>6}: ")]
@@ -86,14 +85,7 @@ def test_the_delivery_cost_bench_delivers_every_message_on_postgresql():
     """bench/delivery_cost.py, the CPU a webhook delivery costs: a few deliveries, each sent
     to its receiver and recorded delivered (the program fails otherwise), and a row of
     figures."""
-    import os
-
-    server = os.environ.get("TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
-    run = subprocess.run([sys.executable, "bench/delivery_cost.py", "--deliveries", "20",
-                          "--batch", "4", "--runs", "1"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "BENCH_DATABASE_URL": server})
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = on_postgresql(["bench/delivery_cost.py", "--deliveries", "20", "--batch", "4",
+                         "--runs", "1"], 300)
     [row] = [line for line in run.stdout.splitlines() if line.startswith("| 1 | ")]
     assert all(float(cell) >= 0 for cell in row.strip("| ").split(" | ")[1:]), row
