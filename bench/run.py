@@ -118,8 +118,9 @@ the cores with the workers: compare ratios within one run, not across runs.
   dose that moves visits (`bench/write_cost.py --moving --endpoint`). The rest of the
   comparison under wrk is the worker, its backend and the receiver on the same two cores
   (`bench/delivery_cost.py`: about 0.3 to 0.45 ms of the worker's CPU, 0.1 of PostgreSQL's
-  and 0.16 of the receiver's a delivery, where a moving dose costs about 5 ms), and the noise: single rounds range over tens of percent here, so the verdict is the
-  median of each round's own on/off pair, the order alternating.
+  and 0.16 of the receiver's a delivery, where a moving dose costs about 5 ms), and the
+  noise: single rounds range over tens of percent here, so the verdict is the median of each
+  round's own on/off pair, the order alternating.
 - **The worklist** reads the stored visit states in one query, through an index on
   (status, earliest) with a range every wanted row satisfies; due and overdue are derived
   from the stored window and the day. Its page renders from the same use case. Both are
