@@ -40,6 +40,17 @@ def _ranks(kinds: tuple[str, ...]) -> dict[str, int]:
     return {kind: index for index, kind in enumerate(kinds)}
 
 
+def order_keys(kinds: tuple[str, ...]) -> Callable[[dt.date | None, str, str], OrderKey]:
+    """`order_key` with the kinds fixed, for a sort's many keys: the kinds' ranks are looked up
+    once, not once a visit."""
+    if not kinds:
+        return lambda date, _kind, visit_id: (date is None, date or dt.date.min, 0, 0, visit_id)
+    ranks = _ranks(kinds)
+    last = len(ranks)
+    return lambda date, kind, visit_id: (date is None, date or dt.date.min,
+                                         ranks.get(kind, last), id_number(visit_id), visit_id)
+
+
 def order_key(kinds: tuple[str, ...], date: dt.date | None, kind: str,
               visit_id: str) -> OrderKey:
     """Where a visit goes in a list: by date (undated last), then, on one day, by the kinds'
@@ -53,22 +64,13 @@ def order_key(kinds: tuple[str, ...], date: dt.date | None, kind: str,
     >>> order_key((), day, "infusion", "C1D1") < order_key((), day, "recovery_check", "RECOVERY")
     True
     """
-    if not kinds:
-        return (date is None, date or dt.date.min, 0, 0, visit_id)
-    ranks = _ranks(kinds)
-    return (date is None, date or dt.date.min, ranks.get(kind, len(ranks)), id_number(visit_id),
-            visit_id)
+    return order_keys(kinds)(date, kind, visit_id)
 
 
 def visit_key(kinds: tuple[str, ...]) -> Callable[[Visit], OrderKey]:
-    """`order_key` of a visit, for `sorted`, with the kinds' ranks looked up once a sort
-    rather than once a visit (tests/unit/test_properties.py holds the two equal)."""
-    if not kinds:
-        return lambda visit: order_key(kinds, visit.date, visit.kind, visit.id)
-    ranks = _ranks(kinds)
-    last = len(ranks)
-    return lambda visit: (visit.date is None, visit.date or dt.date.min,
-                          ranks.get(visit.kind, last), id_number(visit.id), visit.id)
+    """`order_key` of a visit, for `sorted`."""
+    key = order_keys(kinds)
+    return lambda visit: key(visit.date, visit.kind, visit.id)
 
 
 def in_visit_order(visits: Iterable[Visit], kinds: tuple[str, ...]) -> tuple[Visit, ...]:

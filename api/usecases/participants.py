@@ -54,7 +54,7 @@ from scheduler.outcomes import (
     on_day,
 )
 from scheduler.subscription import VisitState, changed_states
-from scheduler.visit_order import order_key
+from scheduler.visit_order import order_keys
 
 Hook = Callable[[UnitOfWork, Any], None]
 # Issues a participant's first feed token inside the enrolment's unit of work.
@@ -160,8 +160,8 @@ def stored_standing(protocol: Protocol, participant: StoredParticipant, events: 
     if any(state.kind == "infusion" and state.status in OPEN and state.latest is not None
            and state.latest < today for state in rows):
         return None
-    order = protocol.visit_order
-    rows.sort(key=lambda state: order_key(order, state.date, state.kind or "", state.visit_id))
+    key = order_keys(protocol.visit_order)
+    rows.sort(key=lambda state: key(state.date, state.kind or "", state.visit_id))
     counting = counting_ids((r.visit_id, r.kind or "", r.status, r.date) for r in rows)
     visits = []
     for row in rows:

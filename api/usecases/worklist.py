@@ -31,7 +31,7 @@ from scheduler.outcomes import (
     day_status,
 )
 from scheduler.subscription import VisitState
-from scheduler.visit_order import OrderKey, order_key
+from scheduler.visit_order import OrderKey, order_keys
 
 # The rule a dose given out of its window breaks (the engine warns by it too).
 DOSE_WINDOW_RULE = "dose-window"
@@ -148,9 +148,10 @@ def _deviating(today: dt.date) -> Callable[[DatedVisit], bool]:
         row.status in OPEN and row.latest is not None and row.latest < today)
 
 
-def _order(row: ListedVisit, kinds: tuple[str, ...]) -> tuple[dt.date, str, OrderKey]:
+def _order(kinds: tuple[str, ...]) -> Callable[[ListedVisit], tuple[dt.date, str, OrderKey]]:
     """By day, subject, then the protocol's same-day order (`scheduler.visit_order`)."""
-    return row.date, row.subject_code, order_key(kinds, row.date, row.kind, row.visit_id)
+    key = order_keys(kinds)
+    return lambda row: (row.date, row.subject_code, key(row.date, row.kind, row.visit_id))
 
 
 @dataclass
@@ -182,7 +183,8 @@ class Worklist:
         listed = [WorklistVisit(row, status) for row, status
                   in unproved(day_statuses(rows, today), self._states)
                   if status in ("due", "overdue") or start <= row.date <= end]
-        return sorted(listed, key=lambda item: _order(item.visit, self.order))
+        order = _order(self.order)
+        return sorted(listed, key=lambda item: order(item.visit))
 
     def dated(self, start: dt.date, end: dt.date, today: dt.date) -> list[ExportedVisit]:
         """Every visit dated in [start, end], whatever its status (a site's export), with its
@@ -233,5 +235,5 @@ class Worklist:
                                        reasons.get((row.participant_id, row.visit_id))))
             elif status == "overdue":
                 found.append(Deviation(row, "overdue", row.rule, status))
-        return sorted(found, key=lambda d: (d.visit.subject_code,
-                                            _order(d.visit, self.order)))
+        order = _order(self.order)
+        return sorted(found, key=lambda d: (d.visit.subject_code, order(d.visit)))

@@ -122,8 +122,8 @@ def test_ids_are_unique_and_visits_sorted_by_date_then_clinical_order(facts):
 @MANY
 @given(participants())
 def test_a_sorts_visit_key_is_the_one_order_key(facts):
-    """`visit_key` looks the kinds' ranks up once a sort; the key it gives is `order_key`'s,
-    with the protocol's same-day order and with none (revision 1)."""
+    """`visit_key` (a sort's key, its ranks looked up once, `order_keys`) gives each visit
+    `order_key`'s key, with the protocol's same-day order and with none (revision 1)."""
     for kinds in (PROTOCOL.visit_order, ()):
         key = visit_key(kinds)
         for visit in compute(facts).visits:
